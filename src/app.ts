@@ -1,0 +1,91 @@
+/**
+ * Builds the HTTP application (without listening): tests call `inject()` on it, `berth serve` listens.
+ */
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import type { Config } from './config/schema.ts';
+import type { Services } from './container.ts';
+import { registerDistributionApi } from './http/distribution/dispatch.ts';
+import { registerErrorEnvelope, sendError } from './http/plugins/error-envelope.ts';
+import { registerRawBody } from './http/plugins/raw-body.ts';
+import { UrlBuilder } from './http/urls.ts';
+import { registerV1Search } from './http/v1-search.ts';
+import { RegistryError } from './oci/errors.ts';
+import { startUploadPurge } from './registry/upload-purge.ts';
+
+export interface AppOptions {
+  /** Start the background upload purge (off in unit tests). */
+  readonly backgroundJobs?: boolean;
+  /** A logger destination override (tests). */
+  readonly logger?: boolean;
+}
+
+export function createApp(config: Config, services: Services, options: AppOptions = {}): FastifyInstance {
+  const app = Fastify({
+    logger:
+      options.logger === false
+        ? false
+        : {
+            level: config.log.level,
+            redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'], remove: true },
+          },
+    // One access-log line per request is written by our own hook (or none), not fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 16_384 },
+    // Malformed percent-encoding in the path: answer with the envelope rather than a framework error page.
+    frameworkErrors: (error, request, reply) => {
+      const code = (error as { code?: string }).code;
+      reply.header('Docker-Distribution-API-Version', 'registry/2.0');
+      sendError(
+        reply,
+        new RegistryError(code === 'FST_ERR_BAD_URL' ? 'NAME_INVALID' : 'UNSUPPORTED', error.message, { status: 400 }),
+      );
+      void request;
+    },
+  });
+
+  registerRawBody(app);
+  registerErrorEnvelope(app);
+
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.header('Docker-Distribution-API-Version', 'registry/2.0');
+    done();
+  });
+  if (config.log.accessLog) {
+    app.addHook('onResponse', (request, reply, done) => {
+      request.log.info(
+        {
+          method: request.method,
+          path: (request.raw.url ?? '').split('?')[0],
+          status: reply.statusCode,
+          ms: Math.round(reply.elapsedTime * 10) / 10,
+          remote: request.ip,
+        },
+        'request',
+      );
+      done();
+    });
+  }
+
+  const urls = new UrlBuilder({
+    publicUrl: config.publicUrl,
+    relativeUrls: config.http.relativeUrls,
+    trustForwardedHeaders: config.http.trustForwardedHeaders,
+  });
+  registerDistributionApi(app, {
+    registry: services.registry,
+    urls,
+    limits: { catalogPageSize: config.registry.catalogPageSize, tagsPageSize: config.registry.tagsPageSize },
+  });
+  registerV1Search(app, services.registry);
+
+  if (options.backgroundJobs !== false && config.uploads.purgeInterval > 0) {
+    let stop: (() => void) | undefined;
+    app.addHook('onReady', async () => {
+      stop = startUploadPurge(services.registry.uploads, config.uploads.purgeInterval, app.log);
+    });
+    app.addHook('onClose', async () => stop?.());
+  }
+  return app;
+}

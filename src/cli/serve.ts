@@ -1,0 +1,57 @@
+/** `berth serve`: load config, build services, listen, shut down gracefully on SIGTERM/SIGINT. */
+import { createApp } from '../app.ts';
+import { loadConfig } from '../config/load.ts';
+import { createServices } from '../container.ts';
+
+export interface ServeFlags {
+  readonly config?: string;
+  readonly listen?: string;
+  readonly data?: string;
+}
+
+/** Splits `HOST:PORT` (`[v6]:PORT` for IPv6). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
+  return { host, port: Number(listen.slice(i + 1)) };
+}
+
+export async function serve(flags: ServeFlags): Promise<void> {
+  const config = loadConfig({
+    file: flags.config ?? process.env.BERTH_CONFIG,
+    overrides: { listen: flags.listen, data: flags.data },
+  });
+  const services = await createServices(config);
+  const app = createApp(config, services);
+  let closing = false;
+  const shutdown = (signal: string): void => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      app.log.warn('shutdown timeout reached; exiting with requests in flight');
+      process.exit(1);
+    }, config.http.shutdownTimeout);
+    force.unref();
+    app
+      .close()
+      .then(() => services.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          app.log.error({ err }, 'error during shutdown');
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  const { host, port } = parseListen(config.listen);
+  try {
+    await app.listen({ host, port });
+  } catch (e) {
+    await services.close();
+    throw e;
+  }
+  app.log.info({ data: config.data, storage: config.storage.driver, metadata: config.metadata.driver }, 'berth ready');
+}

@@ -1,0 +1,39 @@
+/** `GET|HEAD|DELETE /v2/<name>/blobs/<digest>` */
+import { parseDigest } from '../../oci/digest.ts';
+import { parseRangeHeader } from '../headers.ts';
+import type { Handler, MethodTable, RouteContext } from './context.ts';
+
+const fetchBlob: Handler = async ({ request, reply, params, registry }: RouteContext) => {
+  const digest = parseDigest(params.digest as string).digest;
+  const link = await registry.blobs.stat(params.name, digest);
+  const range = parseRangeHeader(request.headers.range, link.size);
+  reply.headers({
+    'Docker-Content-Digest': digest,
+    'Accept-Ranges': 'bytes',
+    ETag: `"${digest}"`,
+    'Content-Type': 'application/octet-stream',
+  });
+  if (range) {
+    reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${link.size}`);
+    reply.header('Content-Length', String(range.end - range.start + 1));
+  } else {
+    reply.code(200).header('Content-Length', String(link.size));
+  }
+  if (request.method === 'HEAD') {
+    return reply.send();
+  }
+  // An empty blob has no bytes to read (and no valid range to ask storage for).
+  if (link.size === 0) return reply.send(Buffer.alloc(0));
+  const blob = await registry.blobs.open(params.name, digest, link.size, range ?? undefined);
+  return reply.send(blob.body);
+};
+
+export const blobRoutes: MethodTable = {
+  GET: fetchBlob,
+  HEAD: fetchBlob,
+  async DELETE({ reply, params, registry }) {
+    const digest = parseDigest(params.digest as string).digest;
+    await registry.blobs.delete(params.name, digest);
+    reply.code(202).header('Content-Length', '0').send();
+  },
+};

@@ -1,0 +1,75 @@
+/**
+ * Mounts the distribution API: every `/v2` request goes through one Fastify route and is dispatched with the
+ * route table (`routes.ts`), since repository names span several path segments.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { RegistryError } from '../../oci/errors.ts';
+import { assertRepositoryName } from '../../oci/reference.ts';
+import type { Registry } from '../../registry/registry.ts';
+import { matchRoute, type RouteName } from '../routes.ts';
+import type { UrlBuilder } from '../urls.ts';
+import { blobRoutes } from './blobs.ts';
+import type { HttpMethod, MethodTable } from './context.ts';
+import { catalogRoutes, referrersRoutes, tagsRoutes } from './listing.ts';
+import { manifestRoutes } from './manifests.ts';
+import { uploadRoutes, uploadStartRoutes } from './uploads.ts';
+
+const baseRoutes: MethodTable = {
+  async GET({ reply }) {
+    reply.code(200).type('application/json').send('{}');
+  },
+  async HEAD({ reply }) {
+    reply.code(200).type('application/json').header('Content-Length', '2').send();
+  },
+};
+
+const HANDLERS: Record<RouteName, MethodTable> = {
+  base: baseRoutes,
+  catalog: catalogRoutes,
+  tags: tagsRoutes,
+  manifest: manifestRoutes,
+  uploadStart: uploadStartRoutes,
+  upload: uploadRoutes,
+  blob: blobRoutes,
+  referrers: referrersRoutes,
+};
+
+const METHODS: HttpMethod[] = ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'];
+
+export interface DistributionOptions {
+  readonly registry: Registry;
+  readonly urls: UrlBuilder;
+  readonly limits: { readonly catalogPageSize: number; readonly tagsPageSize: number };
+}
+
+export function registerDistributionApi(app: FastifyInstance, options: DistributionOptions): void {
+  const handle = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const rawUrl = request.raw.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
+    const match = matchRoute(path);
+    if (!match) {
+      throw new RegistryError('NAME_INVALID', 'no such endpoint; repository names are lowercase path components', {
+        status: 404,
+        detail: { path: path.slice(0, 300) },
+      });
+    }
+    const handler = HANDLERS[match.route][request.method as HttpMethod];
+    if (!handler) {
+      reply.header('Allow', Object.keys(HANDLERS[match.route]).join(', '));
+      throw new RegistryError('UNSUPPORTED', `${request.method} is not supported on this endpoint`, { status: 405 });
+    }
+    if (match.params.name !== undefined) assertRepositoryName(match.params.name);
+    await handler({
+      request,
+      reply,
+      params: { ...match.params, name: match.params.name ?? '' },
+      registry: options.registry,
+      urls: options.urls,
+      limits: options.limits,
+    });
+  };
+  for (const url of ['/v2', '/v2/', '/v2/*']) {
+    app.route({ method: METHODS, url, handler: handle });
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Absolute URLs for `Location` headers: a configured public URL wins; otherwise `X-Forwarded-Proto` and
+ * `X-Forwarded-Host` (first value, when trusted) or the request's own scheme and `Host`. Relative URLs when
+ * configured so.
+ */
+import type { FastifyRequest } from 'fastify';
+
+export interface UrlOptions {
+  readonly publicUrl: string | null;
+  readonly relativeUrls: boolean;
+  readonly trustForwardedHeaders: boolean;
+}
+
+export class UrlBuilder {
+  private readonly publicBase: string | null;
+
+  constructor(private readonly options: UrlOptions) {
+    this.publicBase = options.publicUrl ? options.publicUrl.replace(/\/+$/, '') : null;
+  }
+
+  /** The base (`scheme://host[:port]`) for this request, or '' for relative URLs. */
+  base(request: FastifyRequest): string {
+    if (this.options.relativeUrls) return '';
+    if (this.publicBase !== null) return this.publicBase;
+    const headers = request.headers;
+    let proto: string = request.protocol;
+    let host = headers.host ?? '';
+    if (this.options.trustForwardedHeaders) {
+      const fProto = first(headers['x-forwarded-proto']);
+      const fHost = first(headers['x-forwarded-host']);
+      if (fProto === 'http' || fProto === 'https') proto = fProto;
+      if (fHost && /^[A-Za-z0-9.:[\]-]+$/.test(fHost)) host = fHost;
+    }
+    if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) return '';
+    return `${proto}://${host}`;
+  }
+
+  /** An absolute (or, when configured, relative) URL for `path`. */
+  url(request: FastifyRequest, path: string): string {
+    return `${this.base(request)}${path}`;
+  }
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  return s?.split(',')[0]?.trim() || undefined;
+}

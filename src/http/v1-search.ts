@@ -1,0 +1,42 @@
+/**
+ * The Docker Hub v1 search API, as `docker search HOST/TERM` and `podman search` call it:
+ * `GET /v1/_ping`, then `GET /v1/search?q=&n=&page=`.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Registry } from '../registry/registry.ts';
+import { parsePageSize, queryParam } from './headers.ts';
+import { PaginationNumberInvalidError } from '../oci/errors.ts';
+
+export function registerV1Search(app: FastifyInstance, registry: Registry): void {
+  app.get('/v1/_ping', async (_request, reply) => {
+    reply.code(200).type('application/json').send('true');
+  });
+  app.get('/v1/search', async (request, reply) => {
+    const query = (queryParam(request.query, 'q') ?? '').trim().slice(0, 255);
+    let perPage = parsePageSize(queryParam(request.query, 'n'), 25, 100);
+    if (perPage === 0) perPage = 25;
+    const pageParam = queryParam(request.query, 'page');
+    if (pageParam !== undefined && !/^[1-9]\d{0,8}$/.test(pageParam)) {
+      throw new PaginationNumberInvalidError('page must be a positive integer');
+    }
+    const page = pageParam === undefined ? 1 : Number(pageParam);
+    const { total, names } = await registry.catalog.search(query, page, perPage);
+    reply
+      .code(200)
+      .type('application/json')
+      .send({
+        query,
+        num_results: total,
+        num_pages: Math.max(1, Math.ceil(total / perPage)),
+        page,
+        page_size: perPage,
+        results: names.map((name) => ({
+          name,
+          description: '',
+          star_count: 0,
+          is_official: false,
+          is_automated: false,
+        })),
+      });
+  });
+}

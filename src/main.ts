@@ -1,0 +1,28 @@
+/** Process entry of the `berth` command. */
+import { Command } from 'commander';
+import { serve } from './cli/serve.ts';
+import { ConfigError } from './config/load.ts';
+
+const program = new Command()
+  .name('berth')
+  .description('Berth, a self-hosted OCI container registry')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the registry')
+  .option('-c, --config <file>', 'YAML configuration file (also BERTH_CONFIG)')
+  .option('-l, --listen <addr>', 'listen address HOST:PORT (default 0.0.0.0:5000)')
+  .option('-d, --data <dir>', 'data directory of the embedded default (default ./data)')
+  .action(async (flags: { config?: string; listen?: string; data?: string }) => {
+    await serve(flags);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`berth: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`berth: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

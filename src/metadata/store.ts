@@ -1,0 +1,182 @@
+/**
+ * The MetadataStore port: everything the registry knows besides blob bytes. Repositories, which blobs each
+ * repository may see (links), manifests with the exact bytes and what they reference, tags, the referrers
+ * index, and upload sessions. One implementation (`KyselyMetadataStore`) serves SQLite and PostgreSQL.
+ *
+ * Contract shared by every implementation (checked by `testing/store-suite.ts`):
+ * - Every method is atomic: a failure leaves no partial write; concurrent callers (other processes included)
+ *   see either the state before or after a call.
+ * - Names, tags and digests are validated by callers; the store stores them verbatim (case-sensitive).
+ * - Lists are sorted by byte-wise (C collation) order of the name; `after` is exclusive.
+ */
+import type { Digest } from '../oci/digest.ts';
+import type { UploadHandle } from '../storage/driver.ts';
+
+export interface BlobLink {
+  readonly digest: Digest;
+  readonly size: number;
+}
+
+export interface ManifestRecord {
+  readonly repository: string;
+  readonly digest: Digest;
+  readonly mediaType: string;
+  /** The exact bytes pushed; the digest is computed over them. */
+  readonly payload: Buffer;
+  readonly size: number;
+  /** The `subject` descriptor's digest, when the manifest has one. */
+  readonly subject: Digest | null;
+  /** What the referrers API reports: the manifest's `artifactType`, else its config media type, else null. */
+  readonly artifactType: string | null;
+  /** The manifest's top-level `annotations`, or null. */
+  readonly annotations: Record<string, string> | null;
+  readonly createdAt: Date;
+}
+
+export interface PutManifestInput {
+  readonly repository: string;
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly payload: Buffer;
+  readonly subject: Digest | null;
+  readonly artifactType: string | null;
+  readonly annotations: Record<string, string> | null;
+  /** Blobs the manifest requires (config, non-foreign layers): each must be linked in the repository. */
+  readonly blobs: readonly Digest[];
+  /** Manifests the manifest requires (index children): each must exist in the repository. */
+  readonly manifests: readonly Digest[];
+  /** Tags to point at this manifest (created or moved), possibly none. */
+  readonly tags: readonly string[];
+}
+
+export type PutManifestResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly missingBlobs: readonly Digest[]; readonly missingManifests: readonly Digest[] };
+
+/** One entry of the referrers index. */
+export interface ReferrerRecord {
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly size: number;
+  readonly artifactType: string | null;
+  readonly annotations: Record<string, string> | null;
+}
+
+export interface UploadSessionRecord {
+  /** The session id that appears in the upload URL (a UUID). */
+  readonly id: string;
+  readonly repository: string;
+  /** Bytes received and stored so far. */
+  readonly size: number;
+  /** The storage driver's handle, stored verbatim. */
+  readonly handle: UploadHandle;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface Page<T> {
+  readonly items: T[];
+  /** True when items exist after the last one returned. */
+  readonly hasMore: boolean;
+}
+
+export interface PageOptions {
+  /** Maximum number of items, >= 0. */
+  readonly limit: number;
+  /** Exclusive lower bound (byte-wise order). */
+  readonly after?: string | undefined;
+}
+
+export interface MetadataStore {
+  /** Applies pending forward-only migrations. Safe to call concurrently from several processes. */
+  migrate(): Promise<void>;
+
+  /** Checks the database answers (readiness). Throws when it does not. */
+  ping(): Promise<void>;
+
+  /** Closes connections. The store is unusable afterwards. */
+  close(): Promise<void>;
+
+  // --- repositories -------------------------------------------------------------------------------
+
+  /** True when the repository exists (it has ever had a blob linked or a manifest pushed, and not been removed). */
+  repositoryExists(name: string): Promise<boolean>;
+
+  /** Repository names in byte-wise order, after `after`, at most `limit`. */
+  listRepositories(options: PageOptions): Promise<Page<string>>;
+
+  /**
+   * Repository names containing `query` (case-insensitive substring; `%` and `_` are literal), sorted,
+   * skipping `offset`, at most `limit`; `total` counts all matches.
+   */
+  searchRepositories(query: string, options: { limit: number; offset: number }): Promise<{ total: number; names: string[] }>;
+
+  // --- blobs ---------------------------------------------------------------------------------------
+
+  /**
+   * Records that the blob `digest` of `size` bytes is stored and visible in `repository` (creating the
+   * repository if needed). Idempotent. The caller has already committed the bytes to storage.
+   */
+  linkBlob(repository: string, digest: Digest, size: number): Promise<void>;
+
+  /** The blob as visible in `repository`, or null when it is not linked there. */
+  getBlobLink(repository: string, digest: Digest): Promise<BlobLink | null>;
+
+  /** The blob if it is known to the registry in any repository (for cross-repository mounts), or null. */
+  findBlob(digest: Digest): Promise<BlobLink | null>;
+
+  /** Removes the blob's link from `repository`; returns false when it was not linked. Bytes stay for GC. */
+  unlinkBlob(repository: string, digest: Digest): Promise<boolean>;
+
+  // --- manifests and tags --------------------------------------------------------------------------
+
+  /**
+   * Stores a manifest and points `tags` at it, in one transaction, after checking in that same transaction that
+   * every required blob is linked and every required manifest exists in the repository. When some are missing,
+   * nothing is written and they are listed. Pushing an existing digest again is idempotent (tags still move).
+   * Creates the repository if needed.
+   */
+  putManifest(input: PutManifestInput): Promise<PutManifestResult>;
+
+  /** The manifest `digest` in `repository`, or null. */
+  getManifest(repository: string, digest: Digest): Promise<ManifestRecord | null>;
+
+  /** The manifest the tag points at, or null when the tag does not exist. */
+  getManifestByTag(repository: string, tag: string): Promise<ManifestRecord | null>;
+
+  /** Deletes the manifest and every tag pointing at it; returns false when it did not exist. */
+  deleteManifest(repository: string, digest: Digest): Promise<boolean>;
+
+  /** Deletes the tag only (the manifest stays, reachable by digest); returns false when it did not exist. */
+  deleteTag(repository: string, tag: string): Promise<boolean>;
+
+  /** Tag names of the repository in byte-wise order, after `after`, at most `limit`. */
+  listTags(repository: string, options: PageOptions): Promise<Page<string>>;
+
+  /**
+   * Manifests in `repository` whose subject is `subject`, optionally only those whose artifactType equals
+   * `artifactType`, ordered by digest.
+   */
+  listReferrers(repository: string, subject: Digest, options?: { artifactType?: string }): Promise<ReferrerRecord[]>;
+
+  // --- upload sessions -----------------------------------------------------------------------------
+
+  /** Records a new upload session with size 0. */
+  createUploadSession(session: { id: string; repository: string; handle: UploadHandle }): Promise<void>;
+
+  /** The session, or null when unknown (never existed, finished, cancelled or purged). */
+  getUploadSession(id: string): Promise<UploadSessionRecord | null>;
+
+  /**
+   * Compare-and-set: moves the session from `expectedSize` to `size` with the new driver handle, and touches
+   * `updatedAt`. Returns false (and changes nothing) when the session is gone or its size is not `expectedSize`,
+   * i.e. another request advanced it first.
+   */
+  advanceUploadSession(id: string, expectedSize: number, size: number, handle: UploadHandle): Promise<boolean>;
+
+  /** Deletes the session; returns false when it did not exist. Whoever gets true owns the cleanup/commit. */
+  deleteUploadSession(id: string): Promise<boolean>;
+
+  /** Sessions not updated since `before`, oldest first, at most `limit` (for purging). */
+  listStaleUploadSessions(before: Date, limit: number): Promise<UploadSessionRecord[]>;
+}

@@ -1,0 +1,51 @@
+/**
+ * Blobs as a repository sees them: a blob is readable in a repository only when linked there (pushed or mounted
+ * into it); its bytes are stored once by digest and shared.
+ */
+import type { Readable } from 'node:stream';
+import type { BlobLink } from '../metadata/store.ts';
+import type { Digest } from '../oci/digest.ts';
+import { BlobUnknownError, RangeInvalidError, UnsupportedError } from '../oci/errors.ts';
+import { type ByteRange, ObjectNotFoundError, RangeNotSatisfiableError } from '../storage/driver.ts';
+import { blobKey } from '../storage/paths.ts';
+import type { RegistryDeps } from './options.ts';
+
+export interface OpenBlob {
+  readonly size: number;
+  readonly body: Readable;
+}
+
+export class BlobService {
+  constructor(private readonly deps: RegistryDeps) {}
+
+  /** The blob's link in `repository`; throws BLOB_UNKNOWN when it is not visible there. */
+  async stat(repository: string, digest: Digest): Promise<BlobLink> {
+    const link = await this.deps.metadata.getBlobLink(repository, digest);
+    if (!link) throw new BlobUnknownError(undefined, { detail: { digest } });
+    return link;
+  }
+
+  /**
+   * Opens the blob (or `range` of it) for reading. Throws BLOB_UNKNOWN when not visible in the repository or when
+   * its bytes are missing from storage, and a 416 RangeInvalidError for a range outside the blob.
+   */
+  async open(repository: string, digest: Digest, size: number, range?: ByteRange): Promise<OpenBlob> {
+    try {
+      const body = await this.deps.storage.read(blobKey(digest), range);
+      return { size, body };
+    } catch (e) {
+      if (e instanceof ObjectNotFoundError) throw new BlobUnknownError(undefined, { detail: { digest } });
+      if (e instanceof RangeNotSatisfiableError) {
+        throw new RangeInvalidError('requested range not satisfiable', { headers: { 'Content-Range': `bytes */${size}` } });
+      }
+      throw e;
+    }
+  }
+
+  /** Unlinks the blob from the repository (bytes are reclaimed by garbage collection). */
+  async delete(repository: string, digest: Digest): Promise<void> {
+    if (!this.deps.options.deletes) throw new UnsupportedError('deletes are disabled on this registry');
+    const removed = await this.deps.metadata.unlinkBlob(repository, digest);
+    if (!removed) throw new BlobUnknownError(undefined, { detail: { digest } });
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Manifests: push (validated, stored as exact bytes, referenced content checked), pull by tag or digest,
+ * delete by digest (manifest and its tags) or by tag (untag).
+ */
+import type { ManifestRecord } from '../metadata/store.ts';
+import { type Digest, digestOf, parseDigest } from '../oci/digest.ts';
+import {
+  DigestInvalidError,
+  ManifestBlobUnknownError,
+  ManifestUnknownError,
+  PayloadTooLargeError,
+  UnsupportedError,
+} from '../oci/errors.ts';
+import { parseManifest } from '../oci/manifest.ts';
+import { InvalidTagError, isValidTag, type Reference } from '../oci/reference.ts';
+import type { RegistryDeps } from './options.ts';
+
+export interface PutManifestRequest {
+  readonly repository: string;
+  readonly reference: Reference;
+  /** The exact body bytes. */
+  readonly body: Buffer;
+  /** Content-Type without parameters, when sent. */
+  readonly contentType: string | undefined;
+  /** Extra tags (`?tag=` on the request). */
+  readonly tags?: readonly string[];
+}
+
+export interface PutManifestResponse {
+  readonly digest: Digest;
+  readonly subject: Digest | null;
+  readonly tags: readonly string[];
+}
+
+export class ManifestService {
+  constructor(private readonly deps: RegistryDeps) {}
+
+  /** Validates and stores a manifest; see the spec's "Pushing Manifests". */
+  async put(request: PutManifestRequest): Promise<PutManifestResponse> {
+    const { repository, reference, body } = request;
+    if (body.length > this.deps.options.maxManifestSize) {
+      throw new PayloadTooLargeError(`manifest is larger than ${this.deps.options.maxManifestSize} bytes`);
+    }
+    const algorithm = reference.kind === 'digest' ? parseDigest(reference.digest).algorithm : 'sha256';
+    const digest = digestOf(body, algorithm);
+    if (reference.kind === 'digest' && reference.digest !== digest) {
+      throw new DigestInvalidError('manifest digest does not match the reference', {
+        detail: { expected: reference.digest, actual: digest },
+      });
+    }
+    const parsed = parseManifest(body, request.contentType);
+    const tags = new Set<string>(request.tags ?? []);
+    if (reference.kind === 'tag') tags.add(reference.tag);
+    for (const tag of tags) if (!isValidTag(tag)) throw new InvalidTagError(tag);
+
+    const result = await this.deps.metadata.putManifest({
+      repository,
+      digest,
+      mediaType: parsed.mediaType,
+      payload: body,
+      subject: parsed.subject,
+      artifactType: parsed.artifactType,
+      annotations: parsed.annotations,
+      blobs: parsed.blobs,
+      manifests: parsed.manifests,
+      tags: [...tags],
+    });
+    if (!result.ok) {
+      // As distribution does, a missing child manifest of an index is MANIFEST_BLOB_UNKNOWN as well.
+      const missing = [...result.missingBlobs, ...result.missingManifests];
+      throw new ManifestBlobUnknownError(`manifest references unknown content ${missing[0]}`, {
+        detail: { digests: missing },
+      });
+    }
+    return { digest, subject: parsed.subject, tags: [...tags] };
+  }
+
+  /** The manifest by tag or digest; MANIFEST_UNKNOWN when absent. */
+  async get(repository: string, reference: Reference): Promise<ManifestRecord> {
+    const { metadata } = this.deps;
+    const record =
+      reference.kind === 'tag'
+        ? await metadata.getManifestByTag(repository, reference.tag)
+        : await metadata.getManifest(repository, reference.digest);
+    if (!record) {
+      throw new ManifestUnknownError(undefined, {
+        detail: reference.kind === 'tag' ? { tag: reference.tag } : { digest: reference.digest },
+      });
+    }
+    return record;
+  }
+
+  /** Deletes by digest (the manifest and every tag on it) or by tag (the tag only). */
+  async delete(repository: string, reference: Reference): Promise<void> {
+    if (!this.deps.options.deletes) throw new UnsupportedError('deletes are disabled on this registry');
+    const { metadata } = this.deps;
+    const removed =
+      reference.kind === 'tag'
+        ? await metadata.deleteTag(repository, reference.tag)
+        : await metadata.deleteManifest(repository, reference.digest);
+    if (!removed) throw new ManifestUnknownError();
+  }
+}

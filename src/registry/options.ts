@@ -1,0 +1,18 @@
+import type { MetadataStore } from '../metadata/store.ts';
+import type { StorageDriver } from '../storage/driver.ts';
+
+/** What the registry services are built from (see `container.ts`). */
+export interface RegistryDeps {
+  readonly storage: StorageDriver;
+  readonly metadata: MetadataStore;
+  readonly options: RegistryOptions;
+}
+
+export interface RegistryOptions {
+  /** When false, every delete answers UNSUPPORTED. */
+  readonly deletes: boolean;
+  /** Largest manifest body accepted, in bytes. */
+  readonly maxManifestSize: number;
+  /** Upload sessions idle longer than this (ms) are purged. */
+  readonly uploadPurgeAfter: number;
+}

@@ -1,0 +1,294 @@
+/**
+ * Blob upload sessions: monolithic, streamed and chunked uploads, cross-repository mounts, cancel, purge.
+ *
+ * Why this protocol (several instances, restarts, crashes):
+ * - A session is a metadata row (repository, size, the storage driver's JSON handle). Nothing in process memory
+ *   decides correctness, so any instance can continue a session another one started, and a restart loses nothing.
+ * - An append writes the body at offset `size` through the driver (which first discards bytes a crashed append
+ *   may have left past `size`), then advances the row with compare-and-set from the old size to the new one.
+ *   A crash before the CAS leaves the row at the old size: the client's next chunk (or its status request) sees
+ *   the size that counts. Two appends racing on one session in one process are serialised by `busy`; the
+ *   loser gets 416 with the current range.
+ * - The digest is computed while the bytes stream to storage. The running hash state is kept in memory, keyed
+ *   by session and size; when the completing request lands on another instance, after a restart, or the state is
+ *   missing for any reason, the upload is re-read from storage and hashed there. Memory is an optimisation only.
+ * - Completion verifies the digest, then claims the session by deleting its row (exactly one request wins), then
+ *   commits the bytes atomically to the content-addressed key, then links the blob into the repository. A crash
+ *   after the claim leaves an orphaned upload that the purge job removes; the blob never becomes half-visible.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { BlobLink, UploadSessionRecord } from '../metadata/store.ts';
+import { type Digest, DigestHasher, type DigestAlgorithm, parseDigest } from '../oci/digest.ts';
+import {
+  BlobUploadInvalidError,
+  BlobUploadUnknownError,
+  DigestInvalidError,
+  RangeInvalidError,
+  SizeInvalidError,
+} from '../oci/errors.ts';
+import { type UploadHandle, UploadNotFoundError } from '../storage/driver.ts';
+import { blobKey } from '../storage/paths.ts';
+import { BodyTooLongError, HashingStream } from './hashing-stream.ts';
+import type { RegistryDeps } from './options.ts';
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const HASH_CACHE_LIMIT = 4096;
+
+/** A request body with what its headers announced. */
+export interface UploadBody {
+  readonly stream: Readable;
+  /** Content-Length, when sent. */
+  readonly length?: number | undefined;
+  /** Parsed Content-Range (inclusive), when sent. */
+  readonly range?: { readonly start: number; readonly end: number } | undefined;
+}
+
+/** The `Range` header value for an upload of `size` bytes: `0-<last byte>`; `0-0` for an empty upload, as
+ * distribution answers (clients that start the next chunk at `size` are unaffected). */
+export function uploadRange(size: number): string {
+  return `0-${size > 0 ? size - 1 : 0}`;
+}
+
+interface HashState {
+  readonly size: number;
+  readonly hasher: DigestHasher;
+}
+
+export class UploadService {
+  /** Running hash per session id; see the protocol comment. */
+  private readonly hashes = new Map<string, HashState>();
+  /** Sessions with a request in flight in this process. */
+  private readonly busy = new Set<string>();
+
+  constructor(private readonly deps: RegistryDeps) {}
+
+  /** Opens a new upload session in `repository`. */
+  async start(repository: string): Promise<UploadSessionRecord> {
+    const handle = await this.deps.storage.createUpload();
+    const id = randomUUID();
+    await this.deps.metadata.createUploadSession({ id, repository, handle });
+    const now = new Date();
+    return { id, repository, size: 0, handle, createdAt: now, updatedAt: now };
+  }
+
+  /**
+   * Links the blob into `repository` from `from` (or from anywhere in the registry when `from` is absent).
+   * Returns the blob, or null when it cannot be mounted (then the caller opens a normal session).
+   */
+  async mount(repository: string, digest: Digest, from: string | undefined): Promise<BlobLink | null> {
+    const { metadata } = this.deps;
+    const link = from !== undefined ? await metadata.getBlobLink(from, digest) : await metadata.findBlob(digest);
+    if (!link) return null;
+    await metadata.linkBlob(repository, digest, link.size);
+    return link;
+  }
+
+  /** Stores a whole blob sent in one request (`POST ?digest=` with a body), verifying its digest. */
+  async uploadWhole(repository: string, digest: Digest, body: UploadBody): Promise<BlobLink> {
+    const { storage, metadata } = this.deps;
+    const { algorithm } = parseDigest(digest);
+    const handle = await storage.createUpload();
+    try {
+      const hasher = new DigestHasher(algorithm);
+      const { size } = await this.write(handle, 0, body, hasher);
+      this.verify(digest, hasher.digest());
+      await storage.commitUpload(handle, size, blobKey(digest));
+      await metadata.linkBlob(repository, digest, size);
+      return { digest, size };
+    } catch (e) {
+      await storage.abortUpload(handle).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** The session, checked to belong to `repository`; BLOB_UPLOAD_UNKNOWN otherwise. */
+  async get(repository: string, id: string): Promise<UploadSessionRecord> {
+    if (!UUID_RE.test(id)) throw new BlobUploadUnknownError(undefined, { detail: { uuid: id.slice(0, 100) } });
+    const session = await this.deps.metadata.getUploadSession(id);
+    if (!session || session.repository !== repository) {
+      throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
+    }
+    return session;
+  }
+
+  /** Appends a chunk (PATCH). With a Content-Range, its start must equal the session size, else 416. */
+  async append(repository: string, id: string, body: UploadBody): Promise<UploadSessionRecord> {
+    const session = await this.get(repository, id);
+    return this.exclusive(session, () => this.appendTo(session, body));
+  }
+
+  /**
+   * Completes the upload (PUT `?digest=`), with an optional last chunk: verifies the digest, commits the bytes
+   * and links the blob into the repository.
+   */
+  async complete(repository: string, id: string, digestParam: string, body: UploadBody | null): Promise<BlobLink> {
+    const digest = parseDigest(digestParam).digest;
+    let session = await this.get(repository, id);
+    return this.exclusive(session, async () => {
+      if (body) session = await this.appendTo(session, body);
+      const actual = await this.digestOf(session, parseDigest(digest).algorithm);
+      this.verify(digest, actual);
+      if (!(await this.deps.metadata.deleteUploadSession(session.id))) {
+        throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
+      }
+      try {
+        await this.deps.storage.commitUpload(session.handle, session.size, blobKey(digest));
+      } catch (e) {
+        if (e instanceof UploadNotFoundError) throw new BlobUploadUnknownError(e.message);
+        throw e;
+      }
+      await this.deps.metadata.linkBlob(repository, digest, session.size);
+      return { digest, size: session.size };
+    });
+  }
+
+  /** Cancels the session (DELETE) and discards its bytes. */
+  async cancel(repository: string, id: string): Promise<void> {
+    const session = await this.get(repository, id);
+    this.hashes.delete(id);
+    if (!(await this.deps.metadata.deleteUploadSession(id))) throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
+    await this.deps.storage.abortUpload(session.handle);
+  }
+
+  /**
+   * Purges sessions idle since before `now - uploadPurgeAfter`, and driver uploads that no session owns any more
+   * (left by a crash) and are older than that plus a margin. Safe to run on several instances at once: whoever
+   * deletes a session row cleans its bytes. Returns how many sessions and orphaned uploads were removed.
+   */
+  async purgeStale(now = Date.now()): Promise<{ sessions: number; orphans: number }> {
+    const { metadata, storage, options } = this.deps;
+    const cutoff = new Date(now - options.uploadPurgeAfter);
+    let sessions = 0;
+    for (;;) {
+      const stale = await metadata.listStaleUploadSessions(cutoff, 100);
+      if (stale.length === 0) break;
+      for (const s of stale) {
+        this.hashes.delete(s.id);
+        if (await metadata.deleteUploadSession(s.id)) {
+          await storage.abortUpload(s.handle);
+          sessions++;
+        }
+      }
+      if (stale.length < 100) break;
+    }
+    // A live session's row is touched after its bytes are written, so an upload untouched for this long (plus a
+    // margin for that ordering) belongs to no live session.
+    const orphanCutoff = cutoff.getTime() - 60 * 60 * 1000;
+    let orphans = 0;
+    for await (const upload of storage.listUploads()) {
+      if (upload.modifiedAt.getTime() < orphanCutoff) {
+        await storage.abortUpload(upload.handle);
+        orphans++;
+      }
+    }
+    return { sessions, orphans };
+  }
+
+  private async appendTo(session: UploadSessionRecord, body: UploadBody): Promise<UploadSessionRecord> {
+    if (body.range) {
+      if (body.range.start !== session.size) {
+        throw new RangeInvalidError(`chunk starts at ${body.range.start} but the upload has ${session.size} bytes`, {
+          headers: { Range: uploadRange(session.size), 'Docker-Upload-UUID': session.id },
+        });
+      }
+      const rangeLength = body.range.end - body.range.start + 1;
+      if (body.length !== undefined && body.length !== rangeLength) {
+        throw new SizeInvalidError(`Content-Length ${body.length} does not match Content-Range length ${rangeLength}`);
+      }
+    }
+    const cached = this.hashes.get(session.id);
+    this.hashes.delete(session.id); // tainted until this append succeeds
+    const hasher =
+      cached && cached.size === session.size ? cached.hasher : session.size === 0 ? new DigestHasher('sha256') : null;
+    const { handle, size } = await this.write(session.handle, session.size, body, hasher);
+    if (!(await this.deps.metadata.advanceUploadSession(session.id, session.size, size, handle))) {
+      const current = await this.deps.metadata.getUploadSession(session.id);
+      if (!current) throw new BlobUploadUnknownError(undefined, { detail: { uuid: session.id } });
+      throw new RangeInvalidError('the upload was advanced by another request', {
+        headers: { Range: uploadRange(current.size), 'Docker-Upload-UUID': session.id },
+      });
+    }
+    if (hasher) this.remember(session.id, { size, hasher });
+    return { ...session, size, handle, updatedAt: new Date() };
+  }
+
+  /** Streams `body` into the upload at `offset`, hashing on the way; checks the announced length. */
+  private async write(
+    handle: UploadHandle,
+    offset: number,
+    body: UploadBody,
+    hasher: DigestHasher | null,
+  ): Promise<{ handle: UploadHandle; size: number }> {
+    const expected = body.range ? body.range.end - body.range.start + 1 : body.length;
+    const counter = new HashingStream(hasher, expected ?? Number.POSITIVE_INFINITY);
+    body.stream.on('error', (e) => counter.destroy(e));
+    body.stream.pipe(counter);
+    let result: { handle: UploadHandle; size: number };
+    try {
+      result = await this.deps.storage.appendUpload(handle, offset, counter);
+    } catch (e) {
+      body.stream.unpipe(counter);
+      body.stream.resume();
+      if (e instanceof BodyTooLongError) throw new SizeInvalidError(e.message);
+      if (e instanceof UploadNotFoundError) throw new BlobUploadUnknownError(e.message);
+      if (isClientAbort(e)) throw new BlobUploadInvalidError('the request body ended early', { cause: e });
+      throw e;
+    }
+    if (expected !== undefined && counter.bytes !== expected) {
+      throw new SizeInvalidError(`received ${counter.bytes} bytes but ${expected} were announced`);
+    }
+    return result;
+  }
+
+  /** The digest of the session's bytes, from the running hash when this process has it, else by re-reading. */
+  private async digestOf(session: UploadSessionRecord, algorithm: DigestAlgorithm): Promise<Digest> {
+    const cached = this.hashes.get(session.id);
+    this.hashes.delete(session.id);
+    if (cached && cached.size === session.size && cached.hasher.algorithm === algorithm) return cached.hasher.digest();
+    const hasher = new DigestHasher(algorithm);
+    let stream: Readable;
+    try {
+      stream = await this.deps.storage.readUpload(session.handle, session.size);
+    } catch (e) {
+      if (e instanceof UploadNotFoundError) throw new BlobUploadUnknownError(e.message);
+      throw e;
+    }
+    for await (const chunk of stream) hasher.update(chunk as Buffer);
+    if (hasher.size !== session.size) throw new BlobUploadInvalidError('upload data is shorter than recorded');
+    return hasher.digest();
+  }
+
+  private verify(expected: Digest, actual: Digest): void {
+    if (expected !== actual) {
+      throw new DigestInvalidError('provided digest did not match uploaded content', { detail: { expected, actual } });
+    }
+  }
+
+  private async exclusive<T>(session: UploadSessionRecord, fn: () => Promise<T>): Promise<T> {
+    if (this.busy.has(session.id)) {
+      throw new RangeInvalidError('another request is writing to this upload', {
+        headers: { Range: uploadRange(session.size), 'Docker-Upload-UUID': session.id },
+      });
+    }
+    this.busy.add(session.id);
+    try {
+      return await fn();
+    } finally {
+      this.busy.delete(session.id);
+    }
+  }
+
+  private remember(id: string, state: HashState): void {
+    if (this.hashes.size >= HASH_CACHE_LIMIT) {
+      const oldest = this.hashes.keys().next().value;
+      if (oldest !== undefined) this.hashes.delete(oldest);
+    }
+    this.hashes.set(id, state);
+  }
+}
+
+function isClientAbort(e: unknown): boolean {
+  const code = (e as { code?: string } | null)?.code;
+  return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED' || (e as Error)?.message === 'aborted';
+}

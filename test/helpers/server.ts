@@ -1,0 +1,102 @@
+/**
+ * Starts a real Berth process (`berth serve`) on a random loopback port for end-to-end tests, with its own data
+ * directory. The process prints fastify's `Server listening at <url>` log line, which is how we learn the port.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface RunningBerth {
+  /** `http://127.0.0.1:PORT` */
+  readonly url: string;
+  /** `127.0.0.1:PORT`, the registry host as clients name it. */
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly process: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** Graceful stop (SIGTERM), waits for exit. */
+  stop(): Promise<void>;
+  /** SIGKILL, waits for exit. */
+  kill(): Promise<void>;
+  /** Stops and removes the data directory (unless it was given by the caller). */
+  dispose(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Reuse a data directory (e.g. after a kill); a fresh temp dir when absent. */
+  dataDir?: string;
+  /** Extra environment (e.g. BERTH_* overrides). */
+  env?: Record<string, string>;
+  /** Extra CLI arguments after `serve`. */
+  args?: string[];
+  /** Listen address; `127.0.0.1:0` by default. */
+  listen?: string;
+}
+
+export async function startBerth(options: StartOptions = {}): Promise<RunningBerth> {
+  const ownDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'berth-e2e-')));
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(PROJECT_ROOT, 'src', 'main.ts'),
+      'serve',
+      '--listen',
+      options.listen ?? '127.0.0.1:0',
+      '--data',
+      dataDir,
+      ...(options.args ?? []),
+    ],
+    {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, BERTH_LOG_LEVEL: 'info', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`berth did not start in 30 s:\n${out}`)), 30_000);
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      const m = /listening at (http:\/\/[^"\s]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1] as string);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`berth exited with ${code} before listening:\n${out}`));
+    });
+  });
+  const u = new URL(url);
+  const waitExit = async (signal: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return {
+    url,
+    host: u.host,
+    port: Number(u.port),
+    dataDir,
+    process: child,
+    output: () => out,
+    stop: () => waitExit('SIGTERM'),
+    kill: () => waitExit('SIGKILL'),
+    dispose: async () => {
+      await waitExit('SIGTERM');
+      if (ownDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
