@@ -1,0 +1,466 @@
+/**
+ * A StorageDriver over a local (or network-mounted POSIX) directory.
+ *
+ * Layout under `root`:
+ *
+ * ```
+ * <root>/<key>                 committed objects, one regular file per key
+ * <root>/_tmp/<uuid>           files being written by `put`, renamed into place once complete
+ * <root>/_uploads/<id>/data    bytes of the resumable upload `id` (a random UUID)
+ * ```
+ *
+ * Atomicity rests on rename(2): every object is first written and fsynced somewhere else on the same
+ * filesystem, then renamed over its key and the parent directory fsynced. A reader holds a file descriptor, so an
+ * overwrite or delete never changes the bytes of a stream that is already open.
+ */
+import { randomUUID } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir, open, opendir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+import {
+  assertValidKey,
+  InvalidPathError,
+  ObjectNotFoundError,
+  RangeNotSatisfiableError,
+  StorageError,
+  UploadNotFoundError,
+  type ByteRange,
+  type ObjectInfo,
+  type StorageDriver,
+  type UploadHandle,
+  type UploadInfo,
+} from '../driver.ts';
+
+/** Top-level names the driver keeps for itself; keys starting with them are refused. */
+const UPLOADS_DIR = '_uploads';
+const TMP_DIR = '_tmp';
+const RESERVED = new Set([UPLOADS_DIR, TMP_DIR]);
+
+/** Upload ids are `crypto.randomUUID()` output; anything else in a handle is forged or corrupt. */
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export interface FilesystemDriverOptions {
+  /** The directory holding everything. Created lazily by the first write (or `ping`). */
+  readonly root: string;
+}
+
+/**
+ * Stores objects as files below `options.root`. Construction touches nothing on disk; directories are created
+ * on demand by the first write. All I/O on request paths is asynchronous.
+ *
+ * Keys whose first segment is `_uploads` or `_tmp` are refused with `InvalidPathError`: those names hold the
+ * driver's private state.
+ */
+export class FilesystemDriver implements StorageDriver {
+  readonly name = 'filesystem';
+  private readonly root: string;
+  private readonly tmpDir: string;
+  private readonly uploadsDir: string;
+
+  constructor(options: FilesystemDriverOptions) {
+    this.root = path.resolve(options.root);
+    this.tmpDir = path.join(this.root, TMP_DIR);
+    this.uploadsDir = path.join(this.root, UPLOADS_DIR);
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    const file = this.pathOf(key);
+    try {
+      const st = await stat(file);
+      // A directory is a key prefix, not an object.
+      return st.isFile() ? { size: st.size, modifiedAt: st.mtime } : null;
+    } catch (err) {
+      if (isAbsent(err)) return null;
+      throw err;
+    }
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    const file = this.pathOf(key);
+    // Open first so that absence surfaces as a rejected promise, not as a later 'error' event on the stream.
+    let fh: FileHandle;
+    try {
+      fh = await open(file, 'r');
+    } catch (err) {
+      if (isAbsent(err)) throw new ObjectNotFoundError(key);
+      throw err;
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new ObjectNotFoundError(key);
+      if (range !== undefined && !rangeFits(range, st.size)) throw new RangeNotSatisfiableError(key, st.size);
+      // autoClose (the default) closes the handle on end, error and early destroy().
+      return range === undefined
+        ? fh.createReadStream({ start: 0 })
+        : fh.createReadStream({ start: range.start, end: range.end });
+    } catch (err) {
+      await closeQuietly(fh);
+      throw err;
+    }
+  }
+
+  async put(key: string, body: Readable | Uint8Array): Promise<number> {
+    const dest = this.pathOf(key);
+    const tmp = path.join(this.tmpDir, randomUUID());
+    const fh = await openCreating(tmp, 'wx');
+    let written: number;
+    try {
+      try {
+        written = await writeBody(fh, body, 0);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await renameInto(tmp, dest);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    await fsyncDir(path.dirname(dest));
+    return written;
+  }
+
+  /**
+   * Removes the file. Empty parent directories are left in place: removing them would race with a concurrent
+   * `put` that has just created them, and the blob layout bounds their number anyway. Deletion is not fsynced:
+   * after a power loss a just-deleted object may reappear (as an unreferenced object, it is deleted again by the
+   * next sweep that lists it).
+   */
+  async delete(key: string): Promise<boolean> {
+    const file = this.pathOf(key);
+    try {
+      await unlink(file);
+      return true;
+    } catch (err) {
+      if (isAbsent(err) || errCode(err) === 'EISDIR') return false;
+      // macOS reports unlink(2) on a directory as EPERM.
+      if (errCode(err) === 'EPERM' && (await stat(file).catch(() => null))?.isDirectory()) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Walks the directory tree below `prefix` (depth first, one directory handle open at a time). Skips the
+   * driver's private directories, symlinks and anything else that is not a regular file, and file names outside
+   * the key grammar (strays an operator may have left), so every yielded key is usable with the other methods.
+   */
+  async *list(prefix: string): AsyncIterable<string> {
+    assertValidKey(prefix, { allowEmpty: true });
+    if (prefix !== '') this.pathOf(prefix); // reserved-name check
+    const stack: string[] = [prefix];
+    while (stack.length > 0) {
+      const rel = stack.pop() as string;
+      const dir = rel === '' ? this.root : path.join(this.root, ...rel.split('/'));
+      let handle;
+      try {
+        handle = await opendir(dir);
+      } catch (err) {
+        if (isAbsent(err)) continue; // no such prefix, or the prefix is an object (ENOTDIR)
+        throw err;
+      }
+      for await (const entry of handle) {
+        if (rel === '' && RESERVED.has(entry.name)) continue;
+        const key = rel === '' ? entry.name : `${rel}/${entry.name}`;
+        if (!isValidKey(key)) continue;
+        if (entry.isDirectory()) stack.push(key);
+        else if (entry.isFile()) yield key;
+      }
+    }
+  }
+
+  async createUpload(): Promise<UploadHandle> {
+    const id = randomUUID();
+    const dir = this.uploadDir(id);
+    await mkdir(dir, { recursive: true });
+    const fh = await open(path.join(dir, 'data'), 'wx');
+    await fh.close();
+    return { id };
+  }
+
+  /*
+   * The append/truncate protocol. The caller's metadata records the size after every successful append, and
+   * that recorded size is the only one that counts: a crash or a body error in the middle of an append can leave
+   * bytes past it in the data file, with no way to tell from the file alone how many of them were meant to be
+   * there. So each append first cuts the file back to the offset the caller passes (the size it recorded) and
+   * only then writes. A file shorter than the offset means bytes the caller believes stored were lost, and the
+   * upload cannot continue.
+   */
+  async appendUpload(
+    handle: UploadHandle,
+    offset: number,
+    body: Readable,
+  ): Promise<{ handle: UploadHandle; size: number }> {
+    const id = uploadIdOf(handle);
+    assertByteCount(offset, 'offset');
+    const fh = await this.openUploadData(id, 'r+');
+    try {
+      const { size } = await fh.stat();
+      if (size < offset) throw new UploadNotFoundError(id, 'upload is shorter than expected');
+      if (size > offset) await fh.truncate(offset);
+      const written = await writeBody(fh, body, offset);
+      // The caller records the new size once we resolve; make sure the bytes it counts survive a crash.
+      await fh.datasync();
+      return { handle: { id }, size: offset + written };
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async readUpload(handle: UploadHandle, size: number): Promise<Readable> {
+    const id = uploadIdOf(handle);
+    assertByteCount(size, 'size');
+    const fh = await this.openUploadData(id, 'r');
+    try {
+      const st = await fh.stat();
+      if (st.size < size) throw new UploadNotFoundError(id, 'upload is shorter than expected');
+      if (size === 0) {
+        await fh.close();
+        return emptyStream(); // createReadStream cannot express an empty range
+      }
+      return fh.createReadStream({ start: 0, end: size - 1 });
+    } catch (err) {
+      await closeQuietly(fh);
+      throw err;
+    }
+  }
+
+  /**
+   * Cuts the data file to `size`, fsyncs it and renames it over `key`. When an object already exists at `key`
+   * it is kept (keys of committed blobs are content addresses, so it holds the same bytes). Two commits racing to
+   * the same key are safe: each rename atomically replaces one complete file with another identical one.
+   */
+  async commitUpload(handle: UploadHandle, size: number, key: string): Promise<void> {
+    const dest = this.pathOf(key);
+    const id = uploadIdOf(handle);
+    assertByteCount(size, 'size');
+    const dir = this.uploadDir(id);
+    const data = path.join(dir, 'data');
+    const fh = await this.openUploadData(id, 'r+');
+    try {
+      const st = await fh.stat();
+      if (st.size < size) throw new UploadNotFoundError(id, 'upload is shorter than expected');
+      if (st.size > size) await fh.truncate(size);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    if ((await this.stat(key)) === null) {
+      try {
+        await renameInto(data, dest);
+      } catch (err) {
+        // The data file vanished under us (a concurrent abort or commit of the same handle).
+        if (errCode(err) === 'ENOENT' && !(await exists(data))) throw new UploadNotFoundError(id);
+        throw err;
+      }
+      await fsyncDir(path.dirname(dest));
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async abortUpload(handle: UploadHandle): Promise<void> {
+    let id: string;
+    try {
+      id = uploadIdOf(handle);
+    } catch {
+      return; // a handle we could never have issued: nothing to discard
+    }
+    await rm(this.uploadDir(id), { recursive: true, force: true });
+  }
+
+  /**
+   * Yields one entry per upload directory. `modifiedAt` is the data file's mtime (the last append), or the
+   * directory's when the data file is gone (a crash between a commit's rename and its cleanup), so that garbage
+   * collection can abort such leftovers too.
+   */
+  async *listUploads(): AsyncIterable<UploadInfo> {
+    let handle;
+    try {
+      handle = await opendir(this.uploadsDir);
+    } catch (err) {
+      if (isAbsent(err)) return;
+      throw err;
+    }
+    for await (const entry of handle) {
+      if (!entry.isDirectory() || !UUID_RE.test(entry.name)) continue;
+      const dir = this.uploadDir(entry.name);
+      const st =
+        (await stat(path.join(dir, 'data')).catch(nullIfAbsent)) ?? (await stat(dir).catch(nullIfAbsent));
+      if (st === null) continue; // removed while we were listing
+      yield { handle: { id: entry.name }, modifiedAt: st.mtime };
+    }
+  }
+
+  /**
+   * Checks that the root is a readable, writable directory. Creates it when missing, as the first write would:
+   * otherwise a fresh deployment could never become ready.
+   */
+  async ping(): Promise<void> {
+    try {
+      await mkdir(this.root, { recursive: true });
+      const st = await stat(this.root);
+      if (!st.isDirectory()) throw new Error('not a directory');
+      await access(this.root, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK);
+    } catch (err) {
+      throw new StorageError(`filesystem storage root ${this.root} is not a writable directory`, {
+        cause: err,
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    // Nothing is held between calls.
+  }
+
+  /** Validates `key` and maps it below the root. Never touches the filesystem. */
+  private pathOf(key: string): string {
+    assertValidKey(key);
+    const segments = key.split('/');
+    if (RESERVED.has(segments[0] as string)) throw new InvalidPathError(key);
+    return path.join(this.root, ...segments);
+  }
+
+  private uploadDir(id: string): string {
+    return path.join(this.uploadsDir, id);
+  }
+
+  private async openUploadData(id: string, flags: 'r' | 'r+'): Promise<FileHandle> {
+    try {
+      return await open(path.join(this.uploadDir(id), 'data'), flags);
+    } catch (err) {
+      if (isAbsent(err)) throw new UploadNotFoundError(id);
+      throw err;
+    }
+  }
+}
+
+/** The upload id of a handle that may have been through JSON and a database; UploadNotFoundError if unusable. */
+function uploadIdOf(handle: UploadHandle): string {
+  const id: unknown = typeof handle === 'object' && handle !== null ? handle.id : undefined;
+  if (typeof id !== 'string' || !UUID_RE.test(id)) throw new UploadNotFoundError(String(id));
+  return id;
+}
+
+function assertByteCount(n: number, what: string): void {
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new RangeError(`${what} must be a non-negative integer, got ${n}`);
+}
+
+function rangeFits(range: ByteRange, size: number): boolean {
+  const { start, end } = range;
+  return Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start <= end && end < size;
+}
+
+/** An ended byte stream, like a read of zero bytes from a file. */
+function emptyStream(): Readable {
+  return new Readable({
+    read() {
+      this.push(null);
+    },
+  });
+}
+
+function isValidKey(key: string): boolean {
+  try {
+    assertValidKey(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes `body` at `start` and returns the byte count. A Readable goes through `pipeline`, so a body that errors
+ * or is destroyed early rejects the promise, a write error destroys the body, and only one chunk is in flight.
+ */
+async function writeBody(fh: FileHandle, body: Readable | Uint8Array, start: number): Promise<number> {
+  if (body instanceof Uint8Array) {
+    await writeFully(fh, body, start);
+    return body.byteLength;
+  }
+  let position = start;
+  await pipeline(body, async (source: AsyncIterable<unknown>) => {
+    for await (const chunk of source) {
+      const bytes = toBytes(chunk);
+      await writeFully(fh, bytes, position);
+      position += bytes.byteLength;
+    }
+  });
+  return position - start;
+}
+
+async function writeFully(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.byteLength - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+function toBytes(chunk: unknown): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk;
+  if (typeof chunk === 'string') return Buffer.from(chunk);
+  throw new TypeError('body chunks must be Uint8Array or string');
+}
+
+/** Opens (creating) `file`, making its parent directories on first use. */
+async function openCreating(file: string, flags: string): Promise<FileHandle> {
+  try {
+    return await open(file, flags);
+  } catch (err) {
+    if (errCode(err) !== 'ENOENT') throw err;
+    await mkdir(path.dirname(file), { recursive: true });
+    return await open(file, flags);
+  }
+}
+
+/** rename(2), creating the destination's parent directories when they are missing. */
+async function renameInto(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (err) {
+    if (errCode(err) !== 'ENOENT') throw err;
+    await mkdir(path.dirname(to), { recursive: true });
+    await rename(from, to);
+  }
+}
+
+/** Makes a rename or creation in `dir` durable. Filesystems that cannot fsync a directory are tolerated. */
+async function fsyncDir(dir: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } catch (err) {
+    if (errCode(err) !== 'EINVAL' && errCode(err) !== 'ENOTSUP') throw err;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return (await stat(file).catch(nullIfAbsent)) !== null;
+}
+
+async function closeQuietly(fh: FileHandle): Promise<void> {
+  await fh.close().catch(() => undefined);
+}
+
+function errCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string'
+    ? err.code
+    : undefined;
+}
+
+/** ENOENT, or ENOTDIR when a path component is a file (key `a/b` while `a` is an object). */
+function isAbsent(err: unknown): boolean {
+  const code = errCode(err);
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function nullIfAbsent(err: unknown): null {
+  if (isAbsent(err)) return null;
+  throw err;
+}
