@@ -1,0 +1,121 @@
+/**
+ * Factories of `KyselyMetadataStore` for the supported databases: SQLite (better-sqlite3, a file or `:memory:`)
+ * and PostgreSQL (`pg` pool).
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import pg from 'pg';
+import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver } from 'kysely';
+import type { DatabaseConnection, DialectAdapter, Driver, SqliteDialectConfig } from 'kysely';
+import { KyselyMetadataStore } from './kysely-store.ts';
+import type { Database } from './schema.ts';
+
+/**
+ * Starts every transaction with `BEGIN IMMEDIATE`: the write lock is taken up front (waiting up to
+ * `busy_timeout`), so a transaction that reads before it writes cannot fail with SQLITE_BUSY when another
+ * process committed in between. Every transaction of the store writes, so nothing is lost.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+/**
+ * SQLite does support transactional DDL. Saying so makes Kysely's Migrator run pending migrations in one
+ * (immediate) transaction that re-reads the migration table under the lock, so several processes migrating
+ * at once apply each migration exactly once, and a failed migration leaves nothing behind.
+ */
+class TransactionalSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class BerthSqliteDialect extends SqliteDialect {
+  constructor(private readonly config: SqliteDialectConfig) {
+    super(config);
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.config);
+  }
+
+  override createAdapter(): DialectAdapter {
+    return new TransactionalSqliteAdapter();
+  }
+}
+
+/**
+ * Opens (creating it and its parent directory if needed) the SQLite database `file` as a metadata store, in WAL
+ * mode with `synchronous = NORMAL`, a 5 s busy timeout and foreign keys on. `:memory:` gives a private in-memory
+ * database (tests). Call `migrate()` before use.
+ */
+export function createSqliteStore(file: string): KyselyMetadataStore {
+  const inMemory = file === ':memory:' || file === '';
+  if (!inMemory) mkdirSync(dirname(resolve(file)), { recursive: true });
+  const database = new BetterSqlite3(file);
+  try {
+    database.pragma('busy_timeout = 5000');
+    database.pragma('journal_mode = WAL');
+    database.pragma('synchronous = NORMAL');
+    database.pragma('foreign_keys = ON');
+  } catch (error) {
+    database.close();
+    throw error;
+  }
+  const db = new Kysely<Database>({ dialect: new BerthSqliteDialect({ database }) });
+  return new KyselyMetadataStore(db, 'sqlite');
+}
+
+/** Options of `createPostgresStore`. */
+export interface PostgresStoreOptions {
+  /**
+   * Schema for Berth's tables (created by `migrate()` if missing); it becomes the connections' `search_path`.
+   * Default: the server's default `search_path` (usually `public`).
+   */
+  readonly schema?: string | undefined;
+  /** Maximum pool size. Default 10. */
+  readonly maxConnections?: number | undefined;
+  /** Called when an idle pooled connection fails (the pool replaces it). Default: ignored. */
+  readonly onIdleError?: ((error: Error) => void) | undefined;
+}
+
+const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Parses int8 (bigint: sizes, timestamps, ids, counts) to a number, refusing values beyond 2^53. */
+function parseInt8(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`bigint value ${value} exceeds the safe integer range`);
+  return n;
+}
+
+const getTypeParser = ((oid: number, format?: 'text' | 'binary') =>
+  oid === pg.types.builtins.INT8 && format !== 'binary'
+    ? parseInt8
+    : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser;
+
+/**
+ * A metadata store on the PostgreSQL database at `connectionString` (a `postgres://` URL), through a `pg` pool.
+ * int8 columns are read as numbers (per pool, without touching pg's global parsers). Call `migrate()` before use.
+ */
+export function createPostgresStore(
+  connectionString: string,
+  options: PostgresStoreOptions = {},
+): KyselyMetadataStore {
+  const { schema } = options;
+  if (schema !== undefined && !SCHEMA_RE.test(schema)) {
+    throw new Error(`invalid PostgreSQL schema name ${JSON.stringify(schema)}: use [a-z_][a-z0-9_]*`);
+  }
+  const pool = new pg.Pool({
+    connectionString,
+    max: options.maxConnections ?? 10,
+    types: { getTypeParser },
+    ...(schema === undefined ? {} : { options: `-c search_path=${schema}` }),
+  });
+  // Without a listener, an idle connection dropped by the server would crash the process.
+  pool.on('error', (error) => options.onIdleError?.(error));
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return new KyselyMetadataStore(db, 'postgres', { schema });
+}

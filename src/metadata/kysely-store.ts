@@ -1,0 +1,553 @@
+/**
+ * The MetadataStore on top of Kysely, for SQLite and PostgreSQL (see `dialects.ts` for the factories).
+ *
+ * Concurrency: every multi-statement write runs in one transaction. On SQLite, transactions start with
+ * `BEGIN IMMEDIATE` (see `dialects.ts`), so writers from several processes queue on the database lock instead of
+ * failing on a lock upgrade. On PostgreSQL (READ COMMITTED), inserts use ON CONFLICT so racing writers never hit a
+ * unique violation, and the rows putManifest checks are locked `FOR SHARE` until it commits.
+ */
+import { Migrator, sql } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
+import type { Digest } from '../oci/digest.ts';
+import type { UploadHandle } from '../storage/driver.ts';
+import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
+import type { Database, SqlDialect } from './schema.ts';
+import type {
+  BlobLink,
+  ManifestRecord,
+  MetadataStore,
+  Page,
+  PageOptions,
+  PutManifestInput,
+  PutManifestResult,
+  ReferrerRecord,
+  UploadSessionRecord,
+} from './store.ts';
+
+/** Options of `KyselyMetadataStore`. */
+export interface KyselyMetadataStoreOptions {
+  /**
+   * PostgreSQL only: the schema holding Berth's tables. It must be the first schema of the connections'
+   * `search_path` (tables are not schema-qualified). Default: the connection's `current_schema()`.
+   */
+  readonly schema?: string | undefined;
+}
+
+type Executor = Kysely<Database> | Transaction<Database>;
+
+interface ManifestRow {
+  digest: Digest;
+  media_type: string;
+  payload: Buffer | Uint8Array;
+  size: number;
+  subject_digest: Digest | null;
+  artifact_type: string | null;
+  annotations: string | null;
+  created_at: number;
+}
+
+interface UploadSessionRow {
+  id: string;
+  repository: string;
+  size: number;
+  handle: string;
+  created_at: number;
+  updated_at: number;
+}
+
+const MANIFEST_COLUMNS = [
+  'm.digest',
+  'm.media_type',
+  'm.payload',
+  'm.size',
+  'm.subject_digest',
+  'm.artifact_type',
+  'm.annotations',
+  'm.created_at',
+] as const;
+
+/** A `MetadataStore` over a Kysely instance on SQLite or PostgreSQL. */
+export class KyselyMetadataStore implements MetadataStore {
+  private closed = false;
+
+  /**
+   * @param db the Kysely instance; the store owns it and destroys it on `close()`.
+   * @param dialect which SQL dialect `db` speaks (selects dialect-specific DDL and locking clauses).
+   */
+  constructor(
+    private readonly db: Kysely<Database>,
+    readonly dialect: SqlDialect,
+    private readonly options: KyselyMetadataStoreOptions = {},
+  ) {}
+
+  async migrate(): Promise<void> {
+    let schema: string | undefined;
+    if (this.dialect === 'postgres') {
+      // Kysely's Migrator looks its tables up in every schema unless told which one: pin it to ours.
+      schema = this.options.schema ?? (await this.currentSchema());
+    }
+    const migrator = new Migrator({
+      db: this.db,
+      provider: new BerthMigrationProvider(this.dialect),
+      migrationTableName: MIGRATION_TABLE,
+      migrationLockTableName: MIGRATION_LOCK_TABLE,
+      migrationTableSchema: schema,
+    });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error !== undefined) {
+      const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+      const message = error instanceof Error ? error.message : String(error);
+      const which = failed === undefined ? 'metadata migration' : `metadata migration ${failed}`;
+      throw new Error(`${which} failed: ${message}`, { cause: error });
+    }
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.db.destroy();
+  }
+
+  // --- repositories -------------------------------------------------------------------------------
+
+  async repositoryExists(name: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('repositories')
+      .select('id')
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async listRepositories(options: PageOptions): Promise<Page<string>> {
+    const limit = checkCount('limit', options.limit);
+    let query = this.db
+      .selectFrom('repositories')
+      .select('name')
+      .orderBy('name')
+      .limit(limit + 1);
+    if (options.after !== undefined) query = query.where('name', '>', options.after);
+    const rows = await query.execute();
+    return toPage(
+      rows.map((r) => r.name),
+      limit,
+    );
+  }
+
+  async searchRepositories(
+    query: string,
+    options: { limit: number; offset: number },
+  ): Promise<{ total: number; names: string[] }> {
+    const limit = checkCount('limit', options.limit);
+    const offset = checkCount('offset', options.offset);
+    const pattern = `%${query.replace(/[\\%_]/g, '\\$&')}%`;
+    const matches = sql<boolean>`lower(${sql.ref('name')}) like lower(${pattern}) escape '\\'`;
+    const rows = await this.db
+      .selectFrom('repositories')
+      .select((eb) => ['name', eb.fn.countAll<number>().over().as('total')])
+      .where(matches)
+      .orderBy('name')
+      .limit(limit)
+      .offset(offset)
+      .execute();
+    const first = rows[0];
+    if (first !== undefined) return { total: Number(first.total), names: rows.map((r) => r.name) };
+    if (limit > 0 && offset === 0) return { total: 0, names: [] };
+    // An empty page (limit 0 or offset past the end) carries no window count: count separately.
+    const count = await this.db
+      .selectFrom('repositories')
+      .select((eb) => eb.fn.countAll<number>().as('total'))
+      .where(matches)
+      .executeTakeFirstOrThrow();
+    return { total: Number(count.total), names: [] };
+  }
+
+  // --- blobs ---------------------------------------------------------------------------------------
+
+  async linkBlob(repository: string, digest: Digest, size: number): Promise<void> {
+    const now = Date.now();
+    await this.db.transaction().execute(async (trx) => {
+      const repositoryId = await this.ensureRepository(trx, repository, now);
+      await trx
+        .insertInto('blobs')
+        .values({ digest, size, created_at: now })
+        .onConflict((oc) => oc.column('digest').doNothing())
+        .execute();
+      await trx
+        .insertInto('repository_blobs')
+        .values({ repository_id: repositoryId, digest, created_at: now })
+        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+        .execute();
+    });
+  }
+
+  async getBlobLink(repository: string, digest: Digest): Promise<BlobLink | null> {
+    const row = await this.db
+      .selectFrom('repository_blobs as rb')
+      .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+      .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+      .select(['b.digest', 'b.size'])
+      .where('r.name', '=', repository)
+      .where('rb.digest', '=', digest)
+      .executeTakeFirst();
+    return row === undefined ? null : { digest: row.digest, size: Number(row.size) };
+  }
+
+  async findBlob(digest: Digest): Promise<BlobLink | null> {
+    // Only blobs linked somewhere count: an unlinked blob row merely waits for garbage collection.
+    const row = await this.db
+      .selectFrom('blobs as b')
+      .select(['b.digest', 'b.size'])
+      .where('b.digest', '=', digest)
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('repository_blobs as rb')
+            .select(eb.lit(1).as('one'))
+            .whereRef('rb.digest', '=', 'b.digest'),
+        ),
+      )
+      .executeTakeFirst();
+    return row === undefined ? null : { digest: row.digest, size: Number(row.size) };
+  }
+
+  async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
+    const result = await this.db
+      .deleteFrom('repository_blobs')
+      .where('digest', '=', digest)
+      .where('repository_id', '=', (eb) =>
+        eb.selectFrom('repositories').select('id').where('name', '=', repository),
+      )
+      .executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
+  // --- manifests and tags --------------------------------------------------------------------------
+
+  async putManifest(input: PutManifestInput): Promise<PutManifestResult> {
+    const blobs = [...new Set(input.blobs)];
+    const manifests = [...new Set(input.manifests)];
+    // A fixed order for the tag upserts, so concurrent pushes lock tag rows in the same order (no deadlock).
+    const tags = [...new Set(input.tags)].sort();
+    const now = Date.now();
+    const pg = this.dialect === 'postgres';
+
+    return this.db.transaction().execute(async (trx): Promise<PutManifestResult> => {
+      const existingId = await this.findRepositoryId(trx, input.repository);
+
+      const linked = new Set<Digest>();
+      if (existingId !== undefined && blobs.length > 0) {
+        let q = trx
+          .selectFrom('repository_blobs')
+          .select('digest')
+          .where('repository_id', '=', existingId)
+          .where('digest', 'in', blobs);
+        // Keep the links from being removed before this transaction commits.
+        if (pg) q = q.forShare();
+        for (const row of await q.execute()) linked.add(row.digest);
+      }
+      const present = new Set<Digest>();
+      if (existingId !== undefined && manifests.length > 0) {
+        let q = trx
+          .selectFrom('manifests')
+          .select('digest')
+          .where('repository_id', '=', existingId)
+          .where('digest', 'in', manifests);
+        if (pg) q = q.forShare();
+        for (const row of await q.execute()) present.add(row.digest);
+      }
+      const missingBlobs = blobs.filter((d) => !linked.has(d));
+      const missingManifests = manifests.filter((d) => !present.has(d));
+      if (missingBlobs.length > 0 || missingManifests.length > 0) {
+        return { ok: false, missingBlobs, missingManifests };
+      }
+
+      const repositoryId = existingId ?? (await this.ensureRepository(trx, input.repository, now));
+      // DO UPDATE (a no-op on the digest) rather than DO NOTHING: it returns the id of an existing row and locks
+      // it, so a concurrent deleteManifest cannot remove it under our tags.
+      const manifest = await trx
+        .insertInto('manifests')
+        .values({
+          repository_id: repositoryId,
+          digest: input.digest,
+          media_type: input.mediaType,
+          payload: input.payload,
+          size: input.payload.length,
+          subject_digest: input.subject,
+          artifact_type: input.artifactType,
+          annotations: input.annotations === null ? null : JSON.stringify(input.annotations),
+          created_at: now,
+        })
+        .onConflict((oc) =>
+          oc.columns(['repository_id', 'digest']).doUpdateSet({ digest: (eb) => eb.ref('excluded.digest') }),
+        )
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      const manifestId = Number(manifest.id);
+
+      const references = [
+        ...blobs.map((digest) => ({ manifest_id: manifestId, digest, kind: 'blob' as const })),
+        ...manifests.map((digest) => ({ manifest_id: manifestId, digest, kind: 'manifest' as const })),
+      ];
+      if (references.length > 0) {
+        await trx
+          .insertInto('manifest_references')
+          .values(references)
+          .onConflict((oc) => oc.columns(['manifest_id', 'kind', 'digest']).doNothing())
+          .execute();
+      }
+
+      if (tags.length > 0) {
+        await trx
+          .insertInto('tags')
+          .values(
+            tags.map((name) => ({
+              repository_id: repositoryId,
+              name,
+              manifest_id: manifestId,
+              updated_at: now,
+            })),
+          )
+          .onConflict((oc) =>
+            oc.columns(['repository_id', 'name']).doUpdateSet({
+              manifest_id: (eb) => eb.ref('excluded.manifest_id'),
+              updated_at: (eb) => eb.ref('excluded.updated_at'),
+            }),
+          )
+          .execute();
+      }
+      return { ok: true };
+    });
+  }
+
+  async getManifest(repository: string, digest: Digest): Promise<ManifestRecord | null> {
+    const row = await this.db
+      .selectFrom('manifests as m')
+      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+      .select(MANIFEST_COLUMNS)
+      .where('r.name', '=', repository)
+      .where('m.digest', '=', digest)
+      .executeTakeFirst();
+    return row === undefined ? null : toManifestRecord(repository, row);
+  }
+
+  async getManifestByTag(repository: string, tag: string): Promise<ManifestRecord | null> {
+    const row = await this.db
+      .selectFrom('tags as t')
+      .innerJoin('repositories as r', 'r.id', 't.repository_id')
+      .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+      .select(MANIFEST_COLUMNS)
+      .where('r.name', '=', repository)
+      .where('t.name', '=', tag)
+      .executeTakeFirst();
+    return row === undefined ? null : toManifestRecord(repository, row);
+  }
+
+  async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const deleted = await trx
+        .deleteFrom('manifests')
+        .where('digest', '=', digest)
+        .where('repository_id', '=', (eb) =>
+          eb.selectFrom('repositories').select('id').where('name', '=', repository),
+        )
+        .returning('id')
+        .executeTakeFirst();
+      if (deleted === undefined) return false;
+      // ON DELETE CASCADE already removed these; deleting explicitly keeps the contract even without it.
+      await trx.deleteFrom('tags').where('manifest_id', '=', deleted.id).execute();
+      await trx.deleteFrom('manifest_references').where('manifest_id', '=', deleted.id).execute();
+      return true;
+    });
+  }
+
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    const result = await this.db
+      .deleteFrom('tags')
+      .where('name', '=', tag)
+      .where('repository_id', '=', (eb) =>
+        eb.selectFrom('repositories').select('id').where('name', '=', repository),
+      )
+      .executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
+  async listTags(repository: string, options: PageOptions): Promise<Page<string>> {
+    const limit = checkCount('limit', options.limit);
+    let query = this.db
+      .selectFrom('tags as t')
+      .innerJoin('repositories as r', 'r.id', 't.repository_id')
+      .select('t.name')
+      .where('r.name', '=', repository)
+      .orderBy('t.name')
+      .limit(limit + 1);
+    if (options.after !== undefined) query = query.where('t.name', '>', options.after);
+    const rows = await query.execute();
+    return toPage(
+      rows.map((r) => r.name),
+      limit,
+    );
+  }
+
+  async listReferrers(
+    repository: string,
+    subject: Digest,
+    options: { artifactType?: string } = {},
+  ): Promise<ReferrerRecord[]> {
+    let query = this.db
+      .selectFrom('manifests as m')
+      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+      .select(['m.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.annotations'])
+      .where('r.name', '=', repository)
+      .where('m.subject_digest', '=', subject)
+      .orderBy('m.digest');
+    const { artifactType } = options;
+    if (artifactType !== undefined) query = query.where('m.artifact_type', '=', artifactType);
+    const rows = await query.execute();
+    return rows.map((row) => ({
+      digest: row.digest,
+      mediaType: row.media_type,
+      size: Number(row.size),
+      artifactType: row.artifact_type,
+      annotations: parseAnnotations(row.annotations),
+    }));
+  }
+
+  // --- upload sessions -----------------------------------------------------------------------------
+
+  async createUploadSession(session: {
+    id: string;
+    repository: string;
+    handle: UploadHandle;
+  }): Promise<void> {
+    const now = Date.now();
+    await this.db
+      .insertInto('upload_sessions')
+      .values({
+        id: session.id,
+        repository: session.repository,
+        size: 0,
+        handle: JSON.stringify(session.handle),
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+  }
+
+  async getUploadSession(id: string): Promise<UploadSessionRecord | null> {
+    const row = await this.db
+      .selectFrom('upload_sessions')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row === undefined ? null : toUploadSessionRecord(row);
+  }
+
+  async advanceUploadSession(
+    id: string,
+    expectedSize: number,
+    size: number,
+    handle: UploadHandle,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable('upload_sessions')
+      .set({ size, handle: JSON.stringify(handle), updated_at: Date.now() })
+      .where('id', '=', id)
+      .where('size', '=', expectedSize)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  async deleteUploadSession(id: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('upload_sessions').where('id', '=', id).executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
+  async listStaleUploadSessions(before: Date, limit: number): Promise<UploadSessionRecord[]> {
+    const rows = await this.db
+      .selectFrom('upload_sessions')
+      .selectAll()
+      .where('updated_at', '<', before.getTime())
+      .orderBy('updated_at')
+      .orderBy('id')
+      .limit(checkCount('limit', limit))
+      .execute();
+    return rows.map(toUploadSessionRecord);
+  }
+
+  // --- helpers -------------------------------------------------------------------------------------
+
+  private async findRepositoryId(db: Executor, name: string): Promise<number | undefined> {
+    const row = await db.selectFrom('repositories').select('id').where('name', '=', name).executeTakeFirst();
+    return row === undefined ? undefined : Number(row.id);
+  }
+
+  /** The repository's id, creating the repository if needed (race-free: ON CONFLICT DO NOTHING). */
+  private async ensureRepository(db: Executor, name: string, now: number): Promise<number> {
+    const existing = await this.findRepositoryId(db, name);
+    if (existing !== undefined) return existing;
+    const inserted = await db
+      .insertInto('repositories')
+      .values({ name, created_at: now })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (inserted !== undefined) return Number(inserted.id);
+    // Another transaction created it between our select and insert (PostgreSQL READ COMMITTED).
+    const created = await this.findRepositoryId(db, name);
+    if (created === undefined) throw new Error(`repository ${name} vanished while being created`);
+    return created;
+  }
+
+  private async currentSchema(): Promise<string> {
+    const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(this.db);
+    const schema = rows[0]?.schema;
+    if (schema === undefined || schema === null) {
+      throw new Error('PostgreSQL has no current schema: no schema of the search_path exists');
+    }
+    return schema;
+  }
+}
+
+function toManifestRecord(repository: string, row: ManifestRow): ManifestRecord {
+  return {
+    repository,
+    digest: row.digest,
+    mediaType: row.media_type,
+    payload: Buffer.isBuffer(row.payload) ? row.payload : Buffer.from(row.payload),
+    size: Number(row.size),
+    subject: row.subject_digest,
+    artifactType: row.artifact_type,
+    annotations: parseAnnotations(row.annotations),
+    createdAt: new Date(Number(row.created_at)),
+  };
+}
+
+function toUploadSessionRecord(row: UploadSessionRow): UploadSessionRecord {
+  return {
+    id: row.id,
+    repository: row.repository,
+    size: Number(row.size),
+    handle: JSON.parse(row.handle) as UploadHandle,
+    createdAt: new Date(Number(row.created_at)),
+    updatedAt: new Date(Number(row.updated_at)),
+  };
+}
+
+function parseAnnotations(text: string | null): Record<string, string> | null {
+  return text === null ? null : (JSON.parse(text) as Record<string, string>);
+}
+
+function toPage(rows: string[], limit: number): Page<string> {
+  return { items: rows.slice(0, limit), hasMore: rows.length > limit };
+}
+
+function checkCount(what: string, n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new RangeError(`${what} must be a non-negative integer, got ${n}`);
+  return n;
+}

@@ -1,0 +1,32 @@
+/**
+ * The metadata schema's forward-only migrations, provided in code (no filesystem scanning, so they work from any
+ * working directory and from a bundled build) and applied with Kysely's `Migrator`.
+ *
+ * To change the schema, add a file `NNNN-description.ts` exporting a migration factory and list it in
+ * `migrationsFor` under a name that sorts after every existing one. Never edit or remove a released migration.
+ */
+import type { Migration, MigrationProvider } from 'kysely';
+import type { SqlDialect } from '../schema.ts';
+import { initialMigration } from './0001-initial.ts';
+
+/** Table recording which migrations ran (name and ISO timestamp). */
+export const MIGRATION_TABLE = 'berth_migrations';
+
+/** Table Kysely uses as a migration lock on dialects without advisory locks. */
+export const MIGRATION_LOCK_TABLE = 'berth_migrations_lock';
+
+/** Every migration, by name, built for `dialect`. Names sort in application order. */
+export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
+  return {
+    '0001-initial': initialMigration(dialect),
+  };
+}
+
+/** A `MigrationProvider` serving `migrationsFor(dialect)`. */
+export class BerthMigrationProvider implements MigrationProvider {
+  constructor(private readonly dialect: SqlDialect) {}
+
+  getMigrations(): Promise<Record<string, Migration>> {
+    return Promise.resolve(migrationsFor(this.dialect));
+  }
+}
