@@ -26,7 +26,10 @@ export function createApp(config: Config, services: Services, options: AppOption
         ? false
         : {
             level: config.log.level,
-            redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'], remove: true },
+            redact: {
+              paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'],
+              remove: true,
+            },
           },
     // One access-log line per request is written by our own hook (or none), not fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
@@ -39,7 +42,9 @@ export function createApp(config: Config, services: Services, options: AppOption
       reply.header('Docker-Distribution-API-Version', 'registry/2.0');
       sendError(
         reply,
-        new RegistryError(code === 'FST_ERR_BAD_URL' ? 'NAME_INVALID' : 'UNSUPPORTED', error.message, { status: 400 }),
+        new RegistryError(code === 'FST_ERR_BAD_URL' ? 'NAME_INVALID' : 'UNSUPPORTED', error.message, {
+          status: 400,
+        }),
       );
       void request;
     },

@@ -17,7 +17,9 @@ export interface Services {
 
 /** Builds storage, metadata (migrated) and the registry for `config`. */
 export async function createServices(config: Config): Promise<Services> {
-  const storage = new FilesystemDriver({ root: config.storage.filesystem.root ?? path.join(config.data, 'blobs') });
+  const storage = new FilesystemDriver({
+    root: config.storage.filesystem.root ?? path.join(config.data, 'blobs'),
+  });
   const metadata = createSqliteStore(config.metadata.sqlite.path ?? path.join(config.data, 'berth.db'));
   try {
     await metadata.migrate();

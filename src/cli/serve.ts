@@ -53,5 +53,8 @@ export async function serve(flags: ServeFlags): Promise<void> {
     await services.close();
     throw e;
   }
-  app.log.info({ data: config.data, storage: config.storage.driver, metadata: config.metadata.driver }, 'berth ready');
+  app.log.info(
+    { data: config.data, storage: config.storage.driver, metadata: config.metadata.driver },
+    'berth ready',
+  );
 }

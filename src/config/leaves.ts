@@ -15,11 +15,16 @@ export interface ConfigLeaf {
   readonly description: string;
 }
 
-type AnySchema = z.ZodType & { def: { type: string; innerType?: AnySchema; shape?: Record<string, AnySchema> } };
+type AnySchema = z.ZodType & {
+  def: { type: string; innerType?: AnySchema; shape?: Record<string, AnySchema> };
+};
 
 function unwrap(schema: AnySchema): AnySchema {
   let s = schema;
-  while (s.def.innerType !== undefined && ['default', 'prefault', 'nullable', 'optional', 'pipe'].includes(s.def.type)) {
+  while (
+    s.def.innerType !== undefined &&
+    ['default', 'prefault', 'nullable', 'optional', 'pipe'].includes(s.def.type)
+  ) {
     s = s.def.innerType;
   }
   if (s.def.type === 'pipe') {

@@ -10,7 +10,10 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
 
 /** A duration: a number of seconds, or a string such as `500ms`, `30s`, `15m`, `24h`, `7d`. Parsed to ms. */
 export const duration = z
-  .union([z.number().nonnegative(), z.string().regex(DURATION_RE, 'expected a duration such as 30s, 15m, 24h or 7d')])
+  .union([
+    z.number().nonnegative(),
+    z.string().regex(DURATION_RE, 'expected a duration such as 30s, 15m, 24h or 7d'),
+  ])
   .transform((v) => {
     if (typeof v === 'number') return Math.round(v * 1000);
     const m = DURATION_RE.exec(v) as RegExpExecArray;
@@ -23,12 +26,16 @@ const listenAddress = z
 
 export const configSchema = z
   .object({
-    listen: listenAddress.default('0.0.0.0:5000').describe('Address and port the HTTP server listens on (`HOST:PORT`).'),
+    listen: listenAddress
+      .default('0.0.0.0:5000')
+      .describe('Address and port the HTTP server listens on (`HOST:PORT`).'),
     data: z
       .string()
       .min(1)
       .default('./data')
-      .describe('Data directory of the embedded default: blobs under `<data>/blobs`, metadata in `<data>/berth.db`.'),
+      .describe(
+        'Data directory of the embedded default: blobs under `<data>/blobs`, metadata in `<data>/berth.db`.',
+      ),
     publicUrl: z
       .url({ protocol: /^https?$/ })
       .nullable()
@@ -88,7 +95,9 @@ export const configSchema = z
           .positive()
           .max(100_000)
           .default(1000)
-          .describe('Most repositories one `/v2/_catalog` page returns (also the default when `n` is absent).'),
+          .describe(
+            'Most repositories one `/v2/_catalog` page returns (also the default when `n` is absent).',
+          ),
         tagsPageSize: z
           .number()
           .int()
@@ -132,7 +141,10 @@ export const configSchema = z
           .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
           .default('info')
           .describe('Log level (pino, JSON lines on stdout).'),
-        accessLog: z.boolean().default(true).describe('Log one line per request (method, path, status, duration).'),
+        accessLog: z
+          .boolean()
+          .default(true)
+          .describe('Log one line per request (method, path, status, duration).'),
       })
       .strict()
       .prefault({}),

@@ -29,7 +29,8 @@ export function looksLikeDigest(s: string): boolean {
 export function parseDigest(s: string): ParsedDigest {
   const m = DIGEST_RE.exec(s);
   if (!m) {
-    if (looksLikeDigest(s)) throw new DigestInvalidError(`unsupported digest algorithm or encoding: ${clip(s)}`);
+    if (looksLikeDigest(s))
+      throw new DigestInvalidError(`unsupported digest algorithm or encoding: ${clip(s)}`);
     throw new DigestInvalidError(`invalid digest: ${clip(s)}`);
   }
   const algorithm = m[1] as DigestAlgorithm;

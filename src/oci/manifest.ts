@@ -61,7 +61,8 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
   const subject = body.subject === undefined ? null : descriptor(body.subject, 'subject').digest;
   let artifactType: string | null = null;
   if (body.artifactType !== undefined) {
-    if (!isValidMediaType(body.artifactType)) throw new ManifestInvalidError('artifactType is not a valid media type');
+    if (!isValidMediaType(body.artifactType))
+      throw new ManifestInvalidError('artifactType is not a valid media type');
     artifactType = body.artifactType;
   }
 
@@ -80,7 +81,15 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
     const manifests: Digest[] = [];
     const blobs: Digest[] = [];
     for (const c of children) (MANIFEST_MEDIA_TYPES.has(c.mediaType) ? manifests : blobs).push(c.digest);
-    return { mediaType, isIndex, subject, artifactType, annotations, blobs: unique(blobs), manifests: unique(manifests) };
+    return {
+      mediaType,
+      isIndex,
+      subject,
+      artifactType,
+      annotations,
+      blobs: unique(blobs),
+      manifests: unique(manifests),
+    };
   }
 
   const config = descriptor(body.config, 'config');
@@ -108,18 +117,27 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
 
 function resolveMediaType(body: Record<string, unknown>, contentType: string | undefined): string {
   const declared = body.mediaType;
-  if (declared !== undefined && typeof declared !== 'string') throw new ManifestInvalidError('mediaType must be a string');
-  const header = contentType !== undefined && !GENERIC_CONTENT_TYPES.has(contentType) ? contentType : undefined;
+  if (declared !== undefined && typeof declared !== 'string')
+    throw new ManifestInvalidError('mediaType must be a string');
+  const header =
+    contentType !== undefined && !GENERIC_CONTENT_TYPES.has(contentType) ? contentType : undefined;
   if (declared !== undefined && header !== undefined && declared !== header) {
-    throw new ManifestInvalidError(`Content-Type ${header} does not match the manifest's mediaType ${declared}`);
+    throw new ManifestInvalidError(
+      `Content-Type ${header} does not match the manifest's mediaType ${declared}`,
+    );
   }
-  const mediaType = declared ?? header ?? (Array.isArray(body.manifests) ? MediaType.OciIndex : MediaType.OciManifest);
+  const mediaType =
+    declared ?? header ?? (Array.isArray(body.manifests) ? MediaType.OciIndex : MediaType.OciManifest);
   if (SCHEMA1_TYPES.has(mediaType)) {
     throw new ManifestInvalidError('schema1 manifests are not supported; push a schema2 or OCI manifest');
   }
-  if (!MANIFEST_MEDIA_TYPES.has(mediaType)) throw new ManifestInvalidError(`unsupported manifest media type ${mediaType}`);
+  if (!MANIFEST_MEDIA_TYPES.has(mediaType))
+    throw new ManifestInvalidError(`unsupported manifest media type ${mediaType}`);
   // Docker types must declare themselves in the body; OCI types may omit mediaType.
-  if (declared === undefined && (mediaType === MediaType.DockerManifest || mediaType === MediaType.DockerManifestList)) {
+  if (
+    declared === undefined &&
+    (mediaType === MediaType.DockerManifest || mediaType === MediaType.DockerManifestList)
+  ) {
     throw new ManifestInvalidError(`a ${mediaType} must carry its mediaType`);
   }
   const looksLikeIndex = Array.isArray(body.manifests);
@@ -133,7 +151,8 @@ function resolveMediaType(body: Record<string, unknown>, contentType: string | u
 export function descriptor(value: unknown, where: string): Descriptor {
   if (!isObject(value)) throw new ManifestInvalidError(`${where} must be a descriptor object`);
   const { mediaType, digest, size, urls } = value;
-  if (!isValidMediaType(mediaType)) throw new ManifestInvalidError(`${where}.mediaType is missing or invalid`);
+  if (!isValidMediaType(mediaType))
+    throw new ManifestInvalidError(`${where}.mediaType is missing or invalid`);
   if (typeof digest !== 'string' || !isDigest(digest)) {
     throw new ManifestInvalidError(`${where}.digest is missing, invalid or of an unsupported algorithm`);
   }
@@ -142,7 +161,8 @@ export function descriptor(value: unknown, where: string): Descriptor {
   }
   let checkedUrls: string[] | undefined;
   if (urls !== undefined) {
-    if (!Array.isArray(urls) || !urls.every(isHttpUrl)) throw new ManifestInvalidError(`${where}.urls must be http(s) URLs`);
+    if (!Array.isArray(urls) || !urls.every(isHttpUrl))
+      throw new ManifestInvalidError(`${where}.urls must be http(s) URLs`);
     checkedUrls = urls as string[];
   }
   const annotations = optionalAnnotations(value.annotations, `${where}.annotations`);

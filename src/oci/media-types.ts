@@ -23,7 +23,10 @@ export const MANIFEST_MEDIA_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 /** Index-like media types (their `manifests` are child manifests). */
-export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MediaType.OciIndex, MediaType.DockerManifestList]);
+export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([
+  MediaType.OciIndex,
+  MediaType.DockerManifestList,
+]);
 
 /** The media type grammar of RFC 6838 (type/subtype, no parameters). */
 const MEDIA_TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;

@@ -33,7 +33,8 @@ export function isValidTag(tag: string): boolean {
   return TAG_RE.test(tag);
 }
 
-export type Reference = { readonly kind: 'tag'; readonly tag: string } | { readonly kind: 'digest'; readonly digest: Digest };
+export type Reference =
+  { readonly kind: 'tag'; readonly tag: string } | { readonly kind: 'digest'; readonly digest: Digest };
 
 /**
  * Parses the `<reference>` of `/v2/<name>/manifests/<reference>`: a digest when it has a digest's shape (then it
@@ -44,7 +45,9 @@ export function parseReference(ref: string, forWrite: boolean): Reference {
   if (ref.includes(':')) return { kind: 'digest', digest: parseDigest(ref).digest };
   if (!isValidTag(ref)) {
     if (forWrite) throw new InvalidTagError(ref);
-    throw new ManifestUnknownError(`invalid tag: ${JSON.stringify(ref.slice(0, 200))}`, { detail: { tag: ref.slice(0, 200) } });
+    throw new ManifestUnknownError(`invalid tag: ${JSON.stringify(ref.slice(0, 200))}`, {
+      detail: { tag: ref.slice(0, 200) },
+    });
   }
   return { kind: 'tag', tag: ref };
 }

@@ -36,7 +36,9 @@ export class BlobService {
     } catch (e) {
       if (e instanceof ObjectNotFoundError) throw new BlobUnknownError(undefined, { detail: { digest } });
       if (e instanceof RangeNotSatisfiableError) {
-        throw new RangeInvalidError('requested range not satisfiable', { headers: { 'Content-Range': `bytes */${size}` } });
+        throw new RangeInvalidError('requested range not satisfiable', {
+          headers: { 'Content-Range': `bytes */${size}` },
+        });
       }
       throw e;
     }

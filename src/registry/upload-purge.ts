@@ -7,7 +7,11 @@ import type { UploadService } from './uploads.ts';
  * once: each stale session is claimed by exactly one of them (see `UploadService.purgeStale`). Returns a stop
  * function.
  */
-export function startUploadPurge(uploads: UploadService, intervalMs: number, log: FastifyBaseLogger): () => void {
+export function startUploadPurge(
+  uploads: UploadService,
+  intervalMs: number,
+  log: FastifyBaseLogger,
+): () => void {
   let running = false;
   const run = async (): Promise<void> => {
     if (running) return;

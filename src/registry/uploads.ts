@@ -78,7 +78,8 @@ export class UploadService {
    */
   async mount(repository: string, digest: Digest, from: string | undefined): Promise<BlobLink | null> {
     const { metadata } = this.deps;
-    const link = from !== undefined ? await metadata.getBlobLink(from, digest) : await metadata.findBlob(digest);
+    const link =
+      from !== undefined ? await metadata.getBlobLink(from, digest) : await metadata.findBlob(digest);
     if (!link) return null;
     await metadata.linkBlob(repository, digest, link.size);
     return link;
@@ -104,7 +105,8 @@ export class UploadService {
 
   /** The session, checked to belong to `repository`; BLOB_UPLOAD_UNKNOWN otherwise. */
   async get(repository: string, id: string): Promise<UploadSessionRecord> {
-    if (!UUID_RE.test(id)) throw new BlobUploadUnknownError(undefined, { detail: { uuid: id.slice(0, 100) } });
+    if (!UUID_RE.test(id))
+      throw new BlobUploadUnknownError(undefined, { detail: { uuid: id.slice(0, 100) } });
     const session = await this.deps.metadata.getUploadSession(id);
     if (!session || session.repository !== repository) {
       throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
@@ -122,7 +124,12 @@ export class UploadService {
    * Completes the upload (PUT `?digest=`), with an optional last chunk: verifies the digest, commits the bytes
    * and links the blob into the repository.
    */
-  async complete(repository: string, id: string, digestParam: string, body: UploadBody | null): Promise<BlobLink> {
+  async complete(
+    repository: string,
+    id: string,
+    digestParam: string,
+    body: UploadBody | null,
+  ): Promise<BlobLink> {
     const digest = parseDigest(digestParam).digest;
     let session = await this.get(repository, id);
     return this.exclusive(session, async () => {
@@ -147,7 +154,8 @@ export class UploadService {
   async cancel(repository: string, id: string): Promise<void> {
     const session = await this.get(repository, id);
     this.hashes.delete(id);
-    if (!(await this.deps.metadata.deleteUploadSession(id))) throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
+    if (!(await this.deps.metadata.deleteUploadSession(id)))
+      throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
     await this.deps.storage.abortUpload(session.handle);
   }
 
@@ -188,19 +196,28 @@ export class UploadService {
   private async appendTo(session: UploadSessionRecord, body: UploadBody): Promise<UploadSessionRecord> {
     if (body.range) {
       if (body.range.start !== session.size) {
-        throw new RangeInvalidError(`chunk starts at ${body.range.start} but the upload has ${session.size} bytes`, {
-          headers: { Range: uploadRange(session.size), 'Docker-Upload-UUID': session.id },
-        });
+        throw new RangeInvalidError(
+          `chunk starts at ${body.range.start} but the upload has ${session.size} bytes`,
+          {
+            headers: { Range: uploadRange(session.size), 'Docker-Upload-UUID': session.id },
+          },
+        );
       }
       const rangeLength = body.range.end - body.range.start + 1;
       if (body.length !== undefined && body.length !== rangeLength) {
-        throw new SizeInvalidError(`Content-Length ${body.length} does not match Content-Range length ${rangeLength}`);
+        throw new SizeInvalidError(
+          `Content-Length ${body.length} does not match Content-Range length ${rangeLength}`,
+        );
       }
     }
     const cached = this.hashes.get(session.id);
     this.hashes.delete(session.id); // tainted until this append succeeds
     const hasher =
-      cached && cached.size === session.size ? cached.hasher : session.size === 0 ? new DigestHasher('sha256') : null;
+      cached && cached.size === session.size
+        ? cached.hasher
+        : session.size === 0
+          ? new DigestHasher('sha256')
+          : null;
     const { handle, size } = await this.write(session.handle, session.size, body, hasher);
     if (!(await this.deps.metadata.advanceUploadSession(session.id, session.size, size, handle))) {
       const current = await this.deps.metadata.getUploadSession(session.id);
@@ -245,7 +262,8 @@ export class UploadService {
   private async digestOf(session: UploadSessionRecord, algorithm: DigestAlgorithm): Promise<Digest> {
     const cached = this.hashes.get(session.id);
     this.hashes.delete(session.id);
-    if (cached && cached.size === session.size && cached.hasher.algorithm === algorithm) return cached.hasher.digest();
+    if (cached && cached.size === session.size && cached.hasher.algorithm === algorithm)
+      return cached.hasher.digest();
     const hasher = new DigestHasher(algorithm);
     let stream: Readable;
     try {
@@ -255,13 +273,16 @@ export class UploadService {
       throw e;
     }
     for await (const chunk of stream) hasher.update(chunk as Buffer);
-    if (hasher.size !== session.size) throw new BlobUploadInvalidError('upload data is shorter than recorded');
+    if (hasher.size !== session.size)
+      throw new BlobUploadInvalidError('upload data is shorter than recorded');
     return hasher.digest();
   }
 
   private verify(expected: Digest, actual: Digest): void {
     if (expected !== actual) {
-      throw new DigestInvalidError('provided digest did not match uploaded content', { detail: { expected, actual } });
+      throw new DigestInvalidError('provided digest did not match uploaded content', {
+        detail: { expected, actual },
+      });
     }
   }
 
@@ -290,5 +311,10 @@ export class UploadService {
 
 function isClientAbort(e: unknown): boolean {
   const code = (e as { code?: string } | null)?.code;
-  return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED' || (e as Error)?.message === 'aborted';
+  return (
+    code === 'ECONNRESET' ||
+    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    code === 'ECONNABORTED' ||
+    (e as Error)?.message === 'aborted'
+  );
 }

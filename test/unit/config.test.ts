@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { configLeaves } from '../../src/config/leaves.ts';
+import { ConfigError, loadConfig } from '../../src/config/load.ts';
+import { parseListen } from '../../src/cli/serve.ts';
+import { PROJECT_ROOT } from '../helpers/server.ts';
+
+describe('configuration', () => {
+  it('has the embedded default when nothing is given', () => {
+    const c = loadConfig({ env: {} });
+    assert.equal(c.listen, '0.0.0.0:5000');
+    assert.equal(c.data, path.resolve('./data'));
+    assert.equal(c.storage.driver, 'filesystem');
+    assert.equal(c.metadata.driver, 'sqlite');
+    assert.equal(c.uploads.purgeAfter, 24 * 3600 * 1000);
+  });
+
+  it('layers file < environment < flags', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-config-'));
+    const file = path.join(dir, 'berth.yml');
+    await writeFile(
+      file,
+      'listen: 127.0.0.1:6000\nregistry:\n  deletes: false\nuploads:\n  purgeAfter: 2h\nlog:\n  level: warn\n',
+    );
+    const c = loadConfig({
+      file,
+      env: {
+        BERTH_LOG_LEVEL: 'error',
+        BERTH_UPLOADS_PURGE_AFTER: '90',
+        BERTH_PUBLIC_URL: 'https://reg.example.com',
+      },
+      overrides: { listen: '127.0.0.1:7000' },
+    });
+    assert.equal(c.listen, '127.0.0.1:7000');
+    assert.equal(c.registry.deletes, false);
+    assert.equal(c.log.level, 'error');
+    assert.equal(c.uploads.purgeAfter, 90_000);
+    assert.equal(c.publicUrl, 'https://reg.example.com');
+  });
+
+  it('names the offending key for bad values, unknown keys and bad YAML', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-config-'));
+    const bad = async (text: string, pattern: RegExp): Promise<void> => {
+      const file = path.join(dir, `c${Math.random()}.yml`);
+      await writeFile(file, text);
+      assert.throws(
+        () => loadConfig({ file, env: {} }),
+        (e: unknown) => e instanceof ConfigError && pattern.test(e.message),
+      );
+    };
+    await bad('registry:\n  deletes: maybe\n', /registry\.deletes/);
+    await bad('storage:\n  filesystem:\n    rot: /x\n', /unknown config key storage\.filesystem\.rot/);
+    await bad('uploads:\n  purgeAfter: 3 weeks\n', /uploads\.purgeAfter/);
+    await bad('listen: nowhere\n', /config key listen/);
+    await bad('listen: [1, 2\n', /not valid YAML/);
+    assert.throws(
+      () => loadConfig({ env: { BERTH_REGISTRY_MAX_MANIFEST_SIZE: 'lots' } }),
+      /registry\.maxManifestSize/,
+    );
+    assert.throws(
+      () => loadConfig({ file: path.join(dir, 'missing.yml'), env: {} }),
+      /cannot read config file/,
+    );
+  });
+
+  it('documents every key and its environment variable in docs/configuration.md', async () => {
+    const doc = await readFile(path.join(PROJECT_ROOT, 'docs', 'configuration.md'), 'utf8');
+    for (const leaf of configLeaves()) {
+      assert.ok(doc.includes(`\`${leaf.path}\``), `docs/configuration.md lacks ${leaf.path}`);
+      assert.ok(doc.includes(`\`${leaf.env}\``), `docs/configuration.md lacks ${leaf.env}`);
+    }
+  });
+
+  it('parses listen addresses, IPv6 included', () => {
+    assert.deepEqual(parseListen('0.0.0.0:5000'), { host: '0.0.0.0', port: 5000 });
+    assert.deepEqual(parseListen('[::1]:5001'), { host: '::1', port: 5001 });
+    assert.deepEqual(parseListen(':5002'), { host: '0.0.0.0', port: 5002 });
+  });
+
+  it('makes `berth serve` exit 2 with a message naming the key', () => {
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'src/main.ts', 'serve', '--listen', '127.0.0.1:0'],
+      {
+        cwd: PROJECT_ROOT,
+        env: { ...process.env, BERTH_REGISTRY_DELETES: 'sometimes' },
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /berth: config key registry\.deletes/);
+  });
+});
