@@ -10,11 +10,16 @@ import type { ByteRange } from '../storage/driver.ts';
 export function parseRangeHeader(header: string | undefined, size: number): ByteRange | null {
   if (header === undefined) return null;
   const unsatisfiable = (): never => {
-    throw new RangeInvalidError('requested range not satisfiable', { headers: { 'Content-Range': `bytes */${size}` } });
+    throw new RangeInvalidError('requested range not satisfiable', {
+      headers: { 'Content-Range': `bytes */${size}` },
+    });
   };
   const m = /^bytes=\s*(.*)$/i.exec(header.trim());
   if (!m) return unsatisfiable();
-  const specs = (m[1] as string).split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const specs = (m[1] as string)
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (specs.length !== 1) return specs.length === 0 ? unsatisfiable() : null;
   const r = /^(\d*)-(\d*)$/.exec(specs[0] as string);
   if (!r || (r[1] === '' && r[2] === '')) return unsatisfiable();
@@ -26,7 +31,8 @@ export function parseRangeHeader(header: string | undefined, size: number): Byte
   }
   const start = Number(a);
   const end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
-  if (!Number.isSafeInteger(start) || start >= size || (b !== '' && Number(b) < start)) return unsatisfiable();
+  if (!Number.isSafeInteger(start) || start >= size || (b !== '' && Number(b) < start))
+    return unsatisfiable();
   return { start, end };
 }
 
@@ -52,11 +58,16 @@ export function contentLength(header: string | undefined): number | undefined {
   return n;
 }
 
-/** Parses the pagination `n`: absent -> `fallback`; not a non-negative integer -> 400; above `max` -> `max`. */
+/**
+ * Parses the pagination `n`: absent -> `fallback`; not a non-negative integer -> 400; above `max` (however many
+ * digits it has: some clients ask for "everything" with a huge n) -> `max`.
+ */
 export function parsePageSize(value: unknown, fallback: number, max: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'string' || !/^\d{1,9}$/.test(value)) {
-    throw new PaginationNumberInvalidError('n must be a non-negative integer', { detail: { n: String(value).slice(0, 50) } });
+  if (typeof value !== 'string' || !/^\d{1,1000}$/.test(value)) {
+    throw new PaginationNumberInvalidError('n must be a non-negative integer', {
+      detail: { n: String(value).slice(0, 50) },
+    });
   }
   return Math.min(Number(value), max);
 }

@@ -6,14 +6,7 @@
  */
 
 export type RouteName =
-  | 'base'
-  | 'catalog'
-  | 'tags'
-  | 'manifest'
-  | 'uploadStart'
-  | 'upload'
-  | 'blob'
-  | 'referrers';
+  'base' | 'catalog' | 'tags' | 'manifest' | 'uploadStart' | 'upload' | 'blob' | 'referrers';
 
 export interface RouteParams {
   name?: string;

@@ -239,6 +239,11 @@ export class UploadService {
   ): Promise<{ handle: UploadHandle; size: number }> {
     const expected = body.range ? body.range.end - body.range.start + 1 : body.length;
     const counter = new HashingStream(hasher, expected ?? Number.POSITIVE_INFINITY);
+    // The body starts flowing into `counter` before the driver attaches its own consumer (it may first open files
+    // or call a backend), so `counter` can fail (too many bytes, client abort) with nobody listening yet: an
+    // unhandled 'error' event would crash the process. The failure stays recorded on the stream, and the driver's
+    // pipeline rejects with it as soon as it starts reading.
+    counter.on('error', () => undefined);
     body.stream.on('error', (e) => counter.destroy(e));
     body.stream.pipe(counter);
     let result: { handle: UploadHandle; size: number };

@@ -7,6 +7,12 @@ const fetchBlob: Handler = async ({ request, reply, params, registry }: RouteCon
   const digest = parseDigest(params.digest as string).digest;
   const link = await registry.blobs.stat(params.name, digest);
   const range = parseRangeHeader(request.headers.range, link.size);
+  // Open before setting any header: when the bytes are missing the error response must not carry this blob's
+  // digest and length. An empty blob has no bytes to read (and no valid range to ask storage for).
+  const blob =
+    request.method === 'HEAD' || link.size === 0
+      ? null
+      : await registry.blobs.open(params.name, digest, link.size, range ?? undefined);
   reply.headers({
     'Docker-Content-Digest': digest,
     'Accept-Ranges': 'bytes',
@@ -19,13 +25,8 @@ const fetchBlob: Handler = async ({ request, reply, params, registry }: RouteCon
   } else {
     reply.code(200).header('Content-Length', String(link.size));
   }
-  if (request.method === 'HEAD') {
-    return reply.send();
-  }
-  // An empty blob has no bytes to read (and no valid range to ask storage for).
-  if (link.size === 0) return reply.send(Buffer.alloc(0));
-  const blob = await registry.blobs.open(params.name, digest, link.size, range ?? undefined);
-  return reply.send(blob.body);
+  if (request.method === 'HEAD') return reply.send();
+  return reply.send(blob ? blob.body : Buffer.alloc(0));
 };
 
 export const blobRoutes: MethodTable = {

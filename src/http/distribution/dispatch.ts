@@ -34,8 +34,6 @@ const HANDLERS: Record<RouteName, MethodTable> = {
   referrers: referrersRoutes,
 };
 
-const METHODS: HttpMethod[] = ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'];
-
 export interface DistributionOptions {
   readonly registry: Registry;
   readonly urls: UrlBuilder;
@@ -49,15 +47,21 @@ export function registerDistributionApi(app: FastifyInstance, options: Distribut
     const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
     const match = matchRoute(path);
     if (!match) {
-      throw new RegistryError('NAME_INVALID', 'no such endpoint; repository names are lowercase path components', {
-        status: 404,
-        detail: { path: path.slice(0, 300) },
-      });
+      throw new RegistryError(
+        'NAME_INVALID',
+        'no such endpoint; repository names are lowercase path components',
+        {
+          status: 404,
+          detail: { path: path.slice(0, 300) },
+        },
+      );
     }
     const handler = HANDLERS[match.route][request.method as HttpMethod];
     if (!handler) {
       reply.header('Allow', Object.keys(HANDLERS[match.route]).join(', '));
-      throw new RegistryError('UNSUPPORTED', `${request.method} is not supported on this endpoint`, { status: 405 });
+      throw new RegistryError('UNSUPPORTED', `${request.method} is not supported on this endpoint`, {
+        status: 405,
+      });
     }
     if (match.params.name !== undefined) assertRepositoryName(match.params.name);
     await handler({
@@ -69,7 +73,9 @@ export function registerDistributionApi(app: FastifyInstance, options: Distribut
       limits: options.limits,
     });
   };
+  // Every method the server knows reaches `handle`, so a method an endpoint lacks (OPTIONS, TRACE...) is 405
+  // UNSUPPORTED with an Allow header rather than a 404 from the not-found handler.
   for (const url of ['/v2', '/v2/', '/v2/*']) {
-    app.route({ method: METHODS, url, handler: handle });
+    app.route({ method: app.supportedMethods, url, handler: handle });
   }
 }

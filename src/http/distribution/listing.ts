@@ -6,7 +6,14 @@ import { type RouteName, type RouteParams, routePath } from '../routes.ts';
 import type { MethodTable, RouteContext } from './context.ts';
 
 /** Sets an RFC 5988 `Link: <...?last=x&n=y>; rel="next"` header when more items remain. */
-function linkNext(ctx: RouteContext, route: RouteName, params: RouteParams, items: string[], hasMore: boolean, n: number): void {
+function linkNext(
+  ctx: RouteContext,
+  route: RouteName,
+  params: RouteParams,
+  items: string[],
+  hasMore: boolean,
+  n: number,
+): void {
   const last = items[items.length - 1];
   if (!hasMore || last === undefined) return;
   const query = new URLSearchParams({ last, n: String(n) }).toString();
@@ -41,6 +48,11 @@ export const referrersRoutes: MethodTable = {
     const artifactType = queryParam(request.query, 'artifactType');
     const index = await registry.referrers.list(params.name, subject, artifactType || undefined);
     if (artifactType) reply.header('OCI-Filters-Applied', 'artifactType');
-    return reply.code(200).type(MediaType.OciIndex).send(JSON.stringify(index));
+    // A Buffer, not a string: Fastify appends `; charset=utf-8` to JSON-ish types of string payloads, and clients
+    // compare this Content-Type exactly.
+    return reply
+      .code(200)
+      .type(MediaType.OciIndex)
+      .send(Buffer.from(JSON.stringify(index)));
   },
 };

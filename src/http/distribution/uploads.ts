@@ -74,7 +74,11 @@ export const uploadRoutes: MethodTable = {
     sendSession(ctx, ctx.reply, 204, session.id, session.size);
   },
   async PATCH(ctx) {
-    const session = await ctx.registry.uploads.append(ctx.params.name, ctx.params.uuid as string, uploadBody(ctx.request));
+    const session = await ctx.registry.uploads.append(
+      ctx.params.name,
+      ctx.params.uuid as string,
+      uploadBody(ctx.request),
+    );
     sendSession(ctx, ctx.reply, 202, session.id, session.size);
   },
   async PUT(ctx) {

@@ -48,6 +48,11 @@ export function registerErrorEnvelope(app: FastifyInstance): void {
     sendError(reply, e);
   });
   app.setNotFoundHandler((request, reply) => {
-    sendError(reply, new RegistryError('UNSUPPORTED', `no route for ${request.method} ${request.url.split('?')[0]}`, { status: 404 }));
+    sendError(
+      reply,
+      new RegistryError('UNSUPPORTED', `no route for ${request.method} ${request.url.split('?')[0]}`, {
+        status: 404,
+      }),
+    );
   });
 }
