@@ -63,7 +63,7 @@ export function contentLength(header: string | undefined): number | undefined {
  * digits it has: some clients ask for "everything" with a huge n) -> `max`.
  */
 export function parsePageSize(value: unknown, fallback: number, max: number): number {
-  if (value === undefined) return fallback;
+  if (value === undefined || value === '') return fallback;
   if (typeof value !== 'string' || !/^\d{1,1000}$/.test(value)) {
     throw new PaginationNumberInvalidError('n must be a non-negative integer', {
       detail: { n: String(value).slice(0, 50) },

@@ -18,10 +18,17 @@ export interface OpenBlob {
 export class BlobService {
   constructor(private readonly deps: RegistryDeps) {}
 
-  /** The blob's link in `repository`; throws BLOB_UNKNOWN when it is not visible there. */
-  async stat(repository: string, digest: Digest): Promise<BlobLink> {
+  /**
+   * The blob's link in `repository`; throws BLOB_UNKNOWN when it is not visible there. With `checkStorage`, also
+   * when its bytes are missing from storage (HEAD must not promise a blob a GET cannot serve: clients skip
+   * uploading blobs a HEAD reports).
+   */
+  async stat(repository: string, digest: Digest, checkStorage = false): Promise<BlobLink> {
     const link = await this.deps.metadata.getBlobLink(repository, digest);
     if (!link) throw new BlobUnknownError(undefined, { detail: { digest } });
+    if (checkStorage && link.size > 0 && !(await this.deps.storage.stat(blobKey(digest)))) {
+      throw new BlobUnknownError(undefined, { detail: { digest } });
+    }
     return link;
   }
 

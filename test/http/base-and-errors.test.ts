@@ -177,20 +177,16 @@ describe('base endpoint and errors', () => {
         '/v2/_catalog/x',
       ]) {
         const res = await reg.inject({ method: 'GET', url });
-        assert.equal(res.statusCode, 404, url);
+        assertError(res, 404, 'UNSUPPORTED');
         assertApiVersion(res);
-        const body = JSON.parse(res.body) as { errors: { code: string }[] };
-        assert.ok(body.errors[0]?.code, url);
       }
     });
 
     it('paths outside the API answer 404 with the envelope and the version header', async () => {
       for (const url of ['/', '/v3/', '/favicon.ico', '/v1/nothing']) {
         const res = await reg.inject({ method: 'GET', url });
-        assert.equal(res.statusCode, 404, url);
+        assertError(res, 404, 'UNSUPPORTED');
         assertApiVersion(res);
-        const body = JSON.parse(res.body) as { errors: { code: string }[] };
-        assert.ok(body.errors[0]?.code, url);
       }
     });
   });

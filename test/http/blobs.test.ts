@@ -235,6 +235,10 @@ describe('blobs', () => {
       assert.equal(res.headers.etag, undefined);
       assert.equal(res.headers['content-length'], String(Buffer.byteLength(res.body)));
     }
+    // HEAD must not promise it either: clients skip uploading a blob that HEAD reports present.
+    const head = await reg.inject({ method: 'HEAD', url: `/v2/blobs/lost/blobs/${d}` });
+    assert.equal(head.statusCode, 404);
+    assert.equal(head.headers['docker-content-digest'], undefined);
   });
 
   it('a sha512 blob is served under its sha512 digest', async () => {

@@ -124,6 +124,14 @@ describe('tags list', () => {
     assert.equal(catalog.statusCode, 200);
   });
 
+  it('an empty n= is the same as no n', async () => {
+    const res = await reg.inject({ method: 'GET', url: '/v2/a/b/c/tags/list?n=' });
+    assert.equal(res.statusCode, 200);
+    const all = await reg.inject({ method: 'GET', url: '/v2/a/b/c/tags/list' });
+    assert.deepEqual(JSON.parse(res.body), JSON.parse(all.body));
+    assert.ok((JSON.parse(res.body) as { tags: string[] }).tags.length > 0);
+  });
+
   it('n=0 returns an empty list and no Link', async () => {
     const res = await reg.inject({ method: 'GET', url: '/v2/a/b/c/tags/list?n=0' });
     assert.equal(res.statusCode, 200);

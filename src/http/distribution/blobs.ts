@@ -5,7 +5,7 @@ import type { Handler, MethodTable, RouteContext } from './context.ts';
 
 const fetchBlob: Handler = async ({ request, reply, params, registry }: RouteContext) => {
   const digest = parseDigest(params.digest as string).digest;
-  const link = await registry.blobs.stat(params.name, digest);
+  const link = await registry.blobs.stat(params.name, digest, request.method === 'HEAD');
   const range = parseRangeHeader(request.headers.range, link.size);
   // Open before setting any header: when the bytes are missing the error response must not carry this blob's
   // digest and length. An empty blob has no bytes to read (and no valid range to ask storage for).

@@ -48,7 +48,7 @@ export function registerDistributionApi(app: FastifyInstance, options: Distribut
     const match = matchRoute(path);
     if (!match) {
       throw new RegistryError(
-        'NAME_INVALID',
+        'UNSUPPORTED',
         'no such endpoint; repository names are lowercase path components',
         {
           status: 404,
