@@ -51,7 +51,11 @@ export interface PutManifestInput {
 
 export type PutManifestResult =
   | { readonly ok: true }
-  | { readonly ok: false; readonly missingBlobs: readonly Digest[]; readonly missingManifests: readonly Digest[] };
+  | {
+      readonly ok: false;
+      readonly missingBlobs: readonly Digest[];
+      readonly missingManifests: readonly Digest[];
+    };
 
 /** One entry of the referrers index. */
 export interface ReferrerRecord {
@@ -109,7 +113,10 @@ export interface MetadataStore {
    * Repository names containing `query` (case-insensitive substring; `%` and `_` are literal), sorted,
    * skipping `offset`, at most `limit`; `total` counts all matches.
    */
-  searchRepositories(query: string, options: { limit: number; offset: number }): Promise<{ total: number; names: string[] }>;
+  searchRepositories(
+    query: string,
+    options: { limit: number; offset: number },
+  ): Promise<{ total: number; names: string[] }>;
 
   // --- blobs ---------------------------------------------------------------------------------------
 
@@ -157,7 +164,11 @@ export interface MetadataStore {
    * Manifests in `repository` whose subject is `subject`, optionally only those whose artifactType equals
    * `artifactType`, ordered by digest.
    */
-  listReferrers(repository: string, subject: Digest, options?: { artifactType?: string }): Promise<ReferrerRecord[]>;
+  listReferrers(
+    repository: string,
+    subject: Digest,
+    options?: { artifactType?: string },
+  ): Promise<ReferrerRecord[]>;
 
   // --- upload sessions -----------------------------------------------------------------------------
 
@@ -172,7 +183,12 @@ export interface MetadataStore {
    * `updatedAt`. Returns false (and changes nothing) when the session is gone or its size is not `expectedSize`,
    * i.e. another request advanced it first.
    */
-  advanceUploadSession(id: string, expectedSize: number, size: number, handle: UploadHandle): Promise<boolean>;
+  advanceUploadSession(
+    id: string,
+    expectedSize: number,
+    size: number,
+    handle: UploadHandle,
+  ): Promise<boolean>;
 
   /** Deletes the session; returns false when it did not exist. Whoever gets true owns the cleanup/commit. */
   deleteUploadSession(id: string): Promise<boolean>;

@@ -76,7 +76,11 @@ export interface StorageDriver {
    * Resolves with the new handle and the upload's total size once the bytes are stored; rejects (leaving
    * the upload valid at `offset`) if `body` errors. Throws `UploadNotFoundError` for an unknown handle.
    */
-  appendUpload(handle: UploadHandle, offset: number, body: Readable): Promise<{ handle: UploadHandle; size: number }>;
+  appendUpload(
+    handle: UploadHandle,
+    offset: number,
+    body: Readable,
+  ): Promise<{ handle: UploadHandle; size: number }>;
 
   /** Streams bytes `[0, size)` of the upload (used to re-hash an upload continued elsewhere). */
   readUpload(handle: UploadHandle, size: number): Promise<Readable>;
@@ -135,7 +139,10 @@ export class RangeNotSatisfiableError extends StorageError {
 
 /** The upload does not exist (never did, was committed, aborted) or lacks the bytes the caller expects. */
 export class UploadNotFoundError extends StorageError {
-  constructor(readonly uploadId: string, reason = 'upload not found') {
+  constructor(
+    readonly uploadId: string,
+    reason = 'upload not found',
+  ) {
     super(`${reason}: ${uploadId}`);
   }
 }
