@@ -1,11 +1,12 @@
 /**
  * Builds the HTTP application (without listening): tests call `inject()` on it, `berth serve` listens.
  */
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config/schema.ts';
 import type { Services } from './container.ts';
 import { registerDistributionApi } from './http/distribution/dispatch.ts';
-import { registerErrorEnvelope, sendError } from './http/plugins/error-envelope.ts';
+import { clientErrorHandler, registerErrorEnvelope, sendError } from './http/plugins/error-envelope.ts';
 import { registerRawBody } from './http/plugins/raw-body.ts';
 import { UrlBuilder } from './http/urls.ts';
 import { registerV1Search } from './http/v1-search.ts';
@@ -17,10 +18,13 @@ export interface AppOptions {
   readonly backgroundJobs?: boolean;
   /** A logger destination override (tests). */
   readonly logger?: boolean;
+  /** Serve HTTPS with these options (see `http/tls.ts`). */
+  readonly https?: HttpsServerOptions | null;
 }
 
 export function createApp(config: Config, services: Services, options: AppOptions = {}): FastifyInstance {
   const app = Fastify({
+    ...(options.https ? { https: options.https } : {}),
     logger:
       options.logger === false
         ? false
@@ -34,6 +38,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     // One access-log line per request is written by our own hook (or none), not fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
+    clientErrorHandler,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 16_384 },
     // Malformed percent-encoding in the path: answer with the envelope rather than a framework error page.

@@ -29,6 +29,7 @@ import {
 } from '../oci/errors.ts';
 import { type UploadHandle, UploadNotFoundError } from '../storage/driver.ts';
 import { blobKey } from '../storage/paths.ts';
+import { isClientAbort } from './client-abort.ts';
 import { BodyTooLongError, HashingStream } from './hashing-stream.ts';
 import type { RegistryDeps } from './options.ts';
 
@@ -312,14 +313,4 @@ export class UploadService {
     }
     this.hashes.set(id, state);
   }
-}
-
-function isClientAbort(e: unknown): boolean {
-  const code = (e as { code?: string } | null)?.code;
-  return (
-    code === 'ECONNRESET' ||
-    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
-    code === 'ECONNABORTED' ||
-    (e as Error)?.message === 'aborted'
-  );
 }

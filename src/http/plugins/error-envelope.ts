@@ -3,8 +3,11 @@
  * RegistryError subclasses; framework errors (bad URL, body too large...) and anything unexpected are mapped
  * here, the latter to 500 UNKNOWN with the cause logged but never sent.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, RegistryError } from '../../oci/errors.ts';
+import { isClientAbort } from '../../registry/client-abort.ts';
 
 export function errorBody(code: ErrorCode, message: string, detail?: unknown): string {
   return JSON.stringify({ errors: [{ code, message, ...(detail !== undefined ? { detail } : {}) }] });
@@ -23,6 +26,10 @@ export function sendError(reply: FastifyReply, error: RegistryError): void {
 /** Maps an error of any kind to a RegistryError. */
 export function toRegistryError(error: unknown, request: FastifyRequest): RegistryError {
   if (error instanceof RegistryError) return error;
+  if (isClientAbort(error)) {
+    request.log.debug({ err: error }, 'client went away mid-request');
+    return new RegistryError('BLOB_UPLOAD_INVALID', 'the request body ended early');
+  }
   const fe = error as Partial<FastifyError> & { code?: string };
   switch (fe.code) {
     case 'FST_ERR_BAD_URL':
@@ -39,6 +46,34 @@ export function toRegistryError(error: unknown, request: FastifyRequest): Regist
   }
   request.log.error({ err: error }, 'unexpected error');
   return new RegistryError('UNKNOWN', 'internal server error');
+}
+
+/**
+ * Requests Node's HTTP parser rejects before any route runs (malformed framing or Content-Length, unknown
+ * methods, oversized headers): answer with the envelope on the raw socket, then close it.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  let status = 400;
+  let code: ErrorCode = 'UNSUPPORTED';
+  let message = 'malformed HTTP request';
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    message = 'request timed out';
+  } else if (error.code === 'HPE_HEADER_OVERFLOW') {
+    status = 431;
+    code = 'SIZE_INVALID';
+    message = 'request headers too large';
+  }
+  const body = errorBody(code, message);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nDocker-Distribution-API-Version: registry/2.0\r\n` +
+        `Connection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 export function registerErrorEnvelope(app: FastifyInstance): void {
