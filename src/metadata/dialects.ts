@@ -4,12 +4,23 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import type BetterSqlite3Type from 'better-sqlite3';
 import pg from 'pg';
 import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver } from 'kysely';
 import type { DatabaseConnection, DialectAdapter, Driver, SqliteDialectConfig } from 'kysely';
 import { KyselyMetadataStore } from './kysely-store.ts';
 import type { Database } from './schema.ts';
+
+/**
+ * The SQLite binding for this Node.js. better-sqlite3 12 subclasses Node's raw `ObjectWrap`, whose destructor
+ * aborts the process on Node 24 (`RemoveEnvironmentCleanupHook: (env) != nullptr` when a statement is garbage
+ * collected); version 13 is built on Node-API and fixed, but needs Node 22 (on Node 20 it crashes). Both are
+ * installed (13 under the alias `better-sqlite3-napi`); the one this runtime supports is loaded. Same API.
+ */
+export const BetterSqlite3 = createRequire(import.meta.url)(
+  Number(process.versions.node.split('.')[0]) >= 22 ? 'better-sqlite3-napi' : 'better-sqlite3',
+) as typeof BetterSqlite3Type;
 
 /**
  * Starts every transaction with `BEGIN IMMEDIATE`: the write lock is taken up front (waiting up to
@@ -48,6 +59,25 @@ class BerthSqliteDialect extends SqliteDialect {
 }
 
 /**
+ * Switches the database to WAL mode. Switching needs an exclusive lock and SQLite does not wait for it (the busy
+ * timeout does not apply), so when several processes open a new database at once, retry for up to 10 s.
+ * WAL is persistent: once any process has switched, the others find it on.
+ */
+function enableWal(database: BetterSqlite3Type.Database): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (String(database.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal') return;
+      database.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || attempt >= 200) throw error;
+      Atomics.wait(pause, 0, 0, 50);
+    }
+  }
+}
+
+/**
  * Opens (creating it and its parent directory if needed) the SQLite database `file` as a metadata store, in WAL
  * mode with `synchronous = NORMAL`, a 5 s busy timeout and foreign keys on. `:memory:` gives a private in-memory
  * database (tests). Call `migrate()` before use.
@@ -58,7 +88,7 @@ export function createSqliteStore(file: string): KyselyMetadataStore {
   const database = new BetterSqlite3(file);
   try {
     database.pragma('busy_timeout = 5000');
-    database.pragma('journal_mode = WAL');
+    enableWal(database);
     database.pragma('synchronous = NORMAL');
     database.pragma('foreign_keys = ON');
   } catch (error) {

@@ -10,6 +10,7 @@ import { Migrator, sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import type { Digest } from '../oci/digest.ts';
 import type { UploadHandle } from '../storage/driver.ts';
+import { KyselyAuthStore } from './kysely-auth-store.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
 import type { Database, SqlDialect } from './schema.ts';
 import type {
@@ -69,6 +70,7 @@ const MANIFEST_COLUMNS = [
 /** A `MetadataStore` over a Kysely instance on SQLite or PostgreSQL. */
 export class KyselyMetadataStore implements MetadataStore {
   private closed = false;
+  private auth: KyselyAuthStore | undefined;
 
   /**
    * @param db the Kysely instance; the store owns it and destroys it on `close()`.
@@ -100,6 +102,15 @@ export class KyselyMetadataStore implements MetadataStore {
       const which = failed === undefined ? 'metadata migration' : `metadata migration ${failed}`;
       throw new Error(`${which} failed: ${message}`, { cause: error });
     }
+  }
+
+  /**
+   * The AuthStore over this store's database and connections (created on first use, then the same instance).
+   * It needs `migrate()` like this store, and becomes unusable when this store is closed.
+   */
+  authStore(): KyselyAuthStore {
+    this.auth ??= new KyselyAuthStore(this.db, this.dialect);
+    return this.auth;
   }
 
   async ping(): Promise<void> {

@@ -4,11 +4,13 @@
  * - Timestamps are epoch milliseconds in `bigint` columns (identical on both dialects; PostgreSQL `int8` values
  *   are parsed to numbers by the pool, see `dialects.ts`).
  * - Sizes are `bigint` byte counts, read back as numbers.
- * - JSON values (annotations, upload handles) are stored as text.
+ * - JSON values (annotations, upload handles, audit details) are stored as text.
+ * - Booleans are integers 0/1 (`Flag`).
  * - On PostgreSQL, names and digests use `COLLATE "C"`, so comparisons and ORDER BY are byte-wise as on SQLite.
  */
 import type { Generated } from 'kysely';
 import type { Digest } from '../oci/digest.ts';
+import type { AuditEventInput, MemberKind, Role, SubjectKind, Visibility } from './auth-store.ts';
 
 /** The SQL dialects the metadata store runs on. */
 export type SqlDialect = 'sqlite' | 'postgres';
@@ -74,6 +76,107 @@ export interface UploadSessionsTable {
   updated_at: number;
 }
 
+/** A boolean stored as an integer: 0 or 1. */
+export type Flag = 0 | 1;
+
+export interface UsersTable {
+  id: Generated<number>;
+  username: string;
+  password_hash: string | null;
+  email: string | null;
+  is_admin: Flag;
+  disabled: Flag;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface RobotsTable {
+  id: Generated<number>;
+  name: string;
+  description: string;
+  secret_hash: string;
+  expires_at: number | null;
+  revoked_at: number | null;
+  created_by: string | null;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+export interface TeamsTable {
+  id: Generated<number>;
+  name: string;
+  description: string;
+  created_at: number;
+}
+
+export interface TeamMembersTable {
+  team_id: number;
+  user_id: number;
+}
+
+export interface NamespacesTable {
+  id: Generated<number>;
+  name: string;
+  visibility: Visibility;
+  description: string;
+  created_at: number;
+}
+
+/** The principal of a membership or rule: exactly the id column `kind` names is set (a CHECK). */
+export interface PrincipalColumns {
+  kind: MemberKind;
+  user_id: number | null;
+  team_id: number | null;
+  robot_id: number | null;
+}
+
+/** Unique per (namespace, kind, principal). */
+export interface NamespaceMembersTable extends PrincipalColumns {
+  namespace_id: number;
+  role: Role;
+}
+
+export interface RepositoryRulesTable extends PrincipalColumns {
+  id: Generated<number>;
+  namespace_id: number;
+  pattern: string;
+  role: Role;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  algorithm: string;
+  private_jwk: string;
+  public_jwk: string;
+  created_at: number;
+  retired_at: number | null;
+}
+
+/** Refresh tokens name their subject (no foreign key): deleting the subject revokes them. */
+export interface RefreshTokensTable {
+  id: string;
+  secret_hash: string;
+  subject_kind: SubjectKind;
+  subject: string;
+  client_id: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+}
+
+export interface AuditEventsTable {
+  id: Generated<number>;
+  time: number;
+  actor: string | null;
+  actor_kind: AuditEventInput['actorKind'];
+  action: string;
+  target: string | null;
+  source_addr: string | null;
+  success: Flag;
+  /** JSON object text, or null. */
+  detail: string | null;
+}
+
 /** The whole metadata database. */
 export interface Database {
   repositories: RepositoriesTable;
@@ -83,4 +186,14 @@ export interface Database {
   manifest_references: ManifestReferencesTable;
   tags: TagsTable;
   upload_sessions: UploadSessionsTable;
+  users: UsersTable;
+  robots: RobotsTable;
+  teams: TeamsTable;
+  team_members: TeamMembersTable;
+  namespaces: NamespacesTable;
+  namespace_members: NamespaceMembersTable;
+  repository_rules: RepositoryRulesTable;
+  signing_keys: SigningKeysTable;
+  refresh_tokens: RefreshTokensTable;
+  audit_events: AuditEventsTable;
 }

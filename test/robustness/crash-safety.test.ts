@@ -22,7 +22,7 @@ import { copyFile, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import Database from 'better-sqlite3';
+import { BetterSqlite3 as Database } from '../../src/metadata/dialects.ts';
 import {
   completeUpload,
   imageManifest,

@@ -8,6 +8,7 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import type { SqlDialect } from '../schema.ts';
 import { initialMigration } from './0001-initial.ts';
+import { accessControlMigration } from './0002-access-control.ts';
 
 /** Table recording which migrations ran (name and ISO timestamp). */
 export const MIGRATION_TABLE = 'berth_migrations';
@@ -19,6 +20,7 @@ export const MIGRATION_LOCK_TABLE = 'berth_migrations_lock';
 export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
   return {
     '0001-initial': initialMigration(dialect),
+    '0002-access-control': accessControlMigration(dialect),
   };
 }
 
