@@ -5,7 +5,10 @@ import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config/schema.ts';
 import type { Services } from './container.ts';
+import { AccessControl } from './auth/access-control.ts';
+import { registerTokenEndpoint } from './http/auth/token-endpoint.ts';
 import { registerDistributionApi } from './http/distribution/dispatch.ts';
+import { peerCertificateName } from './http/tls.ts';
 import { clientErrorHandler, registerErrorEnvelope, sendError } from './http/plugins/error-envelope.ts';
 import { registerRawBody } from './http/plugins/raw-body.ts';
 import { UrlBuilder } from './http/urls.ts';
@@ -83,12 +86,26 @@ export function createApp(config: Config, services: Services, options: AppOption
     relativeUrls: config.http.relativeUrls,
     trustForwardedHeaders: config.http.trustForwardedHeaders,
   });
+  const access = new AccessControl({
+    mode: config.auth.mode,
+    authenticator: services.auth.authenticator,
+    authorizer: services.auth.authorizer,
+    tokens: services.auth.tokens,
+    audit: services.auth.audit,
+    realm: config.auth.token.realm,
+    service: config.auth.token.service,
+    baseUrl: (request) => urls.absoluteBase(request),
+    peerName: (request) => peerCertificateName(request.raw.socket),
+  });
   registerDistributionApi(app, {
+    access,
+    audit: services.auth.audit,
     registry: services.registry,
     urls,
     limits: { catalogPageSize: config.registry.catalogPageSize, tagsPageSize: config.registry.tagsPageSize },
   });
-  registerV1Search(app, services.registry);
+  registerV1Search(app, services.registry, access);
+  if (services.auth.tokens) registerTokenEndpoint(app, access, services.auth, services.auth.tokens);
 
   if (options.backgroundJobs !== false && config.uploads.purgeInterval > 0) {
     let stop: (() => void) | undefined;

@@ -1,5 +1,6 @@
 /** Process entry of the `berth` command. */
 import { Command } from 'commander';
+import { registerCertCommand } from './cli/cert.ts';
 import { serve } from './cli/serve.ts';
 import { ConfigError } from './config/load.ts';
 
@@ -17,6 +18,8 @@ program
   .action(async (flags: { config?: string; listen?: string; data?: string }) => {
     await serve(flags);
   });
+
+registerCertCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

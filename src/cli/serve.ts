@@ -1,7 +1,13 @@
-/** `berth serve`: load config, build services, listen, shut down gracefully on SIGTERM/SIGINT. */
+/**
+ * `berth serve`: load config, build services, listen (HTTPS when `tls.certificate` is set, with the
+ * certificate files watched and reloaded), shut down gracefully on SIGTERM/SIGINT.
+ */
+import { X509Certificate } from 'node:crypto';
+import type { Server as TlsServer } from 'node:tls';
 import { createApp } from '../app.ts';
 import { loadConfig } from '../config/load.ts';
 import { createServices } from '../container.ts';
+import { describeCertificate, loadTlsOptions, watchTls } from '../http/tls.ts';
 
 export interface ServeFlags {
   readonly config?: string;
@@ -21,12 +27,16 @@ export async function serve(flags: ServeFlags): Promise<void> {
     file: flags.config ?? process.env.BERTH_CONFIG,
     overrides: { listen: flags.listen, data: flags.data },
   });
+  // Before anything is opened: a bad certificate or key stops the process with a ConfigError (exit 2).
+  const https = loadTlsOptions(config.tls);
   const services = await createServices(config);
-  const app = createApp(config, services);
+  const app = createApp(config, services, { https });
+  let stopTlsWatch: (() => void) | undefined;
   let closing = false;
   const shutdown = (signal: string): void => {
     if (closing) return;
     closing = true;
+    stopTlsWatch?.();
     app.log.info({ signal }, 'shutting down');
     const force = setTimeout(() => {
       app.log.warn('shutdown timeout reached; exiting with requests in flight');
@@ -52,6 +62,17 @@ export async function serve(flags: ServeFlags): Promise<void> {
   } catch (e) {
     await services.close();
     throw e;
+  }
+  if (https && !closing) {
+    const leaf = new X509Certificate(String(https.cert));
+    app.log.info(
+      { certificate: describeCertificate(leaf), clientAuth: config.tls.clientAuth },
+      'serving HTTPS',
+    );
+    if (Date.parse(leaf.validTo) < Date.now()) {
+      app.log.warn({ validTo: leaf.validTo }, 'TLS certificate has expired');
+    }
+    stopTlsWatch = watchTls(app.server as unknown as TlsServer, config.tls, app.log);
   }
   app.log.info(
     { data: config.data, storage: config.storage.driver, metadata: config.metadata.driver },

@@ -135,6 +135,134 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    auth: z
+      .object({
+        mode: z
+          .enum(['none', 'basic', 'token'])
+          .default('none')
+          .describe(
+            'Access control: `none` (open registry: anyone may push, pull and delete), `basic` (HTTP Basic challenge, for simple clients) or `token` (Docker token authentication with the built-in token service; Basic credentials are accepted on /v2 too).',
+          ),
+        htpasswd: z
+          .object({
+            path: z
+              .string()
+              .min(1)
+              .nullable()
+              .default(null)
+              .describe(
+                'An htpasswd file (bcrypt entries) whose users may log in too, as with `registry:2`; reloaded when it changes.',
+              ),
+          })
+          .strict()
+          .prefault({}),
+        token: z
+          .object({
+            realm: z
+              .url({ protocol: /^https?$/ })
+              .nullable()
+              .default(null)
+              .describe(
+                'Token endpoint URL sent in challenges; default `<base URL>/auth/token` (the built-in service). Set it to an external issuer together with `auth.token.trust`.',
+              ),
+            service: z
+              .string()
+              .min(1)
+              .default('berth')
+              .describe('The service name in challenges and the `aud` of tokens.'),
+            issuer: z
+              .string()
+              .min(1)
+              .default('berth')
+              .describe('The `iss` of tokens the built-in service issues.'),
+            expiration: duration.prefault('5m').describe('Lifetime of access tokens (at least 60 s).'),
+            refreshExpiration: duration
+              .prefault('90d')
+              .describe('Lifetime of refresh tokens (`docker login` identity tokens, `offline_token`).'),
+            trustJwksUrl: z
+              .url({ protocol: /^https?$/ })
+              .nullable()
+              .default(null)
+              .describe('Also accept tokens signed by the keys at this JWKS URL (an external token issuer).'),
+            trustCertBundle: z
+              .string()
+              .min(1)
+              .nullable()
+              .default(null)
+              .describe(
+                "Also accept tokens whose `x5c` chain ends at, or whose key is, a certificate in this PEM bundle (as distribution's `rootcertbundle`).",
+              ),
+            trustIssuer: z
+              .string()
+              .min(1)
+              .nullable()
+              .default(null)
+              .describe('The `iss` required of externally issued tokens.'),
+          })
+          .strict()
+          .prefault({}),
+        adminUsername: z
+          .string()
+          .min(1)
+          .default('admin')
+          .describe(
+            'Username of the first administrator, created on first start when `BERTH_ADMIN_PASSWORD` is set and no administrator exists.',
+          ),
+        personalNamespaces: z
+          .boolean()
+          .default(true)
+          .describe('Every user is admin of the namespace named like them (as on Docker Hub).'),
+        maxFailedLogins: z
+          .number()
+          .int()
+          .positive()
+          .default(10)
+          .describe(
+            'Failed logins allowed per account and per source address within `auth.failedLoginWindow`; more get 429 with Retry-After.',
+          ),
+        failedLoginWindow: duration.prefault('15m').describe('The window of the failed-login limit.'),
+        cacheTtl: duration
+          .prefault('5s')
+          .describe(
+            "How long a caller's roles are cached; a permission change takes effect within this bound on every instance.",
+          ),
+      })
+      .strict()
+      .prefault({}),
+    tls: z
+      .object({
+        certificate: z
+          .string()
+          .min(1)
+          .nullable()
+          .default(null)
+          .describe(
+            'PEM certificate (chain) file; with `tls.key`, Berth serves HTTPS only. Reloaded when the files change, without dropping connections.',
+          ),
+        key: z
+          .string()
+          .min(1)
+          .nullable()
+          .default(null)
+          .describe('PEM private key file of `tls.certificate`.'),
+        clientCA: z
+          .string()
+          .min(1)
+          .nullable()
+          .default(null)
+          .describe(
+            "PEM bundle of CAs whose client certificates are accepted (mutual TLS); the certificate's common name names a user or robot.",
+          ),
+        clientAuth: z
+          .enum(['none', 'optional', 'require'])
+          .default('none')
+          .describe('Client certificates: `none`, `optional` (verified when sent) or `require`.'),
+        reloadInterval: duration
+          .prefault('10s')
+          .describe('How often certificate files are checked for changes.'),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z
@@ -149,7 +277,30 @@ export const configSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if ((c.tls.certificate === null) !== (c.tls.key === null)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls', c.tls.key === null ? 'key' : 'certificate'],
+        message: 'tls.certificate and tls.key go together',
+      });
+    }
+    if (c.tls.clientAuth !== 'none' && (c.tls.clientCA === null || c.tls.certificate === null)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls', 'clientCA'],
+        message: 'client certificates need tls.clientCA and a server certificate',
+      });
+    }
+    if (c.auth.token.expiration < 60_000) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'token', 'expiration'],
+        message: 'must be at least 60s',
+      });
+    }
+  });
 
 /** The input shape (what YAML may contain). */
 export type ConfigInput = z.input<typeof configSchema>;

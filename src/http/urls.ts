@@ -35,6 +35,14 @@ export class UrlBuilder {
     return `${proto}://${host}`;
   }
 
+  /** The absolute base for this request, even when Location URLs are relative (token realms must be absolute). */
+  absoluteBase(request: FastifyRequest): string {
+    const base = this.options.relativeUrls
+      ? new UrlBuilder({ ...this.options, relativeUrls: false }).base(request)
+      : this.base(request);
+    return base || `${request.protocol}://${request.hostname}`;
+  }
+
   /** An absolute (or, when configured, relative) URL for `path`. */
   url(request: FastifyRequest, path: string): string {
     return `${this.base(request)}${path}`;

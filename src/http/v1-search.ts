@@ -3,11 +3,13 @@
  * `GET /v1/_ping`, then `GET /v1/search?q=&n=&page=`.
  */
 import type { FastifyInstance } from 'fastify';
+import type { AccessControl } from '../auth/access-control.ts';
 import type { Registry } from '../registry/registry.ts';
 import { parsePageSize, queryParam } from './headers.ts';
 import { PaginationNumberInvalidError } from '../oci/errors.ts';
 
-export function registerV1Search(app: FastifyInstance, registry: Registry): void {
+/** Results list only repositories the caller may pull; anonymous callers see public namespaces. */
+export function registerV1Search(app: FastifyInstance, registry: Registry, access: AccessControl): void {
   app.get('/v1/_ping', async (_request, reply) => {
     reply.code(200).type('application/json').send('true');
   });
@@ -20,7 +22,9 @@ export function registerV1Search(app: FastifyInstance, registry: Registry): void
       throw new PaginationNumberInvalidError('page must be a positive integer');
     }
     const page = pageParam === undefined ? 1 : Number(pageParam);
-    const { total, names } = await registry.catalog.search(query, page, perPage);
+    const caller = await access.authenticate(request);
+    const filter = access.enabled ? await access.pullFilter(caller) : undefined;
+    const { total, names } = await registry.catalog.search(query, page, perPage, filter);
     reply
       .code(200)
       .type('application/json')

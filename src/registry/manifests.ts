@@ -24,6 +24,11 @@ export interface PutManifestRequest {
   readonly contentType: string | undefined;
   /** Extra tags (`?tag=` on the request). */
   readonly tags?: readonly string[];
+  /**
+   * Called for each tag that already points at another manifest, before anything is written; throws to refuse
+   * moving it (a caller without the right to overwrite tags).
+   */
+  readonly beforeTagMove?: (tag: string, current: Digest) => Promise<void>;
 }
 
 export interface PutManifestResponse {
@@ -52,6 +57,12 @@ export class ManifestService {
     const tags = new Set<string>(request.tags ?? []);
     if (reference.kind === 'tag') tags.add(reference.tag);
     for (const tag of tags) if (!isValidTag(tag)) throw new InvalidTagError(tag);
+    if (request.beforeTagMove) {
+      for (const tag of tags) {
+        const current = await this.deps.metadata.getManifestByTag(repository, tag);
+        if (current && current.digest !== digest) await request.beforeTagMove(tag, current.digest);
+      }
+    }
 
     const result = await this.deps.metadata.putManifest({
       repository,

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface RunningBerth {
-  /** `http://127.0.0.1:PORT` */
+  /** `http://127.0.0.1:PORT` (`https://` when TLS is configured) */
   readonly url: string;
   /** `127.0.0.1:PORT`, the registry host as clients name it. */
   readonly host: string;
@@ -67,7 +67,7 @@ export async function startBerth(options: StartOptions = {}): Promise<RunningBer
     const timer = setTimeout(() => reject(new Error(`berth did not start in 30 s:\n${out}`)), 30_000);
     const onData = (d: Buffer): void => {
       out += d.toString();
-      const m = /listening at (http:\/\/[^"\s]+)/.exec(out);
+      const m = /listening at (https?:\/\/[^"\s]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1] as string);

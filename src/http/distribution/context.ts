@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AccessControl, Caller } from '../../auth/access-control.ts';
 import type { Registry } from '../../registry/registry.ts';
 import type { RouteParams } from '../routes.ts';
 import type { UrlBuilder } from '../urls.ts';
@@ -11,6 +12,9 @@ export interface RouteContext {
   readonly registry: Registry;
   readonly urls: UrlBuilder;
   readonly limits: { readonly catalogPageSize: number; readonly tagsPageSize: number };
+  /** Who is calling (already authorized for what the route needs). */
+  readonly caller: Caller;
+  readonly access: AccessControl;
 }
 
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'PATCH' | 'POST' | 'DELETE';

@@ -3,6 +3,9 @@
  * route table (`routes.ts`), since repository names span several path segments.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AccessControl, Need } from '../../auth/access-control.ts';
+import type { AuditLog } from '../../auth/audit.ts';
+import type { Action } from '../../auth/principal.ts';
 import { RegistryError } from '../../oci/errors.ts';
 import { assertRepositoryName } from '../../oci/reference.ts';
 import type { Registry } from '../../registry/registry.ts';
@@ -34,7 +37,30 @@ const HANDLERS: Record<RouteName, MethodTable> = {
   referrers: referrersRoutes,
 };
 
+/** What each endpoint needs of the caller, as data beside the handlers. */
+const NEEDS: Record<
+  RouteName,
+  Partial<Record<HttpMethod, readonly Action[] | 'authenticated' | 'catalog'>>
+> = {
+  base: { GET: 'authenticated', HEAD: 'authenticated' },
+  catalog: { GET: 'catalog' },
+  tags: { GET: ['pull'] },
+  manifest: { GET: ['pull'], HEAD: ['pull'], PUT: ['push'], DELETE: ['delete'] },
+  uploadStart: { POST: ['push'] },
+  upload: { GET: ['push'], PATCH: ['push'], PUT: ['push'], DELETE: ['push'] },
+  blob: { GET: ['pull'], HEAD: ['pull'], DELETE: ['delete'] },
+  referrers: { GET: ['pull'] },
+};
+
+function needOf(route: RouteName, method: HttpMethod, name: string): Need {
+  const need = NEEDS[route][method] ?? 'authenticated';
+  if (need === 'authenticated' || need === 'catalog') return { kind: need };
+  return { kind: 'repository', name, actions: need };
+}
+
 export interface DistributionOptions {
+  readonly access: AccessControl;
+  readonly audit: AuditLog;
   readonly registry: Registry;
   readonly urls: UrlBuilder;
   readonly limits: { readonly catalogPageSize: number; readonly tagsPageSize: number };
@@ -64,14 +90,34 @@ export function registerDistributionApi(app: FastifyInstance, options: Distribut
       });
     }
     if (match.params.name !== undefined) assertRepositoryName(match.params.name);
+    const name = match.params.name ?? '';
+    const method = request.method as HttpMethod;
+    const caller = await options.access.authenticate(request);
+    await options.access.require(request, caller, needOf(match.route, method, name));
     await handler({
       request,
       reply,
-      params: { ...match.params, name: match.params.name ?? '' },
+      params: { ...match.params, name },
       registry: options.registry,
       urls: options.urls,
       limits: options.limits,
+      caller,
+      access: options.access,
     });
+    // Pushes and deletes go to the audit log once they have succeeded.
+    if (
+      (match.route === 'manifest' && (method === 'PUT' || method === 'DELETE')) ||
+      (match.route === 'blob' && method === 'DELETE')
+    ) {
+      const ref = match.params.reference ?? match.params.digest ?? '';
+      await options.audit.record({
+        actor: caller.principal,
+        action: method === 'PUT' ? 'push' : 'delete',
+        target: ref.includes(':') ? `${name}@${ref}` : `${name}:${ref}`,
+        sourceAddr: request.ip,
+        detail: method === 'PUT' ? { digest: reply.getHeader('docker-content-digest') ?? null } : null,
+      });
+    }
   };
   // Every method the server knows reaches `handle`, so a method an endpoint lacks (OPTIONS, TRACE...) is 405
   // UNSUPPORTED with an Allow header rather than a 404 from the not-found handler.

@@ -33,10 +33,14 @@ export const tagsRoutes: MethodTable = {
 
 export const catalogRoutes: MethodTable = {
   async GET(ctx) {
-    const { request, reply, registry, limits } = ctx;
+    const { request, reply, registry, limits, access, caller } = ctx;
     const n = parsePageSize(queryParam(request.query, 'n'), limits.catalogPageSize, limits.catalogPageSize);
     const last = queryParam(request.query, 'last');
-    const page = await registry.catalog.list(n, last);
+    const page = await registry.catalog.list(
+      n,
+      last,
+      access.enabled ? await access.pullFilter(caller) : undefined,
+    );
     linkNext(ctx, 'catalog', {}, page.items, page.hasMore, n);
     return reply.code(200).type('application/json').send({ repositories: page.items });
   },

@@ -56,7 +56,7 @@ const fetchManifest: Handler = async ({ request, reply, params, registry }) => {
 export const manifestRoutes: MethodTable = {
   GET: fetchManifest,
   HEAD: fetchManifest,
-  async PUT({ request, reply, params, registry, urls }) {
+  async PUT({ request, reply, params, registry, urls, access, caller }) {
     const reference = parseReference(params.reference as string, true);
     const limit = registry.deps.options.maxManifestSize;
     const tooLarge = (): Error => new PayloadTooLargeError(`manifest is larger than ${limit} bytes`);
@@ -69,6 +69,9 @@ export const manifestRoutes: MethodTable = {
       body,
       contentType: baseMediaType(request.headers['content-type']),
       tags: queryParams(request.query, 'tag'),
+      // Moving an existing tag needs more than push (the maintainer role).
+      beforeTagMove: () =>
+        access.require(request, caller, { kind: 'repository', name: params.name, actions: ['overwrite'] }),
     });
     reply.code(201).headers({
       Location: urls.url(request, routePath('manifest', { name: params.name, reference: result.digest })),

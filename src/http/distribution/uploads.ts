@@ -52,7 +52,13 @@ export const uploadStartRoutes: MethodTable = {
       const digest = parseDigest(mount).digest;
       const from = queryParam(request.query, 'from');
       // A malformed `from` cannot name a readable repository: fall back to a normal upload, as for any failed mount.
-      if (from === undefined || isValidRepositoryName(from)) {
+      // Mounting reads `from`: the caller must be allowed to pull there (anywhere, when `from` is absent and
+      // access control is on, mounting is not attempted).
+      const mayRead =
+        from !== undefined
+          ? isValidRepositoryName(from) && (await ctx.access.can(ctx.caller, from, 'pull'))
+          : !ctx.access.enabled;
+      if (mayRead) {
         const link = await registry.uploads.mount(params.name, digest, from);
         if (link) return sendCreated(ctx, digest);
       }

@@ -1,0 +1,59 @@
+/** Builds the authentication and authorization services from configuration (used by `container.ts`). */
+import type { Config } from '../config/schema.ts';
+import type { AuthStore } from '../metadata/auth-store.ts';
+import { AuditLog } from './audit.ts';
+import { Authenticator } from './authenticator.ts';
+import { Authorizer } from './authorizer.ts';
+import { Htpasswd } from './htpasswd.ts';
+import { LoginLimiter } from './login-limiter.ts';
+import { externalKeyResolver } from './token/external-trust.ts';
+import { SigningKeys } from './token/signing-keys.ts';
+import { TokenService } from './token/token-service.ts';
+
+export interface AuthServices {
+  readonly store: AuthStore;
+  readonly audit: AuditLog;
+  readonly authenticator: Authenticator;
+  readonly authorizer: Authorizer;
+  readonly keys: SigningKeys;
+  /** The token service; null unless `auth.mode` is `token`. */
+  readonly tokens: TokenService | null;
+}
+
+export interface AuthLog {
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+}
+
+export async function createAuthServices(
+  config: Config,
+  store: AuthStore,
+  log: AuthLog,
+): Promise<AuthServices> {
+  const auth = config.auth;
+  const audit = new AuditLog(store, (err) => log.error({ err }, 'cannot write the audit log'));
+  const htpasswd = auth.htpasswd.path ? new Htpasswd(auth.htpasswd.path, (m) => log.warn(m)) : null;
+  const limiter = new LoginLimiter(auth.maxFailedLogins, auth.failedLoginWindow);
+  const authenticator = new Authenticator(store, htpasswd, limiter, audit, auth.cacheTtl);
+  const authorizer = new Authorizer(store, {
+    personalNamespaces: auth.personalNamespaces,
+    cacheTtl: auth.cacheTtl,
+  });
+  const keys = new SigningKeys(store, auth.token.expiration);
+  let tokens: TokenService | null = null;
+  if (auth.mode === 'token') {
+    await keys.ensure();
+    const external = await externalKeyResolver({
+      jwksUrl: auth.token.trustJwksUrl,
+      certBundle: auth.token.trustCertBundle,
+    });
+    tokens = new TokenService(keys, store, external, {
+      issuer: auth.token.issuer,
+      service: auth.token.service,
+      expiration: auth.token.expiration,
+      refreshExpiration: auth.token.refreshExpiration,
+      trustIssuer: auth.token.trustIssuer,
+    });
+  }
+  return { store, audit, authenticator, authorizer, keys, tokens };
+}
