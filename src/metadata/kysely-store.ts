@@ -473,6 +473,26 @@ export class KyselyMetadataStore implements MetadataStore {
     return result.numUpdatedRows > 0n;
   }
 
+  async tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    const row = await this.db
+      .insertInto('leases')
+      .values({ name, holder, expires_at: now + ttlMs })
+      .onConflict((oc) =>
+        oc
+          .column('name')
+          .doUpdateSet({ holder, expires_at: now + ttlMs })
+          .where((eb) => eb.or([eb('leases.expires_at', '<=', now), eb('leases.holder', '=', holder)])),
+      )
+      .returning('holder')
+      .executeTakeFirst();
+    return row?.holder === holder;
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    await this.db.deleteFrom('leases').where('name', '=', name).where('holder', '=', holder).execute();
+  }
+
   async deleteUploadSession(id: string): Promise<boolean> {
     const result = await this.db.deleteFrom('upload_sessions').where('id', '=', id).executeTakeFirst();
     return result.numDeletedRows > 0n;

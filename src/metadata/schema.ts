@@ -178,6 +178,13 @@ export interface AuditEventsTable {
 }
 
 /** The whole metadata database. */
+/** A named, expiring claim held by one instance (see `MetadataStore.tryAcquireLease`). */
+export interface LeasesTable {
+  name: string;
+  holder: string;
+  expires_at: number;
+}
+
 export interface Database {
   repositories: RepositoriesTable;
   blobs: BlobsTable;
@@ -196,4 +203,5 @@ export interface Database {
   signing_keys: SigningKeysTable;
   refresh_tokens: RefreshTokensTable;
   audit_events: AuditEventsTable;
+  leases: LeasesTable;
 }

@@ -195,4 +195,16 @@ export interface MetadataStore {
 
   /** Sessions not updated since `before`, oldest first, at most `limit` (for purging). */
   listStaleUploadSessions(before: Date, limit: number): Promise<UploadSessionRecord[]>;
+
+  // --- leases --------------------------------------------------------------------------------------
+
+  /**
+   * Claims the lease `name` for `holder` for `ttlMs`, when it is free, expired, or already held by `holder`
+   * (then it is extended). Returns whether `holder` now holds it. Atomic across processes, so of several
+   * instances asking at once exactly one gets it.
+   */
+  tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+
+  /** Gives the lease up if `holder` holds it. */
+  releaseLease(name: string, holder: string): Promise<void>;
 }

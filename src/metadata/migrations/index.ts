@@ -8,6 +8,7 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import type { SqlDialect } from '../schema.ts';
 import { initialMigration } from './0001-initial.ts';
+import { leasesMigration } from './0003-leases.ts';
 import { accessControlMigration } from './0002-access-control.ts';
 
 /** Table recording which migrations ran (name and ISO timestamp). */
@@ -21,6 +22,7 @@ export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
   return {
     '0001-initial': initialMigration(dialect),
     '0002-access-control': accessControlMigration(dialect),
+    '0003-leases': leasesMigration(dialect),
   };
 }
 

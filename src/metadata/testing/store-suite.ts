@@ -796,5 +796,32 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
         assert.deepEqual(records[0], await store.getUploadSession(ids[1]));
       });
     });
+
+    describe('leases', () => {
+      it('is held by one holder until it expires or is released', async () => {
+        assert.equal(await store.tryAcquireLease('job', 'a', 60_000), true);
+        assert.equal(await store.tryAcquireLease('job', 'b', 60_000), false, 'held by a');
+        assert.equal(await store.tryAcquireLease('job', 'a', 60_000), true, 'the holder extends it');
+        assert.equal(await store.tryAcquireLease('other', 'b', 60_000), true, 'leases are independent');
+        await store.releaseLease('job', 'b');
+        assert.equal(await store.tryAcquireLease('job', 'b', 60_000), false, 'only the holder releases');
+        await store.releaseLease('job', 'a');
+        assert.equal(await store.tryAcquireLease('job', 'b', 60_000), true, 'free after release');
+      });
+
+      it('passes to another holder once expired', async () => {
+        assert.equal(await store.tryAcquireLease('short', 'a', 30), true);
+        assert.equal(await store.tryAcquireLease('short', 'b', 30), false);
+        await sleep(60);
+        assert.equal(await store.tryAcquireLease('short', 'b', 60_000), true);
+        assert.equal(await store.tryAcquireLease('short', 'a', 60_000), false);
+      });
+
+      it('goes to exactly one of several concurrent claimants', async () => {
+        const holders = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6'];
+        const results = await Promise.all(holders.map((h) => store.tryAcquireLease('race', h, 60_000)));
+        assert.equal(results.filter(Boolean).length, 1);
+      });
+    });
   });
 }
