@@ -12,6 +12,7 @@ import { peerCertificateName } from './http/tls.ts';
 import { clientErrorHandler, registerErrorEnvelope, sendError } from './http/plugins/error-envelope.ts';
 import { registerRawBody } from './http/plugins/raw-body.ts';
 import { UrlBuilder } from './http/urls.ts';
+import { registerHealth } from './http/health.ts';
 import { registerV1Search } from './http/v1-search.ts';
 import { RegistryError } from './oci/errors.ts';
 import { startUploadPurge } from './registry/upload-purge.ts';
@@ -105,12 +106,21 @@ export function createApp(config: Config, services: Services, options: AppOption
     limits: { catalogPageSize: config.registry.catalogPageSize, tagsPageSize: config.registry.tagsPageSize },
   });
   registerV1Search(app, services.registry, access);
+  registerHealth(app, [
+    { name: 'storage', check: () => services.storage.ping() },
+    { name: 'metadata', check: () => services.metadata.ping() },
+  ]);
   if (services.auth.tokens) registerTokenEndpoint(app, access, services.auth, services.auth.tokens);
 
   if (options.backgroundJobs !== false && config.uploads.purgeInterval > 0) {
     let stop: (() => void) | undefined;
     app.addHook('onReady', async () => {
-      stop = startUploadPurge(services.registry.uploads, config.uploads.purgeInterval, app.log);
+      stop = startUploadPurge(
+        services.registry.uploads,
+        services.metadata,
+        config.uploads.purgeInterval,
+        app.log,
+      );
     });
     app.addHook('onClose', async () => stop?.());
   }
