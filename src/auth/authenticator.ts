@@ -43,7 +43,10 @@ export class Authenticator {
   async login(username: string, password: string, ctx: LoginContext): Promise<Principal | null> {
     const key = createHash('sha256').update(username).update('\0').update(password).digest('base64');
     const hit = this.verified.get(key);
-    if (hit && Date.now() - hit.at <= this.cacheTtl) return hit.principal;
+    if (hit && Date.now() - hit.at <= this.cacheTtl) {
+      if (ctx.auditSuccess) await this.auditLogin(hit.principal, ctx);
+      return hit.principal;
+    }
     this.limiter.check(username, ctx.sourceAddr);
     const principal = await this.verify(username, password);
     if (!principal) {
@@ -64,14 +67,7 @@ export class Authenticator {
     this.limiter.succeed(username);
     if (this.verified.size > 10_000) this.verified.clear();
     this.verified.set(key, { at: Date.now(), principal });
-    if (ctx.auditSuccess) {
-      await this.audit.record({
-        actor: principal,
-        action: 'login',
-        sourceAddr: ctx.sourceAddr,
-        detail: { via: ctx.via },
-      });
-    }
+    if (ctx.auditSuccess) await this.auditLogin(principal, ctx);
     return principal;
   }
 
@@ -100,6 +96,15 @@ export class Authenticator {
     if (user) return user.disabled ? null : { kind: 'user', name, isAdmin: user.isAdmin };
     if (this.htpasswd?.has(name)) return { kind: 'user', name, isAdmin: false };
     return null;
+  }
+
+  private auditLogin(principal: Principal, ctx: LoginContext): Promise<void> {
+    return this.audit.record({
+      actor: principal,
+      action: 'login',
+      sourceAddr: ctx.sourceAddr,
+      detail: { via: ctx.via },
+    });
   }
 
   /** Forgets cached successes (after a password change or revocation in this process). */

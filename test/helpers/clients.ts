@@ -497,6 +497,13 @@ export interface RunningDockerd {
 export interface DockerdOptions {
   /** Extra `insecure-registries` (127.0.0.0/8 is insecure already). */
   insecureRegistries?: string[];
+  /**
+   * Bind mounts (`source` over `target`, both existing) made in a private mount namespace that only dockerd
+   * (and the containerd it starts) sees: dockerd is spawned as `unshare --mount --propagation private sh -c
+   * 'mount --bind ... && exec dockerd ...'`, so e.g. `/etc/docker/certs.d` or `/etc/hosts` can be replaced
+   * without changing the host. Needs `unshare` and root.
+   */
+  privateMounts?: { source: string; target: string }[];
 }
 
 /**
@@ -523,25 +530,42 @@ export async function startDockerd(dir?: string, options: DockerdOptions = {}): 
     DOCKER_CONFIG: clientConfig,
     DOCKER_CLI_HINTS: 'false',
   };
-  const child = spawn(
-    'dockerd',
-    [
-      '--config-file',
-      configFile,
-      '--data-root',
-      path.join(base, 'root'),
-      '--exec-root',
-      path.join(base, 'exec'),
-      '--pidfile',
-      path.join(base, 'docker.pid'),
-      '-H',
-      host,
-      '--iptables=false',
-      '--ip6tables=false',
-      '--bridge=none',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const dockerdArgs = [
+    '--config-file',
+    configFile,
+    '--data-root',
+    path.join(base, 'root'),
+    '--exec-root',
+    path.join(base, 'exec'),
+    '--pidfile',
+    path.join(base, 'docker.pid'),
+    '-H',
+    host,
+    '--iptables=false',
+    '--ip6tables=false',
+    '--bridge=none',
+  ];
+  const mounts = options.privateMounts ?? [];
+  // Without --fork, unshare and sh exec into dockerd: the child's pid is dockerd's.
+  const child = mounts.length
+    ? spawn(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          [
+            ...mounts.map((m) => `mount --bind ${quote(m.source)} ${quote(m.target)}`),
+            'exec dockerd "$@"',
+          ].join(' && '),
+          'dockerd',
+          ...dockerdArgs,
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      )
+    : spawn('dockerd', dockerdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
