@@ -118,12 +118,22 @@ export class AccessControl {
     const scope = { type: 'repository', name: need.name, actions: scopeActions(need.actions) };
     if (caller.tokenAccess) {
       const granted = tokenActions(caller.tokenAccess, need.name);
-      const fromToken = need.actions.filter((a) => a !== 'overwrite');
-      const needsLive = need.actions.includes('overwrite');
+      // An external issuer's tokens are all Berth knows of such a caller: its `push` grant also allows moving
+      // tags (the issuer's policy decides). For local principals, overwriting is checked against live roles.
+      const external = caller.principal.kind === 'external';
+      const fromToken = need.actions
+        .filter((a) => a !== 'overwrite' || external)
+        .map((a) => (a === 'overwrite' ? 'push' : a));
+      const needsLive = need.actions.includes('overwrite') && !external;
       if (fromToken.every((a) => granted.has(a)) && !needsLive) return;
       const live = await this.liveActions(caller, need.name);
-      if (need.actions.every((a) => live.has(a)) && fromToken.every((a) => granted.has(a))) return;
-      if (need.actions.every((a) => live.has(a)) || caller.principal.kind === 'anonymous') {
+      const roleAllows = need.actions.every((a) => live.has(a));
+      if (roleAllows && fromToken.every((a) => granted.has(a))) return;
+      // Berth has no roles for anonymous and externally issued tokens: what a new token could carry is for the
+      // issuer to decide, so a token that is not enough asks for another one (except for an overwrite, which no
+      // token carries).
+      const issuerDecides = caller.principal.kind === 'anonymous' || external;
+      if (roleAllows || issuerDecides) {
         throw this.challenge(request, scope, { error: 'insufficient_scope' });
       }
       throw denied(caller.principal, need);

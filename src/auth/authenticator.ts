@@ -11,7 +11,7 @@ import type { AuthStore } from '../metadata/auth-store.ts';
 import type { AuditLog } from './audit.ts';
 import type { Htpasswd } from './htpasswd.ts';
 import type { LoginLimiter } from './login-limiter.ts';
-import { secretMatches, verifyPassword } from './passwords.ts';
+import { hashPassword, randomSecret, secretMatches, verifyPassword } from './passwords.ts';
 import type { Principal } from './principal.ts';
 
 /** Robot login names start with this. */
@@ -27,6 +27,7 @@ export interface LoginContext {
 
 export class Authenticator {
   private readonly verified = new Map<string, { at: number; principal: Principal }>();
+  private dummyHash: Promise<string> | undefined;
 
   constructor(
     private readonly store: AuthStore,
@@ -131,6 +132,9 @@ export class Authenticator {
     if (this.htpasswd && (await this.htpasswd.verify(username, password))) {
       return { kind: 'user', name: username, isAdmin: false };
     }
+    // Spend the time a real check takes, so the answer's timing does not tell which usernames exist.
+    this.dummyHash ??= hashPassword(randomSecret());
+    await verifyPassword(password, await this.dummyHash);
     return null;
   }
 }

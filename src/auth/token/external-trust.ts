@@ -32,6 +32,11 @@ export function libtrustKeyId(publicKey: KeyObject): string {
   return (out.match(/.{4}/g) as string[]).join(':');
 }
 
+/** True when `issuer` is a CA certificate that issued `cert` (names, key usage and signature). */
+function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
+  return issuer.ca && cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
+}
+
 function splitPem(pem: string): string[] {
   return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
@@ -61,17 +66,21 @@ export async function externalKeyResolver(options: {
       const x5c = header.x5c;
       if (Array.isArray(x5c) && x5c.length > 0) {
         const chain = x5c.map((b64) => new X509Certificate(Buffer.from(b64, 'base64')));
+        // Every certificate above the leaf must be a CA that issued the one below it: otherwise the holder of any
+        // leaf certificate of a bundle CA (a TLS server certificate, say) could issue trusted token signers.
         for (let i = 0; i + 1 < chain.length; i++) {
-          if (!(chain[i] as X509Certificate).verify((chain[i + 1] as X509Certificate).publicKey))
+          if (!issuedBy(chain[i] as X509Certificate, chain[i + 1] as X509Certificate))
             throw new Error('broken x5c chain');
         }
         const top = chain[chain.length - 1] as X509Certificate;
-        const anchored = bundle.some(
-          (root) => root.fingerprint256 === top.fingerprint256 || top.verify(root.publicKey),
-        );
         const now = Date.now();
-        const current = chain.every((c) => Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo));
-        if (anchored && current) return (chain[0] as X509Certificate).publicKey;
+        const valid = (c: X509Certificate): boolean =>
+          Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
+        // The top of the chain is a bundle certificate itself, or was issued by a bundle CA.
+        const anchored = bundle.some(
+          (root) => root.fingerprint256 === top.fingerprint256 || (issuedBy(top, root) && valid(root)),
+        );
+        if (anchored && chain.every(valid)) return (chain[0] as X509Certificate).publicKey;
         throw new Error('x5c chain is not trusted');
       }
       const kid = header.kid ?? decodeProtectedHeader(token).kid;

@@ -45,7 +45,7 @@ export class SigningKeys {
     await this.reload();
     if (!this.keys.some((k) => k.record.retiredAt === null)) {
       await this.create();
-      await this.reload();
+      await this.reload(true);
     }
   }
 
@@ -55,7 +55,7 @@ export class SigningKeys {
     const kid = await this.create();
     const now = new Date();
     for (const k of previous) await this.store.retireSigningKey(k.kid, now);
-    await this.reload();
+    await this.reload(true);
     return kid;
   }
 
@@ -71,7 +71,7 @@ export class SigningKeys {
       )
         gone.push(k.kid);
     }
-    await this.reload();
+    await this.reload(true);
     return gone;
   }
 
@@ -92,7 +92,8 @@ export class SigningKeys {
     let found = this.find(kid);
     if (!found && Date.now() - this.lastMissRefresh > 1000) {
       this.lastMissRefresh = Date.now();
-      await this.reload();
+      // A read already running may predate the key this token names.
+      await this.reload(true);
       found = this.find(kid);
     }
     return found?.publicKey ?? null;
@@ -125,29 +126,35 @@ export class SigningKeys {
     if (Date.now() - this.loadedAt > this.refreshMs) await this.reload();
   }
 
-  private reload(): Promise<void> {
-    this.loading ??= (async () => {
-      try {
-        const records = await this.store.listSigningKeys();
-        const loaded: LoadedKey[] = [];
-        for (const record of records) {
-          const publicKey = (await importJWK(
-            JSON.parse(record.publicJwk) as JWK,
-            record.algorithm,
-          )) as CryptoKey;
-          const privateKey =
-            record.retiredAt === null
-              ? ((await importJWK(JSON.parse(record.privateJwk) as JWK, record.algorithm)) as CryptoKey)
-              : null;
-          loaded.push({ record, publicKey, privateKey });
-        }
-        this.keys = loaded;
-        this.loadedAt = Date.now();
-      } finally {
-        this.loading = null;
-      }
-    })();
-    return this.loading;
+  /**
+   * Re-reads the keys. Concurrent periodic refreshes share one read; a caller that has just changed the keys
+   * (`afterChange`) gets a read that starts after any read already running, which may predate its change.
+   */
+  private reload(afterChange = false): Promise<void> {
+    if (this.loading && !afterChange) return this.loading;
+    const previous = this.loading ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(() => this.load());
+    this.loading = next;
+    const clear = (): void => {
+      if (this.loading === next) this.loading = null;
+    };
+    next.then(clear, clear);
+    return next;
+  }
+
+  private async load(): Promise<void> {
+    const records = await this.store.listSigningKeys();
+    const loaded: LoadedKey[] = [];
+    for (const record of records) {
+      const publicKey = (await importJWK(JSON.parse(record.publicJwk) as JWK, record.algorithm)) as CryptoKey;
+      const privateKey =
+        record.retiredAt === null
+          ? ((await importJWK(JSON.parse(record.privateJwk) as JWK, record.algorithm)) as CryptoKey)
+          : null;
+      loaded.push({ record, publicKey, privateKey });
+    }
+    this.keys = loaded;
+    this.loadedAt = Date.now();
   }
 
   private async create(): Promise<string> {
