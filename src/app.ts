@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config/schema.ts';
 import type { Services } from './container.ts';
 import { AccessControl } from './auth/access-control.ts';
+import { registerAdminApi } from './http/admin/api.ts';
 import { registerTokenEndpoint } from './http/auth/token-endpoint.ts';
 import { registerDistributionApi } from './http/distribution/dispatch.ts';
 import { peerCertificateName } from './http/tls.ts';
@@ -111,6 +112,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     { name: 'metadata', check: () => services.metadata.ping() },
   ]);
   if (services.auth.tokens) registerTokenEndpoint(app, access, services.auth, services.auth.tokens);
+  registerAdminApi(app, { config, access, auth: services.auth });
 
   if (options.backgroundJobs !== false && config.uploads.purgeInterval > 0) {
     let stop: (() => void) | undefined;

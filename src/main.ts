@@ -1,7 +1,7 @@
 /** Process entry of the `berth` command. */
 import { Command } from 'commander';
+import { registerAdminCommands } from './cli/admin/index.ts';
 import { registerCertCommand } from './cli/cert.ts';
-import { serve } from './cli/serve.ts';
 import { ConfigError } from './config/load.ts';
 
 const program = new Command()
@@ -16,10 +16,13 @@ program
   .option('-l, --listen <addr>', 'listen address HOST:PORT (default 0.0.0.0:5000)')
   .option('-d, --data <dir>', 'data directory of the embedded default (default ./data)')
   .action(async (flags: { config?: string; listen?: string; data?: string }) => {
+    // Loaded on demand, so administration commands do not load the HTTP server.
+    const { serve } = await import('./cli/serve.ts');
     await serve(flags);
   });
 
 registerCertCommand(program);
+registerAdminCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

@@ -1,0 +1,94 @@
+/**
+ * The admin API: JSON under `/api/v1` for users, robots, teams, namespaces, members, rules, signing keys and the
+ * audit log, documented by `docs/api/openapi.yaml` (served as `/api/v1/openapi.json`). The use cases and who
+ * may perform them live in `admin/admin-service.ts`; this layer authenticates, parses and maps errors.
+ *
+ * Every endpoint but the document needs credentials: Basic (a user or robot) or a Bearer token from
+ * `/auth/token` (any scope: the caller's live rights decide). Anonymous callers get 401 with the registry's
+ * challenge. With `auth.mode: none` there is nobody to check, so the API refuses everything with 403.
+ */
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { parse as parseYaml } from 'yaml';
+import { AdminService } from '../../admin/admin-service.ts';
+import { AdminError } from '../../admin/errors.ts';
+import type { AccessControl } from '../../auth/access-control.ts';
+import type { AuthServices } from '../../auth/setup.ts';
+import type { Config } from '../../config/schema.ts';
+import { RegistryError } from '../../oci/errors.ts';
+import { sendError, toRegistryError } from '../plugins/error-envelope.ts';
+import { registerAccountRoutes } from './accounts.ts';
+import { registerNamespaceRoutes } from './namespaces.ts';
+import { setActor, toHttpError } from './request.ts';
+import { registerSystemRoutes } from './system.ts';
+
+export const ADMIN_API_PREFIX = '/api/v1';
+
+/** Where the OpenAPI document is, relative to this file (`src/http/admin/`). */
+const OPENAPI_PATH = new URL('../../../docs/api/openapi.yaml', import.meta.url);
+
+export interface AdminApiOptions {
+  readonly config: Config;
+  readonly access: AccessControl;
+  readonly auth: AuthServices;
+}
+
+export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
+  const { access } = options;
+  const admin = AdminService.from(options.auth, {
+    personalNamespaces: options.config.auth.personalNamespaces,
+  });
+  let openapi: string | null | undefined;
+  const openapiJson = (request: FastifyRequest): string | null => {
+    if (openapi === undefined) {
+      try {
+        openapi = JSON.stringify(parseYaml(readFileSync(OPENAPI_PATH, 'utf8')));
+      } catch (err) {
+        request.log.warn({ err }, 'cannot load docs/api/openapi.yaml');
+        openapi = null;
+      }
+    }
+    return openapi;
+  };
+
+  app.register(
+    async (api) => {
+      api.setErrorHandler((error, request, reply) => {
+        const e = error instanceof AdminError ? toHttpError(error) : toRegistryError(error, request);
+        if (e.status >= 500) reply.header('connection', 'close');
+        sendError(reply, e);
+      });
+
+      api.addHook('onRequest', async (request) => {
+        if (request.routeOptions.url === `${ADMIN_API_PREFIX}/openapi.json`) return;
+        if (!access.enabled) {
+          throw new RegistryError(
+            'DENIED',
+            'the admin API needs access control: set auth.mode to basic or token (meanwhile the berth CLI manages the database directly)',
+          );
+        }
+        const caller = await access.authenticate(request);
+        if (caller.via === 'anonymous') throw access.challenge(request, null);
+        const principal = await access.resolve(caller.principal);
+        if (principal.kind === 'anonymous') {
+          throw access.challenge(request, null, {
+            error: 'invalid_token',
+            message: 'the account is disabled, revoked, expired or gone',
+          });
+        }
+        setActor(request, { principal, sourceAddr: request.ip, via: 'api', authVia: caller.via });
+      });
+
+      api.get('/openapi.json', async (request, reply) => {
+        const doc = openapiJson(request);
+        if (doc === null)
+          throw new RegistryError('UNSUPPORTED', 'the OpenAPI document is not installed', { status: 404 });
+        return reply.code(200).type('application/json; charset=utf-8').send(doc);
+      });
+      registerAccountRoutes(api, admin);
+      registerNamespaceRoutes(api, admin);
+      registerSystemRoutes(api, admin);
+    },
+    { prefix: ADMIN_API_PREFIX },
+  );
+}
