@@ -3,7 +3,8 @@ import path from 'node:path';
 import { bootstrapAdmin } from './auth/bootstrap.ts';
 import { createAuthServices, type AuthLog, type AuthServices } from './auth/setup.ts';
 import type { Config } from './config/schema.ts';
-import { createSqliteStore } from './metadata/dialects.ts';
+import { createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
+import type { KyselyMetadataStore } from './metadata/kysely-store.ts';
 import type { MetadataStore } from './metadata/store.ts';
 import { Registry } from './registry/registry.ts';
 import type { StorageDriver } from './storage/driver.ts';
@@ -18,21 +19,19 @@ export interface Services {
   close(): Promise<void>;
 }
 
-/** Builds storage, metadata (migrated) and the registry for `config`. */
 export interface ServiceOptions {
   /** Password of the first administrator; default `BERTH_ADMIN_PASSWORD`. */
   readonly adminPassword?: string | undefined;
 }
 
+/** Builds storage, metadata (migrated), access control and the registry for `config`. */
 export async function createServices(
   config: Config,
   log: AuthLog = silentLog,
   options: ServiceOptions = {},
 ): Promise<Services> {
-  const storage = new FilesystemDriver({
-    root: config.storage.filesystem.root ?? path.join(config.data, 'blobs'),
-  });
-  const metadata = createSqliteStore(config.metadata.sqlite.path ?? path.join(config.data, 'berth.db'));
+  const storage = await createStorage(config);
+  const metadata = createMetadata(config, log);
   try {
     await metadata.migrate();
   } catch (e) {
@@ -78,3 +77,36 @@ export async function createServices(
 }
 
 const silentLog: AuthLog = { warn: () => undefined, error: () => undefined };
+
+/** The blob storage driver the configuration names. The S3 driver (and the AWS SDK) load only when used. */
+async function createStorage(config: Config): Promise<StorageDriver> {
+  if (config.storage.driver === 's3') {
+    const s3 = config.storage.s3;
+    const { S3Driver } = await import('./storage/drivers/s3.ts');
+    return new S3Driver({
+      bucket: s3.bucket as string,
+      prefix: s3.prefix,
+      region: s3.region,
+      ...(s3.endpoint !== null ? { endpoint: s3.endpoint } : {}),
+      forcePathStyle: s3.forcePathStyle,
+      ...(s3.accessKeyId !== null && s3.secretAccessKey !== null
+        ? { credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } }
+        : {}),
+      partSize: s3.partSize,
+    });
+  }
+  return new FilesystemDriver({ root: config.storage.filesystem.root ?? path.join(config.data, 'blobs') });
+}
+
+/** The metadata store the configuration names (not yet migrated). */
+function createMetadata(config: Config, log: AuthLog): KyselyMetadataStore {
+  if (config.metadata.driver === 'postgres') {
+    const pg = config.metadata.postgres;
+    return createPostgresStore(pg.url as string, {
+      schema: pg.schema ?? undefined,
+      maxConnections: pg.maxConnections,
+      onIdleError: (err) => log.warn({ err }, 'PostgreSQL connection error'),
+    });
+  }
+  return createSqliteStore(config.metadata.sqlite.path ?? path.join(config.data, 'berth.db'));
+}

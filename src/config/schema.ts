@@ -45,7 +45,12 @@ export const configSchema = z
       ),
     storage: z
       .object({
-        driver: z.enum(['filesystem']).default('filesystem').describe('Blob storage driver.'),
+        driver: z
+          .enum(['filesystem', 's3'])
+          .default('filesystem')
+          .describe(
+            'Blob storage driver: `filesystem` (the embedded default) or `s3` (any S3-compatible object storage).',
+          ),
         filesystem: z
           .object({
             root: z
@@ -57,12 +62,75 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        s3: z
+          .object({
+            bucket: z
+              .string()
+              .min(1)
+              .nullable()
+              .default(null)
+              .describe('Bucket of the S3 driver (required with `storage.driver: s3`).'),
+            prefix: z
+              .string()
+              .default('')
+              .describe('Key prefix inside the bucket, e.g. `registry`; empty for the bucket root.'),
+            region: z.string().min(1).default('us-east-1').describe('Region of the bucket.'),
+            endpoint: z
+              .url({ protocol: /^https?$/ })
+              .nullable()
+              .default(null)
+              .describe(
+                'Endpoint URL for S3-compatible servers (MinIO, Ceph RGW, R2...); `null` for AWS S3.',
+              ),
+            forcePathStyle: z
+              .boolean()
+              .default(false)
+              .describe(
+                'Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key` (MinIO and most self-hosted servers need it).',
+              ),
+            accessKeyId: z
+              .string()
+              .min(1)
+              .nullable()
+              .default(null)
+              .describe(
+                'Access key; `null` uses the standard AWS credential chain (environment, profile, instance role).',
+              ),
+            secretAccessKey: z
+              .string()
+              .min(1)
+              .nullable()
+              .default(null)
+              .describe('Secret key, with `storage.s3.accessKeyId`.'),
+            partSize: z
+              .number()
+              .int()
+              .min(5 * 1024 * 1024)
+              .default(8 * 1024 * 1024)
+              .describe(
+                'Multipart part size in bytes (at least 5 MiB); bounds the memory one upload request uses.',
+              ),
+            redirect: z
+              .boolean()
+              .default(false)
+              .describe(
+                'Answer blob GETs with a 307 redirect to a presigned URL, so clients download from the storage directly.',
+              ),
+            redirectExpiry: duration.prefault('20m').describe('Lifetime of presigned redirect URLs.'),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
     metadata: z
       .object({
-        driver: z.enum(['sqlite']).default('sqlite').describe('Metadata database.'),
+        driver: z
+          .enum(['sqlite', 'postgres'])
+          .default('sqlite')
+          .describe(
+            'Metadata database: `sqlite` (the embedded default, one instance) or `postgres` (several instances).',
+          ),
         sqlite: z
           .object({
             path: z
@@ -71,6 +139,33 @@ export const configSchema = z
               .nullable()
               .default(null)
               .describe('SQLite database file; default `<data>/berth.db`.'),
+          })
+          .strict()
+          .prefault({}),
+        postgres: z
+          .object({
+            url: z
+              .string()
+              .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL')
+              .nullable()
+              .default(null)
+              .describe(
+                'PostgreSQL connection URL, e.g. `postgres://berth:secret@db:5432/berth` (required with `metadata.driver: postgres`).',
+              ),
+            schema: z
+              .string()
+              .regex(/^[a-z_][a-z0-9_]*$/, 'expected a schema name [a-z_][a-z0-9_]*')
+              .nullable()
+              .default(null)
+              .describe(
+                "Schema for Berth's tables (created if missing); `null` uses the server's default search path.",
+              ),
+            maxConnections: z
+              .number()
+              .int()
+              .positive()
+              .default(10)
+              .describe('Connection pool size per instance.'),
           })
           .strict()
           .prefault({}),
@@ -279,6 +374,27 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.storage.driver === 's3' && c.storage.s3.bucket === null) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['storage', 's3', 'bucket'],
+        message: 'required with storage.driver: s3',
+      });
+    }
+    if ((c.storage.s3.accessKeyId === null) !== (c.storage.s3.secretAccessKey === null)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['storage', 's3', 'secretAccessKey'],
+        message: 'accessKeyId and secretAccessKey go together',
+      });
+    }
+    if (c.metadata.driver === 'postgres' && c.metadata.postgres.url === null) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['metadata', 'postgres', 'url'],
+        message: 'required with metadata.driver: postgres',
+      });
+    }
     if ((c.tls.certificate === null) !== (c.tls.key === null)) {
       ctx.addIssue({
         code: 'custom',

@@ -388,9 +388,9 @@ export function runDriverSuite(name: string, factory: () => Promise<DriverFixtur
     describe('keys', () => {
       it('refuses keys outside the grammar with InvalidPathError, before touching storage', async () => {
         const keysBefore = sorted(await collect(driver.list('')));
-        const handle = await driver.createUpload();
+        const created = await driver.createUpload();
         try {
-          const { size } = await driver.appendUpload(handle, 0, Readable.from([Buffer.from('abc')]));
+          const { handle, size } = await driver.appendUpload(created, 0, Readable.from([Buffer.from('abc')]));
           for (const key of INVALID_KEYS) {
             const is = (err: unknown) => err instanceof InvalidPathError && err.key === key;
             const label = JSON.stringify(key);
@@ -407,7 +407,7 @@ export function runDriverSuite(name: string, factory: () => Promise<DriverFixtur
           assert.deepEqual(await readAll(await driver.readUpload(handle, size)), Buffer.from('abc'));
           assert.ok((await uploadIds(driver)).has(handle.id));
         } finally {
-          await driver.abortUpload(handle);
+          await driver.abortUpload(created);
         }
       });
     });
