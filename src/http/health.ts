@@ -13,7 +13,9 @@ export interface ReadinessCheck {
 const TIMEOUT_MS = 5000;
 
 export function registerHealth(app: FastifyInstance, checks: readonly ReadinessCheck[]): void {
-  app.get('/healthz', async (_request, reply) => reply.code(200).type('application/json').send('{"status":"ok"}'));
+  app.get('/healthz', async (_request, reply) =>
+    reply.code(200).type('application/json').send('{"status":"ok"}'),
+  );
   app.get('/readyz', async (request, reply) => {
     const results: Record<string, string> = {};
     let ready = true;

@@ -29,7 +29,10 @@ describe('health endpoints', () => {
     try {
       const res = await reg.inject({ method: 'GET', url: '/readyz' });
       assert.equal(res.statusCode, 503);
-      assert.deepEqual(JSON.parse(res.body), { status: 'unavailable', checks: { storage: 'failed', metadata: 'ok' } });
+      assert.deepEqual(JSON.parse(res.body), {
+        status: 'unavailable',
+        checks: { storage: 'failed', metadata: 'ok' },
+      });
       assert.ok(!res.body.includes('bucket gone'), 'no internal detail leaks');
     } finally {
       storage.ping = original;
