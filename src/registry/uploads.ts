@@ -93,9 +93,11 @@ export class UploadService {
     const handle = await storage.createUpload();
     try {
       const hasher = new DigestHasher(algorithm);
-      const { size } = await this.write(handle, 0, body, hasher);
+      const written = await this.write(handle, 0, body, hasher);
+      const size = written.size;
       this.verify(digest, hasher.digest());
-      await storage.commitUpload(handle, size, blobKey(digest));
+      // The handle the append returned is the one that knows the bytes (S3: the segments written).
+      await storage.commitUpload(written.handle, size, blobKey(digest));
       await metadata.linkBlob(repository, digest, size);
       return { digest, size };
     } catch (e) {
