@@ -62,6 +62,10 @@ export async function createServices(
       deletes: config.registry.deletes,
       maxManifestSize: config.registry.maxManifestSize,
       uploadPurgeAfter: config.uploads.purgeAfter,
+      blobRedirectSeconds:
+        config.storage.driver === 's3' && config.storage.s3.redirect
+          ? Math.max(1, Math.round(config.storage.s3.redirectExpiry / 1000))
+          : null,
     },
   });
   return {

@@ -51,6 +51,17 @@ export class BlobService {
     }
   }
 
+  /**
+   * A presigned storage URL to redirect a GET of the blob to, or null when redirects are off or the driver has
+   * none. The caller has checked that the blob is visible in the repository.
+   */
+  async redirectUrl(digest: Digest): Promise<string | null> {
+    const seconds = this.deps.options.blobRedirectSeconds;
+    const { storage } = this.deps;
+    if (!seconds || !storage.presignedUrl) return null;
+    return storage.presignedUrl(blobKey(digest), seconds);
+  }
+
   /** Unlinks the blob from the repository (bytes are reclaimed by garbage collection). */
   async delete(repository: string, digest: Digest): Promise<void> {
     if (!this.deps.options.deletes) throw new UnsupportedError('deletes are disabled on this registry');

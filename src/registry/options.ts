@@ -15,4 +15,6 @@ export interface RegistryOptions {
   readonly maxManifestSize: number;
   /** Upload sessions idle longer than this (ms) are purged. */
   readonly uploadPurgeAfter: number;
+  /** When set, blob GETs are redirected to presigned storage URLs valid this long (s), if the driver has them. */
+  readonly blobRedirectSeconds?: number | null;
 }

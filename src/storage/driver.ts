@@ -98,6 +98,12 @@ export interface StorageDriver {
   /** Yields every upload the driver holds (including ones no session references any more, after a crash). */
   listUploads(): AsyncIterable<UploadInfo>;
 
+  /**
+   * Optional: a URL from which a client can GET the object at `key` directly (with Range support) for
+   * `expiresSeconds`, without credentials. Drivers of storage that clients cannot reach leave it undefined.
+   */
+  presignedUrl?(key: string, expiresSeconds: number): Promise<string>;
+
   /** Checks that the backend answers (readiness). Throws when it does not. */
   ping(): Promise<void>;
 

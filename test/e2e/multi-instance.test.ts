@@ -78,10 +78,10 @@ describe(
     });
 
     /** A Berth instance with its own (unused) data directory, so nothing is shared but PostgreSQL and S3. */
-    const startInstance = async (): Promise<RunningBerth> => {
+    const startInstance = async (extra: Record<string, string> = {}): Promise<RunningBerth> => {
       const dataDir = await mkdtemp(path.join(tmpdir(), 'berth-mi-'));
       dataDirs.push(dataDir);
-      const instance = await startBerth({ dataDir, env: env() });
+      const instance = await startBerth({ dataDir, env: { ...env(), ...extra } });
       instances.push(instance);
       return instance;
     };
@@ -228,6 +228,31 @@ describe(
         tags: string[];
       };
       assert.deepEqual(tags.tags, ['latest']);
+    });
+
+    it('redirects blob GETs to presigned storage URLs when storage.s3.redirect is on', async () => {
+      const redirecting = await startInstance({
+        BERTH_STORAGE_S3_REDIRECT: 'true',
+        BERTH_STORAGE_S3_REDIRECT_EXPIRY: '5m',
+      });
+      const data = randomBytes(200_000);
+      const digest = await pushBlob(url(0), 'mi/redirect', data);
+      const res = await request(redirecting.url, `/v2/mi/redirect/blobs/${digest}`);
+      assert.equal(res.status, 307);
+      assert.equal(res.headers['docker-content-digest'], digest);
+      const location = res.headers.location as string;
+      assert.ok(location.startsWith(s3.endpoint), location);
+      const direct = await fetch(location);
+      assert.equal(sha256(Buffer.from(await direct.arrayBuffer())), digest);
+      const ranged = await fetch(location, { headers: { Range: 'bytes=10-19' } });
+      assert.equal(ranged.status, 206);
+      assert.deepEqual(Buffer.from(await ranged.arrayBuffer()), data.subarray(10, 20));
+      // HEAD is answered by the registry itself; a repository that cannot see the blob gets no redirect.
+      assert.equal(
+        (await request(redirecting.url, `/v2/mi/redirect/blobs/${digest}`, { method: 'HEAD' })).status,
+        200,
+      );
+      assert.equal((await request(redirecting.url, `/v2/mi/other/blobs/${digest}`)).status, 404);
     });
 
     it(

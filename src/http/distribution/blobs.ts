@@ -6,6 +6,13 @@ import type { Handler, MethodTable, RouteContext } from './context.ts';
 const fetchBlob: Handler = async ({ request, reply, params, registry }: RouteContext) => {
   const digest = parseDigest(params.digest as string).digest;
   const link = await registry.blobs.stat(params.name, digest, request.method === 'HEAD');
+  if (request.method === 'GET' && link.size > 0) {
+    // Clients follow the redirect (carrying their Range header) and read from the object storage directly.
+    const redirect = await registry.blobs.redirectUrl(digest);
+    if (redirect !== null) {
+      return reply.code(307).headers({ Location: redirect, 'Docker-Content-Digest': digest }).send();
+    }
+  }
   const range = parseRangeHeader(request.headers.range, link.size);
   // Open before setting any header: when the bytes are missing the error response must not carry this blob's
   // digest and length. An empty blob has no bytes to read (and no valid range to ask storage for).
