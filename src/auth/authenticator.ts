@@ -124,13 +124,18 @@ export class Authenticator {
     }
     const user = await this.store.getUser(username);
     if (user) {
-      if (user.disabled || user.passwordHash === null) return null;
-      return (await verifyPassword(password, user.passwordHash))
-        ? { kind: 'user', name: username, isAdmin: user.isAdmin }
+      // A disabled or password-less user gets the dummy check below: a quick refusal would tell it exists.
+      if (!user.disabled && user.passwordHash !== null) {
+        return (await verifyPassword(password, user.passwordHash))
+          ? { kind: 'user', name: username, isAdmin: user.isAdmin }
+          : null;
+      }
+    } else if (this.htpasswd?.has(username)) {
+      // One real check, as for a local user: adding the dummy one after it would make a wrong password of an
+      // htpasswd user take twice as long as an unknown name, telling which names the file has.
+      return (await this.htpasswd.verify(username, password))
+        ? { kind: 'user', name: username, isAdmin: false }
         : null;
-    }
-    if (this.htpasswd && (await this.htpasswd.verify(username, password))) {
-      return { kind: 'user', name: username, isAdmin: false };
     }
     // Spend the time a real check takes, so the answer's timing does not tell which usernames exist.
     this.dummyHash ??= hashPassword(randomSecret());

@@ -208,13 +208,16 @@ export function watchTls(server: TlsServer, tls: TlsConfig, log: TlsLogger): () 
 
 /**
  * The common name (CN) of the client certificate of a connection when the client sent one and it verified
- * against `tls.clientCA`; null otherwise (plain HTTP, no certificate, or one that did not verify).
+ * against `tls.clientCA`; null otherwise (plain HTTP, no certificate, one that did not verify, or one without
+ * exactly one non-empty CN).
  */
 export function peerCertificateName(socket: Socket | TLSSocket | null | undefined): string | null {
   if (!(socket instanceof TLSSocket) || !socket.authorized) return null;
   const cert = socket.getPeerCertificate();
   if (!cert || Object.keys(cert).length === 0) return null;
   const cn: unknown = (cert.subject as unknown as Record<string, unknown> | undefined)?.CN;
-  const name = Array.isArray(cn) ? cn[0] : cn;
-  return typeof name === 'string' && name !== '' ? name : null;
+  // Several common names (Node lists them as an array) name nobody: which one is "the" name differs between
+  // implementations (OpenSSL and Node take the first, Go the last), so picking one could authenticate a
+  // certificate as another principal than its issuer or a proxy in front of Berth sees in it.
+  return typeof cn === 'string' && cn !== '' ? cn : null;
 }
