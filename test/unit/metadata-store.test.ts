@@ -14,6 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
+import { POSTGRES_URL, probePostgres, redact } from '../helpers/postgres.ts';
 import { digestOf } from '../../src/oci/digest.ts';
 import { BetterSqlite3, createPostgresStore, createSqliteStore } from '../../src/metadata/dialects.ts';
 import { MIGRATION_TABLE, migrationsFor } from '../../src/metadata/migrations/index.ts';
@@ -205,33 +206,6 @@ describe('SQLite specifics', () => {
 });
 
 // --- PostgreSQL ------------------------------------------------------------------------------------
-
-const POSTGRES_URL = process.env['BERTH_TEST_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-/** The URL without its password, for messages. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<unparsable URL>';
-  }
-}
-
-/** Null when PostgreSQL answers, else why not. */
-async function probePostgres(url: string): Promise<string | null> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
-  try {
-    await client.connect();
-    await client.query('select 1');
-    return null;
-  } catch (error) {
-    return error instanceof Error ? error.message || error.name : String(error);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
 
 const postgresProblem = await probePostgres(POSTGRES_URL);
 

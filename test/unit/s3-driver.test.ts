@@ -26,7 +26,14 @@ import {
   type UploadHandle,
 } from '../../src/storage/driver.ts';
 import { MIN_PART_SIZE, S3Driver, type S3DriverOptions } from '../../src/storage/drivers/s3.ts';
-import { runDriverSuite } from '../../src/storage/testing/driver-suite.ts';
+import {
+  chunksOf,
+  collect,
+  randomBody,
+  readAll,
+  runDriverSuite,
+  sha256Of,
+} from '../../src/storage/testing/driver-suite.ts';
 
 const MiB = 1024 * 1024;
 
@@ -472,63 +479,6 @@ function isWrite(request: string): boolean {
 }
 
 // ---- helpers ----
-
-async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of iterable) out.push(item);
-  return out;
-}
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
-  return Buffer.concat(chunks);
-}
-
-async function sha256Of(stream: Readable): Promise<{ hex: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk as Uint8Array);
-    size += (chunk as Uint8Array).byteLength;
-  }
-  return { hex: hash.digest('hex'), size };
-}
-
-function chunksOf(data: Buffer, size: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < data.length; i += size) out.push(data.subarray(i, i + size));
-  return out;
-}
-
-/** A pull-based body of `total` random bytes, generated as it is read; `digest()` once it has ended. */
-function randomBody(
-  total: number,
-  chunk = 64 * 1024,
-  into = createHash('sha256'),
-): { body: Readable; digest: () => string } {
-  let remaining = total;
-  const body = new Readable({
-    read() {
-      if (remaining === 0) {
-        this.push(null);
-        return;
-      }
-      const n = Math.min(chunk, remaining);
-      remaining -= n;
-      const bytes = randomBytes(n);
-      into.update(bytes);
-      this.push(bytes);
-    },
-  });
-  return {
-    body,
-    digest: () => {
-      assert.equal(remaining, 0, 'the body was read to the end');
-      return into.copy().digest('hex');
-    },
-  };
-}
 
 /** `body`'s bytes, then an error instead of its end (a client that went away); fails only when read. */
 function failAfter(body: Readable): Readable {

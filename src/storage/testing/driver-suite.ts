@@ -776,19 +776,19 @@ async function uploadIds(driver: StorageDriver): Promise<Set<string>> {
   return new Set((await collect(driver.listUploads())).map((u) => u.handle.id));
 }
 
-async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of iterable) out.push(item);
   return out;
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
+export async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
   return Buffer.concat(chunks);
 }
 
-async function sha256Of(stream: Readable): Promise<{ hex: string; size: number }> {
+export async function sha256Of(stream: Readable): Promise<{ hex: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
   for await (const chunk of stream) {
@@ -802,7 +802,7 @@ function sorted(keys: readonly string[]): string[] {
   return [...keys].sort();
 }
 
-function chunksOf(data: Buffer, size: number): Buffer[] {
+export function chunksOf(data: Buffer, size: number): Buffer[] {
   const out: Buffer[] = [];
   for (let i = 0; i < data.length; i += size) out.push(data.subarray(i, i + size));
   return out;
@@ -812,7 +812,7 @@ function chunksOf(data: Buffer, size: number): Buffer[] {
  * A pull-based body of `total` random bytes in `chunk`-sized pieces, generated as it is read. `digest()` gives
  * the sha256 of what was produced, once the body has ended; `into` lets several bodies feed one hash.
  */
-function randomBody(
+export function randomBody(
   total: number,
   chunk = 64 * 1024,
   into = createHash('sha256'),
