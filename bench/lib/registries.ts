@@ -1,0 +1,280 @@
+/**
+ * Starting and stopping the two registries under test, each on a random loopback port with its own temp dir:
+ *
+ * - Berth exactly as `npm start` runs it (`node --import tsx src/main.ts serve`) with its embedded default
+ *   configuration (no config file, no BERTH_* variables): only `--listen 127.0.0.1:0` and `--data <temp dir>`.
+ *   That means its production logging defaults, `log.level: info` and `log.accessLog: true`.
+ * - CNCF Distribution 2.8.2 (`docker-registry serve`) with the configuration Debian ships in
+ *   /etc/docker/registry/config.yml, minus `auth` (Berth's default is open too), with the root directory and
+ *   address changed. Its logging is therefore its production default as well: level info, access log on.
+ *
+ * Both write their logs to a file in their temp dir (as a service manager would collect them), never to a pipe
+ * the harness would have to drain while it is busy generating load.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, readFileSync, statSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RegistryClient } from './http.ts';
+import { removeTree } from './proc.ts';
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export type RegistryKind = 'berth' | 'distribution';
+export const REGISTRY_KINDS: readonly RegistryKind[] = ['berth', 'distribution'];
+export const LABELS: Record<RegistryKind, string> = { berth: 'Berth', distribution: 'Distribution' };
+
+export interface Registry {
+  readonly kind: RegistryKind;
+  /** `http://127.0.0.1:PORT` */
+  readonly url: string;
+  /** `127.0.0.1:PORT` */
+  readonly host: string;
+  readonly pid: number;
+  readonly dir: string;
+  readonly logFile: string;
+  /** Keep-alive client for control requests (seeding, verification). */
+  readonly client: RegistryClient;
+  /** Bytes of log written so far. */
+  logBytes(): number;
+  /** The last part of the log (for error messages). */
+  logTail(): string;
+  /** Stops the process (SIGTERM, then SIGKILL after 10 s) and removes the temp dir. */
+  stop(): Promise<void>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The environment without settings either registry reads (BERTH_*, REGISTRY_*). */
+function cleanEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('BERTH_') && !k.startsWith('REGISTRY_')),
+  );
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function readTail(file: string, bytes = 8192): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    return text.length > bytes ? text.slice(-bytes) : text;
+  } catch {
+    return '';
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+interface Spawned {
+  child: ChildProcess;
+  exited: Promise<void>;
+  isExited(): boolean;
+}
+
+function spawnLogged(command: string, args: string[], logFile: string, cwd: string): Spawned {
+  const fd = openSync(logFile, 'a');
+  const child = spawn(command, args, { cwd, env: cleanEnv(), stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  let done = false;
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      done = true;
+      resolve();
+    });
+    child.once('error', () => {
+      done = true;
+      resolve();
+    });
+  });
+  return { child, exited, isExited: () => done };
+}
+
+async function waitReady(url: string, spawned: Spawned, logFile: string, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (spawned.isExited()) throw new Error(`${what} exited before answering:\n${readTail(logFile)}`);
+    try {
+      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline)
+      throw new Error(`${what} did not answer GET /v2/ in 30 s:\n${readTail(logFile)}`);
+    await sleep(50);
+  }
+}
+
+/** Running registries, so an interrupted run can stop them (see stopAllRegistries). */
+const running = new Set<() => Promise<void>>();
+
+/** Stops every registry still running (on SIGINT/SIGTERM of the harness). */
+export async function stopAllRegistries(): Promise<void> {
+  await Promise.all([...running].map((stop) => stop()));
+}
+
+function makeStop(spawned: Spawned, dir: string, client: RegistryClient): () => Promise<void> {
+  const stop = async (): Promise<void> => {
+    running.delete(stop);
+    client.close();
+    if (!spawned.isExited()) {
+      spawned.child.kill('SIGTERM');
+      const timer = setTimeout(() => spawned.child.kill('SIGKILL'), 10_000);
+      await spawned.exited;
+      clearTimeout(timer);
+    }
+    await removeTree(dir);
+  };
+  running.add(stop);
+  return stop;
+}
+
+/** Berth with its default configuration on a random loopback port. */
+export async function startBerth(): Promise<Registry> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'berth-bench-berth-'));
+  const logFile = path.join(dir, 'berth.log');
+  const spawned = spawnLogged(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(PROJECT_ROOT, 'src', 'main.ts'),
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--data',
+      path.join(dir, 'data'),
+    ],
+    logFile,
+    PROJECT_ROOT,
+  );
+  const fail = async (err: unknown): Promise<never> => {
+    spawned.child.kill('SIGKILL');
+    await spawned.exited;
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  };
+  // The port is chosen by the kernel (listen on :0); fastify logs `Server listening at http://127.0.0.1:PORT`.
+  let url: string | undefined;
+  const deadline = Date.now() + 30_000;
+  while (url === undefined) {
+    const m = /listening at (https?:\/\/[^"\s]+)/.exec(readTail(logFile, 1 << 20));
+    if (m) url = m[1];
+    else if (spawned.isExited())
+      return fail(new Error(`berth exited before listening:\n${readTail(logFile)}`));
+    else if (Date.now() > deadline)
+      return fail(new Error(`berth did not listen in 30 s:\n${readTail(logFile)}`));
+    else await sleep(50);
+  }
+  try {
+    await waitReady(url, spawned, logFile, 'berth');
+  } catch (err) {
+    return fail(err);
+  }
+  const client = new RegistryClient(url);
+  return {
+    kind: 'berth',
+    url,
+    host: new URL(url).host,
+    pid: spawned.child.pid as number,
+    dir,
+    logFile,
+    client,
+    logBytes: () => fileSize(logFile),
+    logTail: () => readTail(logFile),
+    stop: makeStop(spawned, dir, client),
+  };
+}
+
+/** Debian's /etc/docker/registry/config.yml (2.8.2+ds1), without `auth`, on our port and directory. */
+function distributionConfig(rootDirectory: string, addr: string): string {
+  return [
+    'version: 0.1',
+    'log:',
+    '  fields:',
+    '    service: registry',
+    'storage:',
+    '  cache:',
+    '    blobdescriptor: inmemory',
+    '  filesystem:',
+    `    rootdirectory: ${JSON.stringify(rootDirectory)}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: ${addr}`,
+    '  headers:',
+    '    X-Content-Type-Options: [nosniff]',
+    'health:',
+    '  storagedriver:',
+    '    enabled: true',
+    '    interval: 10s',
+    '    threshold: 3',
+    '',
+  ].join('\n');
+}
+
+/** CNCF Distribution (`docker-registry serve`) with a filesystem config in a temp dir. */
+export async function startDistribution(): Promise<Registry> {
+  let lastError: unknown;
+  // The port is picked before the process binds it, so another process may take it meanwhile: retry.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-bench-distribution-'));
+    const host = `127.0.0.1:${await freePort()}`;
+    const url = `http://${host}`;
+    const configPath = path.join(dir, 'config.yml');
+    const logFile = path.join(dir, 'registry.log');
+    await writeFile(configPath, distributionConfig(path.join(dir, 'data'), host));
+    const spawned = spawnLogged('docker-registry', ['serve', configPath], logFile, dir);
+    try {
+      await waitReady(url, spawned, logFile, 'docker-registry');
+    } catch (err) {
+      lastError = err;
+      spawned.child.kill('SIGKILL');
+      await spawned.exited;
+      await rm(dir, { recursive: true, force: true });
+      continue;
+    }
+    const client = new RegistryClient(url);
+    return {
+      kind: 'distribution',
+      url,
+      host,
+      pid: spawned.child.pid as number,
+      dir,
+      logFile,
+      client,
+      logBytes: () => fileSize(logFile),
+      logTail: () => readTail(logFile),
+      stop: makeStop(spawned, dir, client),
+    };
+  }
+  throw lastError;
+}
+
+export function startRegistry(kind: RegistryKind): Promise<Registry> {
+  return kind === 'berth' ? startBerth() : startDistribution();
+}
+
+/** The Distribution configuration the bench uses, for the report. */
+export const DISTRIBUTION_CONFIG_SUMMARY = distributionConfig('<temp dir>/data', '127.0.0.1:<random port>');

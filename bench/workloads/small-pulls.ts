@@ -1,0 +1,85 @@
+/**
+ * 200 parallel pulls of one 1 MiB blob (as when many nodes start the same image at once): 200 GETs issued at
+ * once over up to 200 keep-alive connections, each body verified. A run is 5 such bursts (3 in quick mode) on
+ * one fresh repository; its value is the median burst's pulls/s (the first burst also opens the connections).
+ */
+import { pipeline } from 'node:stream/promises';
+import {
+  freshRepo,
+  order,
+  rssRow,
+  runPhase,
+  type BenchContext,
+  type PhaseResult,
+  type Registries,
+} from '../lib/context.ts';
+import { sizeLabel } from '../lib/format.ts';
+import { RegistryClient, header } from '../lib/http.ts';
+import { mountBlob, pushMonolithic } from '../lib/oci.ts';
+import type { Registry } from '../lib/registries.ts';
+import type { RowSpec } from '../lib/results.ts';
+import { median, secondsSince } from '../lib/stats.ts';
+
+const SEED_REPO = 'bench/small-seed';
+
+function burstCount(quick: boolean): number {
+  return quick ? 3 : 5;
+}
+
+export async function smallPullsWorkload(ctx: BenchContext, regs: Registries): Promise<void> {
+  const { options, data } = ctx;
+  const row: RowSpec = {
+    id: 'pull.parallel-small',
+    family: 'pull',
+    label: `${options.smallPulls} parallel pulls of a ${sizeLabel(options.smallBlobSize)} blob: pulls/s`,
+    unit: 'pulls/s',
+    better: 'higher',
+    target: { kind: 'ratio-at-least', value: 2 },
+    note: `median of ${burstCount(options.quick)} bursts`,
+  };
+  for (const reg of Object.values(regs)) await pushMonolithic(reg.client, SEED_REPO, data.small);
+  for (let rep = 0; rep < options.reps; rep++) {
+    for (const name of order(rep)) {
+      ctx.log(`  ${options.smallPulls} parallel pulls <- ${name} (rep ${rep + 1})`);
+      await runPhase(
+        ctx,
+        regs[name],
+        rep,
+        row,
+        rssRow('small pulls', 'parallel-small', 'parallel small pulls'),
+        () => bursts(ctx, regs[name]),
+      );
+    }
+  }
+}
+
+async function bursts(ctx: BenchContext, reg: Registry): Promise<PhaseResult> {
+  const { options, data } = ctx;
+  const blob = data.small;
+  const repo = freshRepo('small');
+  await mountBlob(reg.client, repo, blob.digest, SEED_REPO);
+  const client = new RegistryClient(reg.url, options.smallPulls);
+  const rates: number[] = [];
+  try {
+    for (let b = 0; b < burstCount(options.quick); b++) {
+      const start = performance.now();
+      await Promise.all(
+        Array.from({ length: options.smallPulls }, async () => {
+          const res = await client.send('GET', `/v2/${repo}/blobs/${blob.digest}`);
+          if (res.statusCode !== 200) {
+            res.resume();
+            throw new Error(`GET small blob: status ${res.statusCode}`);
+          }
+          const digest = header(res.headers, 'docker-content-digest');
+          if (digest !== undefined && digest !== blob.digest)
+            throw new Error(`GET small blob: digest ${digest}`);
+          await pipeline(res, blob.verifier());
+        }),
+      );
+      rates.push(options.smallPulls / secondsSince(start));
+    }
+  } finally {
+    client.close();
+  }
+  return { value: median(rates), details: { bursts: rates, repo } };
+}
