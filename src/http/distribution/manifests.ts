@@ -69,9 +69,17 @@ export const manifestRoutes: MethodTable = {
       body,
       contentType: baseMediaType(request.headers['content-type']),
       tags: queryParams(request.query, 'tag'),
-      // Moving an existing tag needs more than push (the maintainer role).
-      beforeTagMove: () =>
-        access.require(request, caller, { kind: 'repository', name: params.name, actions: ['overwrite'] }),
+      // Moving an existing tag needs more than push (the maintainer role); an open registry skips the lookup.
+      ...(access.enabled
+        ? {
+            beforeTagMove: () =>
+              access.require(request, caller, {
+                kind: 'repository',
+                name: params.name,
+                actions: ['overwrite'],
+              }),
+          }
+        : {}),
     });
     reply.code(201).headers({
       Location: urls.url(request, routePath('manifest', { name: params.name, reference: result.digest })),
