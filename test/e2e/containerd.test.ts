@@ -20,11 +20,11 @@ import {
   tempDir,
   type ContainersEnv,
   type RunningContainerd,
+  seedImageAndIndex,
 } from '../helpers/clients.ts';
 import { startTarget, type RunningRegistry } from '../helpers/distribution.ts';
 import {
   writeImageLayout,
-  writeIndexLayout,
   type ImageLayout,
   type IndexLayout,
   type WrittenImage,
@@ -80,28 +80,12 @@ describe(
       containers = await containersEnv([registry.host]);
       work = await tempDir('containerd-test');
       containerd = await startContainerd();
-      const src = path.join(work, 'src');
-      image = await writeImageLayout(src, { tag: 'v1', layers: 2, layerSize: 512 * 1024 });
-      index = await writeIndexLayout(src, { tag: 'multi', layers: 1, layerSize: 256 * 1024 });
-      const env = containers.env;
-      await run(
-        'skopeo',
-        ['copy', '--dest-tls-verify=false', image.reference, `docker://${ref('e2e/ctr/base:v1')}`],
-        {
-          env,
-        },
-      );
-      await run(
-        'skopeo',
-        [
-          'copy',
-          '--all',
-          '--dest-tls-verify=false',
-          index.reference,
-          `docker://${ref('e2e/ctr/base:multi')}`,
-        ],
-        { env },
-      );
+      ({ image, index } = await seedImageAndIndex(
+        path.join(work, 'src'),
+        registry.host,
+        'e2e/ctr/base',
+        containers.env,
+      ));
     });
 
     after(async () => {

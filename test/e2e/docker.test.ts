@@ -24,14 +24,10 @@ import {
   type ContainersEnv,
   type RunResult,
   type RunningDockerd,
+  seedImageAndIndex,
 } from '../helpers/clients.ts';
 import { lacksOnTarget, startTarget, type RunningRegistry } from '../helpers/distribution.ts';
-import {
-  writeImageLayout,
-  writeIndexLayout,
-  type ImageLayout,
-  type IndexLayout,
-} from '../helpers/oci-layout.ts';
+import { type ImageLayout, type IndexLayout } from '../helpers/oci-layout.ts';
 
 interface DockerImage {
   Id: string;
@@ -73,28 +69,12 @@ describe('docker', { skip: skipIf(missing('dockerd', 'docker', 'skopeo'), missin
     containers = await containersEnv([registry.host]);
     work = await tempDir('docker-test');
     dockerd = await startDockerd();
-    const src = path.join(work, 'src');
-    image = await writeImageLayout(src, { tag: 'v1', layers: 2, layerSize: 512 * 1024 });
-    index = await writeIndexLayout(src, { tag: 'multi', layers: 1, layerSize: 256 * 1024 });
-    const env = containers.env;
-    await run(
-      'skopeo',
-      ['copy', '--dest-tls-verify=false', image.reference, `docker://${ref('e2e/docker/base:v1')}`],
-      {
-        env,
-      },
-    );
-    await run(
-      'skopeo',
-      [
-        'copy',
-        '--all',
-        '--dest-tls-verify=false',
-        index.reference,
-        `docker://${ref('e2e/docker/base:multi')}`,
-      ],
-      { env },
-    );
+    ({ image, index } = await seedImageAndIndex(
+      path.join(work, 'src'),
+      registry.host,
+      'e2e/docker/base',
+      containers.env,
+    ));
   });
 
   after(async () => {

@@ -22,6 +22,7 @@ import { accessSync, constants, readFileSync, readdirSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { writeImageLayout, writeIndexLayout, type ImageLayout, type IndexLayout } from './oci-layout.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // Tools
@@ -664,4 +665,29 @@ export async function blobDigest(registryUrl: string, repo: string, digest: stri
   if (res.status !== 200) throw new Error(`GET blob ${repo}@${digest} answered ${res.status}`);
   const bytes = Buffer.from(await res.arrayBuffer());
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+/**
+ * Writes a 2-layer image (tag `v1`) and a two-platform index (tag `multi`) as OCI layouts under `dir` and copies
+ * them with skopeo to `<host>/<repo>:v1` and `<host>/<repo>:multi` (the seed of the client tests).
+ */
+export async function seedImageAndIndex(
+  dir: string,
+  host: string,
+  repo: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ image: ImageLayout; index: IndexLayout }> {
+  const image = await writeImageLayout(dir, { tag: 'v1', layers: 2, layerSize: 512 * 1024 });
+  const index = await writeIndexLayout(dir, { tag: 'multi', layers: 1, layerSize: 256 * 1024 });
+  await run('skopeo', ['copy', '--dest-tls-verify=false', image.reference, `docker://${host}/${repo}:v1`], {
+    env,
+  });
+  await run(
+    'skopeo',
+    ['copy', '--all', '--dest-tls-verify=false', index.reference, `docker://${host}/${repo}:multi`],
+    {
+      env,
+    },
+  );
+  return { image, index };
 }
