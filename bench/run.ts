@@ -23,7 +23,7 @@ import {
 } from './lib/context.ts';
 import { BlobSource, hashFile, VariantFactory, writeOciLayout, writeRandomFile } from './lib/data.ts';
 import { ensureDebianPackage, removeTree, run, syncDisks } from './lib/proc.ts';
-import { PROJECT_ROOT, stopAllRegistries } from './lib/registries.ts';
+import { buildBerth, PROJECT_ROOT, stopAllRegistries } from './lib/registries.ts';
 import { consoleTable, summary, writeOutputs, type RunMeta } from './lib/report.ts';
 import { Recorder } from './lib/results.ts';
 import { createSkopeo } from './lib/skopeo.ts';
@@ -217,6 +217,8 @@ async function main(): Promise<number> {
   if (!(await ensureDebianPackage('docker-registry', 'docker-registry', log))) {
     throw new Error('docker-registry (CNCF Distribution) is not installed and apt-get could not install it');
   }
+  log('building berth (npm run build)');
+  await buildBerth();
   const wantsSkopeo = selected.includes('push') || selected.includes('pull');
   const haveSkopeo = wantsSkopeo && (await ensureDebianPackage('skopeo', 'skopeo', log));
 

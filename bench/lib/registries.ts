@@ -1,7 +1,7 @@
 /**
  * Starting and stopping the two registries under test, each on a random loopback port with its own temp dir:
  *
- * - Berth exactly as `npm start` runs it (`node --import tsx src/main.ts serve`) with its embedded default
+ * - Berth exactly as `npm start` runs it (`buildBerth`, then `node dist/main.js serve`) with its embedded default
  *   configuration (no config file, no BERTH_* variables): only `--listen 127.0.0.1:0` and `--data <temp dir>`.
  *   That means its production logging defaults, `log.level: info` and `log.accessLog: true`.
  * - CNCF Distribution 2.8.2 (`docker-registry serve`) with the configuration Debian ships in
@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RegistryClient } from './http.ts';
-import { removeTree } from './proc.ts';
+import { removeTree, run } from './proc.ts';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -150,16 +150,25 @@ function makeStop(spawned: Spawned, dir: string, client: RegistryClient): () => 
   return stop;
 }
 
-/** Berth with its default configuration on a random loopback port. */
+/** Compiles Berth to dist/ as `npm start` does before it starts (`tsc -p tsconfig.build.json`). */
+export async function buildBerth(): Promise<void> {
+  await run(
+    process.execPath,
+    [path.join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: PROJECT_ROOT,
+    },
+  );
+}
+
+/** Berth with its default configuration (built by `buildBerth`) on a random loopback port. */
 export async function startBerth(): Promise<Registry> {
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-bench-berth-'));
   const logFile = path.join(dir, 'berth.log');
   const spawned = spawnLogged(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      path.join(PROJECT_ROOT, 'src', 'main.ts'),
+      path.join(PROJECT_ROOT, 'dist', 'main.js'),
       'serve',
       '--listen',
       '127.0.0.1:0',

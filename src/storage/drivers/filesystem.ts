@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, open, opendir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 import {
@@ -33,6 +33,7 @@ import {
   type UploadHandle,
   type UploadInfo,
 } from '../driver.ts';
+import { FileRangeStream } from '../file-range-stream.ts';
 
 /** Top-level names the driver keeps for itself; keys starting with them are refused. */
 const UPLOADS_DIR = '_uploads';
@@ -92,10 +93,10 @@ export class FilesystemDriver implements StorageDriver {
       const st = await fh.stat();
       if (!st.isFile()) throw new ObjectNotFoundError(key);
       if (range !== undefined && !rangeFits(range, st.size)) throw new RangeNotSatisfiableError(key, st.size);
-      // autoClose (the default) closes the handle on end, error and early destroy().
+      // The stream closes the handle on end, error and early destroy().
       return range === undefined
-        ? fh.createReadStream({ start: 0 })
-        : fh.createReadStream({ start: range.start, end: range.end });
+        ? new FileRangeStream(fh, 0, st.size)
+        : new FileRangeStream(fh, range.start, range.end + 1);
     } catch (err) {
       await closeQuietly(fh);
       throw err;
@@ -216,11 +217,7 @@ export class FilesystemDriver implements StorageDriver {
     try {
       const st = await fh.stat();
       if (st.size < size) throw new UploadNotFoundError(id, 'upload is shorter than expected');
-      if (size === 0) {
-        await fh.close();
-        return emptyStream(); // createReadStream cannot express an empty range
-      }
-      return fh.createReadStream({ start: 0, end: size - 1 });
+      return new FileRangeStream(fh, 0, size);
     } catch (err) {
       await closeQuietly(fh);
       throw err;
@@ -351,15 +348,6 @@ function assertByteCount(n: number, what: string): void {
 function rangeFits(range: ByteRange, size: number): boolean {
   const { start, end } = range;
   return Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start <= end && end < size;
-}
-
-/** An ended byte stream, like a read of zero bytes from a file. */
-function emptyStream(): Readable {
-  return new Readable({
-    read() {
-      this.push(null);
-    },
-  });
 }
 
 function isValidKey(key: string): boolean {

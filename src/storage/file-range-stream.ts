@@ -1,0 +1,170 @@
+/**
+ * A readable stream of a byte range of an open file, with a fast path for HTTP responses.
+ *
+ * Read as an ordinary stream (`on('data')`, `pipeline` into a hash, async iteration), it hands out a fresh buffer
+ * per chunk like `fs.createReadStream`. Piped into an `http.ServerResponse` before anything was read, it copies the
+ * range itself with two reused buffers from a shared pool instead: read into one buffer while the other is being
+ * written to the socket, and reuse a buffer only once the response's write callback reported that its bytes have
+ * left the process (handed to the kernel, or encrypted by TLS). Node has no sendfile(2); this is the nearest: large
+ * syscalls, no garbage per chunk, and memory bounded by the pool however large the file or however many
+ * downloads run. The fast path is limited to `ServerResponse` because a generic Writable may keep a chunk after
+ * its write callback (a PassThrough pushes the very same buffer on), which would make reuse unsafe.
+ *
+ * The stream owns the file handle and closes it when it ends, fails or is destroyed.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { BufferPool } from './buffer-pool.ts';
+
+/** Size of the pooled buffers: measured on loopback, 1 MiB writes reach ~2.5 GB/s where 64 KiB ones reach ~0.5. */
+const CHUNK_SIZE = 1 << 20;
+/** Buffer size for a transfer that finds the pool exhausted (many downloads at once). */
+const FALLBACK_CHUNK_SIZE = 64 << 10;
+/** 16 MiB in all: eight large downloads at full speed; more share the rest of the machine's bandwidth anyway. */
+const sharedPool = new BufferPool(CHUNK_SIZE, 16);
+/** Chunk size on the ordinary stream path. */
+const STREAM_CHUNK_SIZE = 256 << 10;
+
+export class FileRangeStream extends Readable {
+  private position: number;
+  private readonly endExclusive: number;
+  private fastPath = false;
+
+  /**
+   * @param handle an open file; the stream closes it
+   * @param start first byte offset to read
+   * @param endExclusive offset after the last byte to read (`start` for an empty range)
+   * @param pool where the fast path borrows its buffers
+   */
+  constructor(
+    private readonly handle: FileHandle,
+    start: number,
+    endExclusive: number,
+    private readonly pool: BufferPool = sharedPool,
+  ) {
+    super({ highWaterMark: STREAM_CHUNK_SIZE });
+    this.position = start;
+    this.endExclusive = endExclusive;
+  }
+
+  override _read(size: number): void {
+    const length = Math.min(Math.max(size, STREAM_CHUNK_SIZE), this.endExclusive - this.position);
+    if (length <= 0) {
+      this.push(null);
+      return;
+    }
+    const buffer = Buffer.allocUnsafe(length);
+    this.handle.read(buffer, 0, length, this.position).then(
+      ({ bytesRead }) => {
+        if (bytesRead === 0) {
+          this.destroy(new Error('file ended before the requested range'));
+          return;
+        }
+        this.position += bytesRead;
+        this.push(bytesRead === length ? buffer : buffer.subarray(0, bytesRead));
+      },
+      (err: unknown) => this.destroy(err as Error),
+    );
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // FileHandle.close waits for reads in flight, so closing here never pulls the descriptor from under one.
+    this.handle.close().then(
+      () => callback(error),
+      (closeError: unknown) => callback(error ?? (closeError as Error)),
+    );
+  }
+
+  override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
+    const untouched = !this.fastPath && this.readableFlowing === null && this.readableLength === 0;
+    if (!untouched || this.destroyed || !(destination instanceof ServerResponse)) {
+      return super.pipe(destination, options);
+    }
+    this.fastPath = true;
+    void this.copyTo(destination, options?.end !== false);
+    return destination;
+  }
+
+  /** The fast path: copies the rest of the range into `response` with reused buffers (see the file comment). */
+  private async copyTo(response: ServerResponse, end: boolean): Promise<void> {
+    let gone = false;
+    let wake: () => void = () => {};
+    const responseGone = new Promise<void>((resolve) => (wake = resolve));
+    const onGone = (): void => {
+      gone = true;
+      wake();
+    };
+    response.once('close', onGone);
+
+    const remaining = this.endExclusive - this.position;
+    const slots = this.borrowBuffers(remaining);
+    // pending[i]: the write of slots[i] in flight, if any; done[i]: whether its callback has run.
+    const pending: (Promise<void> | null)[] = slots.map(() => null);
+    const done: boolean[] = slots.map(() => true);
+    let failure: Error | null = null;
+    try {
+      let i = 0;
+      while (this.position < this.endExclusive && !gone && !this.destroyed) {
+        if (pending[i]) await Promise.race([pending[i], responseGone]);
+        if (gone || this.destroyed) break;
+        const buffer = slots[i]!.buffer;
+        const length = Math.min(buffer.length, this.endExclusive - this.position);
+        const { bytesRead } = await this.handle.read(buffer, 0, length, this.position);
+        if (bytesRead === 0) throw new Error('file ended before the requested range');
+        if (gone || this.destroyed) break;
+        this.position += bytesRead;
+        done[i] = false;
+        const slot = i;
+        pending[i] = new Promise<void>((resolve) => {
+          response.write(buffer.subarray(0, bytesRead), () => {
+            done[slot] = true;
+            resolve();
+          });
+        });
+        i = (i + 1) % slots.length;
+      }
+      await Promise.race([Promise.all(pending), responseGone]);
+    } catch (err) {
+      failure = err as Error;
+    } finally {
+      response.off('close', onGone);
+      // A buffer whose write never completed may still be referenced by the socket: let it go, do not reuse it.
+      slots.forEach((slot, i) => {
+        if (slot.pooled) this.pool.release(slot.buffer, done[i]);
+      });
+    }
+    if (failure) {
+      this.destroy(failure);
+    } else if (gone || this.destroyed) {
+      this.destroy();
+    } else {
+      // As with pipe(): the source ends first, then ends the destination (a consumer watching both sees the
+      // response finish only after the source has ended, never as a premature close of the source).
+      if (end) this.once('end', () => response.end());
+      this.push(null);
+      this.resume(); // emits 'end' (then 'close')
+    }
+  }
+
+  /** Two buffers for double buffering, or one sized to the range when it fits in a single chunk. */
+  private borrowBuffers(length: number): { buffer: Buffer; pooled: boolean }[] {
+    if (length <= FALLBACK_CHUNK_SIZE)
+      return [{ buffer: Buffer.allocUnsafe(Math.max(length, 1)), pooled: false }];
+    const count = length <= CHUNK_SIZE ? 1 : 2;
+    const slots: { buffer: Buffer; pooled: boolean }[] = [];
+    for (let n = 0; n < count; n++) {
+      const pooled = this.pool.acquire();
+      slots.push(
+        pooled
+          ? { buffer: pooled, pooled: true }
+          : { buffer: Buffer.allocUnsafeSlow(Math.min(length, FALLBACK_CHUNK_SIZE)), pooled: false },
+      );
+    }
+    // Exhausted pool: double-buffer with small buffers rather than use one large and one small.
+    if (count === 1 && !slots[0]!.pooled) {
+      slots.push({ buffer: Buffer.allocUnsafeSlow(FALLBACK_CHUNK_SIZE), pooled: false });
+    }
+    return slots;
+  }
+}
