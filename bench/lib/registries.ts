@@ -1,7 +1,7 @@
 /**
  * Starting and stopping the two registries under test, each on a random loopback port with its own temp dir:
  *
- * - Berth exactly as `npm start` runs it (`buildBerth`, then `node dist/main.js serve`) with its embedded default
+ * - Berth exactly as `npm start` runs it (`buildBerth`, then the `start` script's node command) with its embedded default
  *   configuration (no config file, no BERTH_* variables): only `--listen 127.0.0.1:0` and `--data <temp dir>`.
  *   That means its production logging defaults, `log.level: info` and `log.accessLog: true`.
  * - CNCF Distribution 2.8.2 (`docker-registry serve`) with the configuration Debian ships in
@@ -161,20 +161,31 @@ export async function buildBerth(): Promise<void> {
   );
 }
 
+/** package.json's `start` script. */
+export function npmStartScript(): string {
+  const pkg = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
+    scripts: { start: string };
+  };
+  return pkg.scripts.start.trim();
+}
+
+/**
+ * The node arguments of package.json's `start` script (`node [flags] dist/main.js serve`), so the benchmark runs
+ * Berth with exactly the runtime flags `npm start` uses.
+ */
+function npmStartArgs(): string[] {
+  const [command, ...args] = npmStartScript().split(/\s+/);
+  if (command !== 'node') throw new Error(`npm start runs ${command}, expected node`);
+  return args;
+}
+
 /** Berth with its default configuration (built by `buildBerth`) on a random loopback port. */
 export async function startBerth(): Promise<Registry> {
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-bench-berth-'));
   const logFile = path.join(dir, 'berth.log');
   const spawned = spawnLogged(
     process.execPath,
-    [
-      path.join(PROJECT_ROOT, 'dist', 'main.js'),
-      'serve',
-      '--listen',
-      '127.0.0.1:0',
-      '--data',
-      path.join(dir, 'data'),
-    ],
+    [...npmStartArgs(), '--listen', '127.0.0.1:0', '--data', path.join(dir, 'data')],
     logFile,
     PROJECT_ROOT,
   );

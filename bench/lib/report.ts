@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BenchContext } from './context.ts';
 import { sizeLabel } from './format.ts';
-import { DISTRIBUTION_CONFIG_SUMMARY } from './registries.ts';
+import { DISTRIBUTION_CONFIG_SUMMARY, npmStartScript } from './registries.ts';
 import { formatNumber, formatRowRatio, type RowResult, type RunRecord } from './results.ts';
 import { ratioChart } from './svg.ts';
 
@@ -155,7 +155,7 @@ export function markdownReport(
       (Math.max(meta.loadAverage.start, meta.loadAverage.end) > meta.cores
         ? ` (**above the core count: other processes competed for the CPU during this run, so absolute numbers are low and noisy; ratios are less affected since both registries ran under the same conditions, alternating**).`
         : '.'),
-    `- Berth ${meta.berthRevision}, started as \`npm start\` does (compiled by \`tsc -p tsconfig.build.json\`, then \`node dist/main.js serve\`) with its **embedded default configuration**: ` +
+    `- Berth ${meta.berthRevision}, started as \`npm start\` does (compiled by \`tsc -p tsconfig.build.json\`, then \`${npmStartScript()}\`) with its **embedded default configuration**: ` +
       'no config file and no `BERTH_*` variables, only `--listen 127.0.0.1:0 --data <temp dir>`. Production logging defaults: `log.level: info`, `log.accessLog: true` (JSON lines to stdout, redirected to a file).',
     `- CNCF Distribution ${meta.distributionVersion} (Debian \`docker-registry\`) with the configuration Debian ships (\`/etc/docker/registry/config.yml\`) minus \`auth\` (Berth's default is open too), on a temp root directory and a random loopback port. ` +
       'Its logging is its production default as well: level info with the access log on (text to stderr, redirected to a file). The CLIENTS.md "peer" setting (`log.level: error`, access log off) is **not** used, so both pay for their default logging:',

@@ -6,9 +6,16 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type BetterSqlite3Type from 'better-sqlite3';
-import pg from 'pg';
+import type pg from 'pg';
 import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver } from 'kysely';
-import type { DatabaseConnection, DialectAdapter, Driver, SqliteDialectConfig } from 'kysely';
+import type {
+  DatabaseConnection,
+  DialectAdapter,
+  Driver,
+  SqliteDatabase,
+  SqliteDialectConfig,
+  SqliteStatement,
+} from 'kysely';
 import { KyselyMetadataStore } from './kysely-store.ts';
 import type { Database } from './schema.ts';
 
@@ -18,9 +25,45 @@ import type { Database } from './schema.ts';
  * collected); version 13 is built on Node-API and fixed, but needs Node 22 (on Node 20 it crashes). Both are
  * installed (13 under the alias `better-sqlite3-napi`); the one this runtime supports is loaded. Same API.
  */
-export const BetterSqlite3 = createRequire(import.meta.url)(
+const require = createRequire(import.meta.url);
+export const BetterSqlite3 = require(
   Number(process.versions.node.split('.')[0]) >= 22 ? 'better-sqlite3-napi' : 'better-sqlite3',
 ) as typeof BetterSqlite3Type;
+
+/** How many distinct SQL texts keep a prepared statement (the store issues a few dozen shapes). */
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * The database as Kysely sees it, with prepared statements reused by SQL text. Kysely prepares every query it
+ * runs, and better-sqlite3's `prepare` (parsing and planning the SQL) cost more than running the query itself on
+ * the hot read paths. Reuse is safe because better-sqlite3 is synchronous: `all` and `run` finish before anyone
+ * else can use the statement. `iterate` (streaming) keeps a statement busy across awaits, so it gets a fresh one.
+ * Least recently used statements beyond `STATEMENT_CACHE_SIZE` are dropped (a query with an `in (...)` list of
+ * varying length has one text per length).
+ */
+function withStatementCache(database: BetterSqlite3Type.Database): SqliteDatabase {
+  const cache = new Map<string, BetterSqlite3Type.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(sql: string): SqliteStatement {
+      let statement = cache.get(sql);
+      if (statement) {
+        cache.delete(sql); // re-insert: Map order is the recency order
+      } else {
+        statement = database.prepare(sql);
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+      }
+      cache.set(sql, statement);
+      const prepared = statement;
+      return {
+        reader: prepared.reader,
+        all: (parameters) => prepared.all(parameters),
+        run: (parameters) => prepared.run(parameters),
+        iterate: (parameters) => database.prepare(sql).iterate(parameters),
+      };
+    },
+  };
+}
 
 /**
  * Starts every transaction with `BEGIN IMMEDIATE`: the write lock is taken up front (waiting up to
@@ -95,7 +138,9 @@ export function createSqliteStore(file: string): KyselyMetadataStore {
     database.close();
     throw error;
   }
-  const db = new Kysely<Database>({ dialect: new BerthSqliteDialect({ database }) });
+  const db = new Kysely<Database>({
+    dialect: new BerthSqliteDialect({ database: withStatementCache(database) }),
+  });
   return new KyselyMetadataStore(db, 'sqlite');
 }
 
@@ -114,6 +159,9 @@ export interface PostgresStoreOptions {
 
 const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 
+/** The type oid of PostgreSQL's int8 (`pg.types.builtins.INT8`). */
+const PG_INT8_OID = 20;
+
 /** Parses int8 (bigint: sizes, timestamps, ids, counts) to a number, refusing values beyond 2^53. */
 function parseInt8(value: string): number {
   const n = Number(value);
@@ -122,9 +170,9 @@ function parseInt8(value: string): number {
 }
 
 const getTypeParser = ((oid: number, format?: 'text' | 'binary') =>
-  oid === pg.types.builtins.INT8 && format !== 'binary'
+  oid === PG_INT8_OID && format !== 'binary'
     ? parseInt8
-    : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser;
+    : (require('pg') as typeof pg).types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser;
 
 /**
  * A metadata store on the PostgreSQL database at `connectionString` (a `postgres://` URL), through a `pg` pool.
@@ -138,7 +186,9 @@ export function createPostgresStore(
   if (schema !== undefined && !SCHEMA_RE.test(schema)) {
     throw new Error(`invalid PostgreSQL schema name ${JSON.stringify(schema)}: use [a-z_][a-z0-9_]*`);
   }
-  const pool = new pg.Pool({
+  // Loaded on first use: a registry on the embedded SQLite default never needs the PostgreSQL client in memory.
+  const { Pool } = require('pg') as typeof pg;
+  const pool = new Pool({
     connectionString,
     max: options.maxConnections ?? 10,
     types: { getTypeParser },
