@@ -10,9 +10,11 @@
  * downloads run. The fast path is limited to `ServerResponse` because a generic Writable may keep a chunk after
  * its write callback (a PassThrough pushes the very same buffer on), which would make reuse unsafe.
  *
- * The stream owns the file handle and closes it when it ends, fails or is destroyed.
+ * The stream owns the file descriptor and closes it when it ends, fails or is destroyed. It works on a plain
+ * descriptor with the callback API rather than a `FileHandle`: for the small blobs most pulls are, the promise
+ * machinery of `FileHandle` cost three times the CPU of open, fstat, read and close themselves.
  */
-import type { FileHandle } from 'node:fs/promises';
+import { close, fstat, open, read, type Stats } from 'node:fs';
 import { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { BufferPool } from './buffer-pool.ts';
@@ -30,15 +32,18 @@ export class FileRangeStream extends Readable {
   private position: number;
   private readonly endExclusive: number;
   private fastPath = false;
+  /** Reads in flight, and what to run once there are none (closing the descriptor must wait for them). */
+  private reading = 0;
+  private onIdle: (() => void) | null = null;
 
   /**
-   * @param handle an open file; the stream closes it
+   * @param fd an open file descriptor; the stream closes it
    * @param start first byte offset to read
    * @param endExclusive offset after the last byte to read (`start` for an empty range)
    * @param pool where the fast path borrows its buffers
    */
   constructor(
-    private readonly handle: FileHandle,
+    private readonly fd: number,
     start: number,
     endExclusive: number,
     private readonly pool: BufferPool = sharedPool,
@@ -55,8 +60,8 @@ export class FileRangeStream extends Readable {
       return;
     }
     const buffer = Buffer.allocUnsafe(length);
-    this.handle.read(buffer, 0, length, this.position).then(
-      ({ bytesRead }) => {
+    this.readAt(buffer, length).then(
+      (bytesRead) => {
         if (bytesRead === 0) {
           this.destroy(new Error('file ended before the requested range'));
           return;
@@ -68,12 +73,27 @@ export class FileRangeStream extends Readable {
     );
   }
 
+  /** Reads up to `length` bytes at the current position into `buffer`; resolves to the count read. */
+  private readAt(buffer: Buffer, length: number): Promise<number> {
+    this.reading++;
+    return new Promise((resolve, reject) => {
+      read(this.fd, buffer, 0, length, this.position, (err, bytesRead) => {
+        if (--this.reading === 0 && this.onIdle) this.onIdle();
+        if (err) reject(err);
+        else resolve(bytesRead);
+      });
+    });
+  }
+
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    // FileHandle.close waits for reads in flight, so closing here never pulls the descriptor from under one.
-    this.handle.close().then(
-      () => callback(error),
-      (closeError: unknown) => callback(error ?? (closeError as Error)),
-    );
+    // Never close under a read in flight: the descriptor number could be reused by another open meanwhile, and
+    // the read would then see that file. No read starts once the stream is destroyed.
+    const closeFd = (): void => {
+      this.onIdle = null;
+      close(this.fd, (closeError) => callback(error ?? closeError));
+    };
+    if (this.reading > 0) this.onIdle = closeFd;
+    else closeFd();
   }
 
   override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
@@ -110,7 +130,7 @@ export class FileRangeStream extends Readable {
         if (gone || this.destroyed) break;
         const buffer = slots[i]!.buffer;
         const length = Math.min(buffer.length, this.endExclusive - this.position);
-        const { bytesRead } = await this.handle.read(buffer, 0, length, this.position);
+        const bytesRead = await this.readAt(buffer, length);
         if (bytesRead === 0) throw new Error('file ended before the requested range');
         if (gone || this.destroyed) break;
         this.position += bytesRead;
@@ -166,5 +186,30 @@ export class FileRangeStream extends Readable {
       slots.push({ buffer: Buffer.allocUnsafeSlow(FALLBACK_CHUNK_SIZE), pooled: false });
     }
     return slots;
+  }
+}
+
+/**
+ * Opens `file` for reading and streams the range `choose` picks from its fstat (`[start, endExclusive)`); when
+ * `choose` throws (a directory, a range outside the file...), the descriptor is closed and the error rethrown.
+ * Errors of open(2) (ENOENT...) reject as they are. Opening before streaming makes absence a rejected promise
+ * rather than a later 'error' event.
+ */
+export async function openFileRange(
+  file: string,
+  choose: (stats: Stats) => readonly [start: number, endExclusive: number],
+): Promise<FileRangeStream> {
+  const fd = await new Promise<number>((resolve, reject) =>
+    open(file, 'r', (err, opened) => (err ? reject(err) : resolve(opened))),
+  );
+  try {
+    const stats = await new Promise<Stats>((resolve, reject) =>
+      fstat(fd, (err, st) => (err ? reject(err) : resolve(st))),
+    );
+    const [start, endExclusive] = choose(stats);
+    return new FileRangeStream(fd, start, endExclusive);
+  } catch (err) {
+    close(fd, () => {});
+    throw err;
   }
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, createHash } from 'node:crypto';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { fstatSync, openSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,17 +29,19 @@ describe('FileRangeStream', () => {
   after(async () => rm(dir, { recursive: true, force: true }));
 
   /** An HTTP server that pipes [start, end) of the file with a FileRangeStream built on `pool`. */
-  async function serve(pool: BufferPool, onStream?: (s: FileRangeStream) => void): Promise<Server> {
+  async function serve(
+    pool: BufferPool,
+    onStream?: (s: FileRangeStream, fd: number) => void,
+  ): Promise<Server> {
     const server = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://x');
       const start = Number(url.searchParams.get('start'));
       const end = Number(url.searchParams.get('end'));
-      void open(file, 'r').then((fh) => {
-        const stream = new FileRangeStream(fh, start, end, pool);
-        onStream?.(stream);
-        res.setHeader('Content-Length', String(end - start));
-        stream.pipe(res);
-      });
+      const fd = openSync(file, 'r');
+      const stream = new FileRangeStream(fd, start, end, pool);
+      onStream?.(stream, fd);
+      res.setHeader('Content-Length', String(end - start));
+      stream.pipe(res);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return server;
@@ -108,10 +111,8 @@ describe('FileRangeStream', () => {
     await writeFile(bigFile, big);
     const pool = new BufferPool(MiB, 2);
     const server = createServer((_req, res) => {
-      void open(bigFile, 'r').then((fh) => {
-        res.setHeader('Content-Length', String(big.length));
-        new FileRangeStream(fh, 0, big.length, pool).pipe(res);
-      });
+      res.setHeader('Content-Length', String(big.length));
+      new FileRangeStream(openSync(bigFile, 'r'), 0, big.length, pool).pipe(res);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
@@ -140,7 +141,11 @@ describe('FileRangeStream', () => {
   it('stops, closes the file and frees its buffers when the client goes away mid-transfer', async () => {
     const pool = new BufferPool(MiB, 4);
     let stream: FileRangeStream | undefined;
-    const server = await serve(pool, (s) => (stream = s));
+    let fd = -1;
+    const server = await serve(pool, (s, opened) => {
+      stream = s;
+      fd = opened;
+    });
     try {
       const { port } = server.address() as AddressInfo;
       await new Promise<void>((resolve) => {
@@ -156,6 +161,7 @@ describe('FileRangeStream', () => {
       const s = stream as FileRangeStream;
       if (!s.closed) await new Promise((resolve) => s.once('close', resolve));
       assert.ok(s.destroyed, 'the stream is destroyed');
+      assert.throws(() => fstatSync(fd), { code: 'EBADF' }, 'the descriptor is closed');
       for (let i = 0; i < 100 && pool.lent > 0; i++) await new Promise((r) => setTimeout(r, 10));
       assert.equal(pool.lent, 0, 'buffers are given back');
     } finally {
@@ -165,20 +171,21 @@ describe('FileRangeStream', () => {
 
   it('reads as an ordinary stream with fresh chunks, so a PassThrough keeps correct bytes', async () => {
     const pool = new BufferPool(MiB, 4);
-    const fh = await open(file, 'r');
-    const stream = new FileRangeStream(fh, 100, content.length - 100, pool);
+    const fd = openSync(file, 'r');
+    const stream = new FileRangeStream(fd, 100, content.length - 100, pool);
     const through = new PassThrough();
     const chunks: Buffer[] = [];
     through.on('data', (c: Buffer) => chunks.push(c));
     await pipeline(stream, through);
     assert.ok(Buffer.concat(chunks).equals(content.subarray(100, content.length - 100)));
     assert.equal(pool.lent, 0, 'the ordinary path does not borrow pooled buffers');
+    await new Promise((resolve) => (stream.closed ? resolve(null) : stream.once('close', resolve)));
+    assert.throws(() => fstatSync(fd), { code: 'EBADF' }, 'the descriptor is closed once the stream ends');
   });
 
   it('hashes to the digest of its range when piped into a hash', async () => {
-    const fh = await open(file, 'r');
     const hash = createHash('sha256');
-    await pipeline(new FileRangeStream(fh, MiB, 4 * MiB), hash);
+    await pipeline(new FileRangeStream(openSync(file, 'r'), MiB, 4 * MiB), hash);
     assert.equal(
       hash.digest('hex'),
       createHash('sha256')
@@ -188,8 +195,7 @@ describe('FileRangeStream', () => {
   });
 
   it('fails when the file is shorter than the range', async () => {
-    const fh = await open(file, 'r');
-    const stream = new FileRangeStream(fh, content.length - 10, content.length + 10);
+    const stream = new FileRangeStream(openSync(file, 'r'), content.length - 10, content.length + 10);
     await assert.rejects(pipeline(stream, new PassThrough().resume()), /ended before the requested range/);
   });
 });

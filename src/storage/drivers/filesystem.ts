@@ -33,7 +33,7 @@ import {
   type UploadHandle,
   type UploadInfo,
 } from '../driver.ts';
-import { FileRangeStream } from '../file-range-stream.ts';
+import { openFileRange } from '../file-range-stream.ts';
 
 /** Top-level names the driver keeps for itself; keys starting with them are refused. */
 const UPLOADS_DIR = '_uploads';
@@ -80,25 +80,16 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async read(key: string, range?: ByteRange): Promise<Readable> {
-    const file = this.pathOf(key);
-    // Open first so that absence surfaces as a rejected promise, not as a later 'error' event on the stream.
-    let fh: FileHandle;
     try {
-      fh = await open(file, 'r');
+      // The stream closes the descriptor on end, error and early destroy().
+      return await openFileRange(this.pathOf(key), (st) => {
+        if (!st.isFile()) throw new ObjectNotFoundError(key);
+        if (range === undefined) return [0, st.size];
+        if (!rangeFits(range, st.size)) throw new RangeNotSatisfiableError(key, st.size);
+        return [range.start, range.end + 1];
+      });
     } catch (err) {
       if (isAbsent(err)) throw new ObjectNotFoundError(key);
-      throw err;
-    }
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw new ObjectNotFoundError(key);
-      if (range !== undefined && !rangeFits(range, st.size)) throw new RangeNotSatisfiableError(key, st.size);
-      // The stream closes the handle on end, error and early destroy().
-      return range === undefined
-        ? new FileRangeStream(fh, 0, st.size)
-        : new FileRangeStream(fh, range.start, range.end + 1);
-    } catch (err) {
-      await closeQuietly(fh);
       throw err;
     }
   }
@@ -213,13 +204,13 @@ export class FilesystemDriver implements StorageDriver {
   async readUpload(handle: UploadHandle, size: number): Promise<Readable> {
     const id = uploadIdOf(handle);
     assertByteCount(size, 'size');
-    const fh = await this.openUploadData(id, 'r');
     try {
-      const st = await fh.stat();
-      if (st.size < size) throw new UploadNotFoundError(id, 'upload is shorter than expected');
-      return new FileRangeStream(fh, 0, size);
+      return await openFileRange(path.join(this.uploadDir(id), 'data'), (st) => {
+        if (st.size < size) throw new UploadNotFoundError(id, 'upload is shorter than expected');
+        return [0, size];
+      });
     } catch (err) {
-      await closeQuietly(fh);
+      if (isAbsent(err)) throw new UploadNotFoundError(id);
       throw err;
     }
   }
@@ -430,10 +421,6 @@ async function fsyncDir(dir: string): Promise<void> {
 
 async function exists(file: string): Promise<boolean> {
   return (await stat(file).catch(nullIfAbsent)) !== null;
-}
-
-async function closeQuietly(fh: FileHandle): Promise<void> {
-  await fh.close().catch(() => undefined);
 }
 
 function errCode(err: unknown): string | undefined {
