@@ -101,6 +101,12 @@ export interface PhaseResult {
   value: number;
   /** Further values for other rows of the same run (e.g. p99 next to requests/s). */
   extra?: Record<string, number>;
+  /**
+   * The work the phase did, for a "registry CPU per unit of work" row beside the main one: `amount` units of
+   * `per` (e.g. 0.25 of 'GiB', 600 of 'pull'). CPU time is what a registry spends of a machine it shares,
+   * whatever the load generator's own speed limits.
+   */
+  work?: { amount: number; per: string };
   details?: Record<string, unknown>;
 }
 
@@ -133,12 +139,29 @@ export async function runPhase(
     ctx.rec.add(row.id, reg.kind, rep, value.value, details);
     for (const [id, v] of Object.entries(value.extra ?? {})) ctx.rec.add(id, reg.kind, rep, v);
     if (rss) ctx.rec.add(rss.id, reg.kind, rep, usage.peakRssBytes / MiB);
+    if (value.work && value.work.amount > 0) {
+      const cpu = cpuRow(row, value.work.per);
+      ctx.rec.define(cpu);
+      ctx.rec.add(cpu.id, reg.kind, rep, (usage.cpuSeconds * 1000) / value.work.amount);
+    }
     return value;
   } catch (err) {
     ctx.rec.fail(row.id, reg.kind, rep, err);
     ctx.log(`  ! ${LABELS[reg.kind]} ${row.label}: ${err instanceof Error ? err.message : String(err)}`);
     return undefined;
   }
+}
+
+/** The row of registry CPU time per unit of work done in `row`'s phase. */
+function cpuRow(row: RowSpec, per: string): RowSpec {
+  return {
+    id: `cpu.${row.id}`,
+    family: 'cpu',
+    label: `registry CPU: ${row.label.replace(/: [a-z/]+$/, '')}`,
+    unit: `CPU ms per ${per}`,
+    better: 'lower',
+    note: 'user + system time of the registry process during the phase',
+  };
 }
 
 /** Unique-enough repository name component. */

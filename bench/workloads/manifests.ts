@@ -193,5 +193,6 @@ async function load(
     value: rps,
     extra: { [s.p50.id]: percentile(sorted, 50, true), [s.p99.id]: percentile(sorted, 99, true) },
     details: { requests: result.requests.total, seconds: result.duration, repo: manifest.repo },
+    work: { amount: result.requests.total / 1000, per: '1,000 requests' },
   };
 }

@@ -24,7 +24,7 @@ import { header, mapLimit, type RegistryClient } from '../lib/http.ts';
 import { mountBlob, pushMonolithic, pushSmall, putManifest } from '../lib/oci.ts';
 import type { Registry, RegistryKind } from '../lib/registries.ts';
 import type { RowSpec, Target } from '../lib/results.ts';
-import { MiB, secondsSince } from '../lib/stats.ts';
+import { GiB, MiB, secondsSince } from '../lib/stats.ts';
 
 type Kind = 'full' | 'range' | 'skopeo';
 
@@ -167,7 +167,11 @@ async function pullHttp(
     await mapLimit(ranges, RANGES_IN_FLIGHT, ([from, to]) => getInto(reg.client, repo, blob, from, to, true));
   }
   const seconds = secondsSince(start);
-  return { value: blob.size / MiB / seconds, details: { seconds, repo } };
+  return {
+    value: blob.size / MiB / seconds,
+    details: { seconds, repo },
+    work: { amount: blob.size / GiB, per: 'GiB' },
+  };
 }
 
 async function pullSkopeo(
@@ -190,7 +194,11 @@ async function pullSkopeo(
     const written = path.join(dest, 'blobs', 'sha256', layout.layerDigest.slice('sha256:'.length));
     const digest = await hashFile(written);
     if (digest !== layout.layerDigest) throw new Error(`skopeo wrote a layer with digest ${digest}`);
-    return { value: layout.layerSize / MiB / result.seconds, details: { seconds: result.seconds, repo } };
+    return {
+      value: layout.layerSize / MiB / result.seconds,
+      details: { seconds: result.seconds, repo },
+      work: { amount: layout.layerSize / GiB, per: 'GiB' },
+    };
   } finally {
     await rm(dest, { recursive: true, force: true });
   }

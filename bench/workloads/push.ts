@@ -17,7 +17,7 @@ import { header } from '../lib/http.ts';
 import { checkBlob, pushChunked, pushMonolithic, pushStreamed } from '../lib/oci.ts';
 import type { Registry } from '../lib/registries.ts';
 import type { RowSpec } from '../lib/results.ts';
-import { MiB, secondsSince } from '../lib/stats.ts';
+import { GiB, MiB, secondsSince } from '../lib/stats.ts';
 import { sizeLabel } from '../lib/format.ts';
 
 type Kind = 'monolithic' | 'streamed' | 'chunked' | 'skopeo';
@@ -77,7 +77,11 @@ async function pushOnce(ctx: BenchContext, reg: Registry, kind: Kind): Promise<P
     }
     await checkBlob(client, repo, { digest: layout.layerDigest, size: layout.layerSize });
     (ctx.seeds[reg.kind] ??= {}).imageRepo = repo;
-    return { value: layout.layerSize / MiB / result.seconds, details: { seconds: result.seconds, repo } };
+    return {
+      value: layout.layerSize / MiB / result.seconds,
+      details: { seconds: result.seconds, repo },
+      work: { amount: layout.layerSize / GiB, per: 'GiB' },
+    };
   }
   const blob = ctx.data.blobs.next();
   const start = performance.now();
@@ -87,5 +91,9 @@ async function pushOnce(ctx: BenchContext, reg: Registry, kind: Kind): Promise<P
   const seconds = secondsSince(start);
   await checkBlob(client, repo, blob);
   (ctx.seeds[reg.kind] ??= {}).blob = { repo, blob };
-  return { value: blob.size / MiB / seconds, details: { seconds, repo, digest: blob.digest } };
+  return {
+    value: blob.size / MiB / seconds,
+    details: { seconds, repo, digest: blob.digest },
+    work: { amount: blob.size / GiB, per: 'GiB' },
+  };
 }

@@ -81,5 +81,9 @@ async function bursts(ctx: BenchContext, reg: Registry): Promise<PhaseResult> {
   } finally {
     client.close();
   }
-  return { value: median(rates), details: { bursts: rates, repo } };
+  return {
+    value: median(rates),
+    details: { bursts: rates, repo },
+    work: { amount: rates.length * options.smallPulls, per: 'pull' },
+  };
 }
