@@ -414,6 +414,43 @@ export function runDriverSuite(name: string, factory: () => Promise<DriverFixtur
 
     describe('uploads', () => {
       it(
+        'stores bodies exactly however they are chunked: thousands of tiny chunks, chunks of several MiB',
+        scoped(async (s) => {
+          const tiny = randomBytes(40_000);
+          const tinyChunks: Buffer[] = [];
+          for (let at = 0, n = 1; at < tiny.length; at += n, n = (n % 13) + 1) {
+            tinyChunks.push(tiny.subarray(at, at + n));
+          }
+          const big = randomBytes(5 * 1024 * 1024 + 3);
+          const mixed = [randomBytes(3), randomBytes(3 * 1024 * 1024), randomBytes(1), randomBytes(700_000)];
+          const bodies = [tinyChunks, chunksOf(big, 2 * 1024 * 1024 + 1), mixed];
+          for (const [i, chunks] of bodies.entries()) {
+            const data = Buffer.concat(chunks);
+            const key = s.key(`chunked-${i}`);
+            assert.equal(await driver.put(key, Readable.from(chunks)), data.length);
+            assert.ok((await readAll(await driver.read(key))).equals(data), `put body ${i}`);
+
+            const handle = await driver.createUpload();
+            const half = Math.floor(chunks.length / 2);
+            const first = await driver.appendUpload(handle, 0, Readable.from(chunks.slice(0, half)));
+            const firstSize = Buffer.concat(chunks.slice(0, half)).length;
+            assert.equal(first.size, firstSize);
+            const second = await driver.appendUpload(
+              first.handle,
+              firstSize,
+              Readable.from(chunks.slice(half)),
+            );
+            assert.equal(second.size, data.length);
+            assert.ok(
+              (await readAll(await driver.readUpload(second.handle, data.length))).equals(data),
+              `upload ${i}`,
+            );
+            await driver.abortUpload(second.handle);
+          }
+        }),
+      );
+
+      it(
         'creates, appends, reads back and commits an upload (handles persisted as JSON)',
         scoped(async (s) => {
           const key = s.key('committed');
