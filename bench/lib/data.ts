@@ -223,7 +223,7 @@ const residentFiles = new Map<string, Promise<Buffer | null>>();
  * 1 GiB in full mode; the machine has RAM to spare), else null. With the expected bytes resident, verifying a
  * pull is a memcmp per received chunk: no read(2) copy from the page cache competing with the registry for CPU.
  */
-function residentFile(file: string): Promise<Buffer | null> {
+export function residentFile(file: string): Promise<Buffer | null> {
   let loaded = residentFiles.get(file);
   if (!loaded) {
     loaded = stat(file).then((st) => (st.size <= RESIDENT_LIMIT ? readFile(file) : null));
