@@ -179,13 +179,16 @@ function npmStartArgs(): string[] {
   return args;
 }
 
-/** Berth with its default configuration (built by `buildBerth`) on a random loopback port. */
-export async function startBerth(): Promise<Registry> {
+/**
+ * Berth with its default configuration (built by `buildBerth`) on a random loopback port; `nodeFlags` go before
+ * the start script's own (e.g. `--cpu-prof` for the profiler).
+ */
+export async function startBerth(nodeFlags: readonly string[] = []): Promise<Registry> {
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-bench-berth-'));
   const logFile = path.join(dir, 'berth.log');
   const spawned = spawnLogged(
     process.execPath,
-    [...npmStartArgs(), '--listen', '127.0.0.1:0', '--data', path.join(dir, 'data')],
+    [...nodeFlags, ...npmStartArgs(), '--listen', '127.0.0.1:0', '--data', path.join(dir, 'data')],
     logFile,
     PROJECT_ROOT,
   );

@@ -10,6 +10,7 @@ import { Migrator, sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import type { Digest } from '../oci/digest.ts';
 import type { UploadHandle } from '../storage/driver.ts';
+import { CompiledRead } from './compiled-read.ts';
 import { KyselyAuthStore } from './kysely-auth-store.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
 import type { Database, SqlDialect } from './schema.ts';
@@ -67,6 +68,38 @@ const MANIFEST_COLUMNS = [
   'm.created_at',
 ] as const;
 
+/** The reads every pull makes, compiled once (see compiled-read.ts). */
+function hotReads(db: Kysely<Database>) {
+  return {
+    blobLink: new CompiledRead(db, 2, (q, repository, digest) =>
+      q
+        .selectFrom('repository_blobs as rb')
+        .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+        .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+        .select(['b.digest', 'b.size'])
+        .where('r.name', '=', repository)
+        .where('rb.digest', '=', digest as Digest),
+    ),
+    manifest: new CompiledRead(db, 2, (q, repository, digest) =>
+      q
+        .selectFrom('manifests as m')
+        .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+        .select(MANIFEST_COLUMNS)
+        .where('r.name', '=', repository)
+        .where('m.digest', '=', digest as Digest),
+    ),
+    manifestByTag: new CompiledRead(db, 2, (q, repository, tag) =>
+      q
+        .selectFrom('tags as t')
+        .innerJoin('repositories as r', 'r.id', 't.repository_id')
+        .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+        .select(MANIFEST_COLUMNS)
+        .where('r.name', '=', repository)
+        .where('t.name', '=', tag),
+    ),
+  };
+}
+
 /** A `MetadataStore` over a Kysely instance on SQLite or PostgreSQL. */
 export class KyselyMetadataStore implements MetadataStore {
   private closed = false;
@@ -80,7 +113,11 @@ export class KyselyMetadataStore implements MetadataStore {
     private readonly db: Kysely<Database>,
     readonly dialect: SqlDialect,
     private readonly options: KyselyMetadataStoreOptions = {},
-  ) {}
+  ) {
+    this.reads = hotReads(db);
+  }
+
+  private readonly reads: ReturnType<typeof hotReads>;
 
   async migrate(): Promise<void> {
     let schema: string | undefined;
@@ -197,14 +234,7 @@ export class KyselyMetadataStore implements MetadataStore {
   }
 
   async getBlobLink(repository: string, digest: Digest): Promise<BlobLink | null> {
-    const row = await this.db
-      .selectFrom('repository_blobs as rb')
-      .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
-      .innerJoin('blobs as b', 'b.digest', 'rb.digest')
-      .select(['b.digest', 'b.size'])
-      .where('r.name', '=', repository)
-      .where('rb.digest', '=', digest)
-      .executeTakeFirst();
+    const row = await this.reads.blobLink.first(repository, digest);
     return row === undefined ? null : { digest: row.digest, size: Number(row.size) };
   }
 
@@ -336,25 +366,12 @@ export class KyselyMetadataStore implements MetadataStore {
   }
 
   async getManifest(repository: string, digest: Digest): Promise<ManifestRecord | null> {
-    const row = await this.db
-      .selectFrom('manifests as m')
-      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-      .select(MANIFEST_COLUMNS)
-      .where('r.name', '=', repository)
-      .where('m.digest', '=', digest)
-      .executeTakeFirst();
+    const row = await this.reads.manifest.first(repository, digest);
     return row === undefined ? null : toManifestRecord(repository, row);
   }
 
   async getManifestByTag(repository: string, tag: string): Promise<ManifestRecord | null> {
-    const row = await this.db
-      .selectFrom('tags as t')
-      .innerJoin('repositories as r', 'r.id', 't.repository_id')
-      .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-      .select(MANIFEST_COLUMNS)
-      .where('r.name', '=', repository)
-      .where('t.name', '=', tag)
-      .executeTakeFirst();
+    const row = await this.reads.manifestByTag.first(repository, tag);
     return row === undefined ? null : toManifestRecord(repository, row);
   }
 
