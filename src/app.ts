@@ -3,6 +3,7 @@
  */
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import pino from 'pino';
 import type { Config } from './config/schema.ts';
 import type { Services } from './container.ts';
 import { AccessControl } from './auth/access-control.ts';
@@ -39,6 +40,10 @@ export function createApp(config: Config, services: Services, options: AppOption
               paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'],
               remove: true,
             },
+            // Asynchronous writes to stdout: lines logged while a write is in flight go out together in the
+            // next one, so a busy registry makes one write(2) per batch of access-log lines rather than one per
+            // request, and the event loop never waits on the log consumer. Pending lines are flushed at exit.
+            stream: pino.destination({ dest: 1, sync: false }),
           },
     // One access-log line per request is written by our own hook (or none), not fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
