@@ -3,6 +3,7 @@
  * directory. The process prints fastify's `Server listening at <url>` log line, which is how we learn the port.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -37,6 +38,21 @@ export interface StartOptions {
   args?: string[];
   /** Listen address; `127.0.0.1:0` by default. */
   listen?: string;
+  /**
+   * Run the compiled build in dist/ with the node command of package.json's `start` script (what `npm start` runs
+   * after building) instead of the TypeScript sources through tsx. The caller builds first (`buildDist`).
+   */
+  compiled?: boolean;
+}
+
+/** The node arguments of package.json's `start` script, e.g. `['--max-semi-space-size=8', 'dist/main.js', 'serve']`. */
+function npmStartArgs(): string[] {
+  const pkg = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
+    scripts: { start: string };
+  };
+  const [command, ...args] = pkg.scripts.start.trim().split(/\s+/);
+  if (command !== 'node') throw new Error(`npm start runs ${command}, expected node`);
+  return args;
 }
 
 export async function startBerth(options: StartOptions = {}): Promise<RunningBerth> {
@@ -45,10 +61,9 @@ export async function startBerth(options: StartOptions = {}): Promise<RunningBer
   const child = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      path.join(PROJECT_ROOT, 'src', 'main.ts'),
-      'serve',
+      ...(options.compiled
+        ? npmStartArgs()
+        : ['--import', 'tsx', path.join(PROJECT_ROOT, 'src', 'main.ts'), 'serve']),
       '--listen',
       options.listen ?? '127.0.0.1:0',
       '--data',
