@@ -89,6 +89,31 @@ export class BlobSource {
     return Readable.from(gen(), { objectMode: false, highWaterMark: MiB });
   }
 
+  /**
+   * A synchronous check of bytes [start, end) of this blob, for the raw client (which hands over bytes that are
+   * valid only during the call). Loads the files the blob is made of into memory first.
+   */
+  async syncVerifier(start = 0, end = this.size): Promise<SyncVerifier> {
+    const parts: Buffer[] = [];
+    let offset = 0;
+    for (const s of this.segments) {
+      const len = segmentLength(s);
+      const from = Math.max(start, offset);
+      const to = Math.min(end, offset + len);
+      if (from < to) {
+        if (s.kind === 'bytes') {
+          parts.push(s.data.subarray(from - offset, to - offset));
+        } else {
+          const resident = await residentFile(s.path);
+          if (!resident) throw new Error(`${s.path} is too large to verify from memory`);
+          parts.push(resident.subarray(s.start + (from - offset), s.start + (to - offset)));
+        }
+      }
+      offset += len;
+    }
+    return new SyncVerifier(this.digest, parts, end - start);
+  }
+
   /** A sink that fails unless it receives exactly bytes [start, end) of this blob. */
   verifier(start = 0, end = this.size): Verifier {
     return new Verifier(this, start, end);
@@ -211,6 +236,47 @@ export class Verifier extends Writable {
       offset += len;
     }
     throw new Error(`offset ${at} is beyond the blob`);
+  }
+}
+
+/** Compares bytes pushed to it, in order, with the expected parts; throws on the first difference. */
+export class SyncVerifier {
+  private part = 0;
+  private offsetInPart = 0;
+  private received = 0;
+
+  constructor(
+    private readonly digest: string,
+    private readonly parts: readonly Buffer[],
+    private readonly expectedLength: number,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let off = 0;
+    while (off < chunk.length) {
+      const part = this.parts[this.part];
+      if (!part) throw new Error(`content is longer than the expected ${this.expectedLength} bytes`);
+      const n = Math.min(chunk.length - off, part.length - this.offsetInPart);
+      if (!chunk.subarray(off, off + n).equals(part.subarray(this.offsetInPart, this.offsetInPart + n))) {
+        throw new Error(
+          `content differs from the pushed blob ${this.digest} within bytes ${this.received}..${this.received + n}`,
+        );
+      }
+      off += n;
+      this.received += n;
+      this.offsetInPart += n;
+      if (this.offsetInPart === part.length) {
+        this.part++;
+        this.offsetInPart = 0;
+      }
+    }
+  }
+
+  /** Throws unless exactly the expected bytes were pushed. */
+  finish(): void {
+    if (this.received !== this.expectedLength) {
+      throw new Error(`content ended after ${this.received} of ${this.expectedLength} bytes`);
+    }
   }
 }
 

@@ -3,12 +3,12 @@
  * of an image holding it as its layer into an OCI layout on disk. The blob and image are the ones the push
  * workload left in the same registries (pushed by the harness when it did not run). Each run pulls from a
  * fresh repository, the blob cross-repository mounted into it: the same stored blob, likely still in the page
- * cache, as a registry serving a popular layer would have it. Every byte is verified against the source (see Verifier);
+ * cache, as a registry serving a popular layer would have it. Pulls go through the lean client of raw-http.ts and
+ * every byte is compared with the source (see SyncVerifier);
  * skopeo verifies the digest itself and the written layer is hashed again afterwards.
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import {
   freshRepo,
   order,
@@ -20,7 +20,8 @@ import {
 } from '../lib/context.ts';
 import { BlobSource, hashFile, type OciImage } from '../lib/data.ts';
 import { sizeLabel } from '../lib/format.ts';
-import { header, mapLimit, type RegistryClient } from '../lib/http.ts';
+import { mapLimit, type RegistryClient } from '../lib/http.ts';
+import { RawPool } from '../lib/raw-http.ts';
 import { mountBlob, pushMonolithic, pushSmall, putManifest } from '../lib/oci.ts';
 import type { Registry, RegistryKind } from '../lib/registries.ts';
 import type { RowSpec, Target } from '../lib/results.ts';
@@ -117,34 +118,36 @@ async function seedImage(client: RegistryClient, layout: OciImage): Promise<void
 }
 
 async function getInto(
-  client: RegistryClient,
+  raw: RawPool,
   repo: string,
   blob: BlobSource,
   start: number,
   end: number,
   ranged: boolean,
 ): Promise<void> {
-  const res = await client.send('GET', `/v2/${repo}/blobs/${blob.digest}`, {
-    headers: ranged ? { Range: `bytes=${start}-${end - 1}` } : {},
-  });
+  const check = await blob.syncVerifier(start, end);
+  const res = await raw.get(
+    `/v2/${repo}/blobs/${blob.digest}`,
+    ranged ? { Range: `bytes=${start}-${end - 1}` } : {},
+    (chunk) => check.push(chunk),
+  );
   const expected = ranged ? 206 : 200;
-  if (res.statusCode !== expected) {
-    res.resume();
+  if (res.status !== expected) {
     throw new Error(
-      `GET blob${ranged ? ` bytes=${start}-${end - 1}` : ''}: status ${res.statusCode}, expected ${expected}`,
+      `GET blob${ranged ? ` bytes=${start}-${end - 1}` : ''}: status ${res.status}, expected ${expected}: ${res.errorBody.slice(0, 300)}`,
     );
   }
-  const length = Number(header(res.headers, 'content-length'));
+  const length = Number(res.headers['content-length']);
   if (length !== end - start) throw new Error(`GET blob: Content-Length ${length}, expected ${end - start}`);
   if (ranged) {
-    const cr = header(res.headers, 'content-range');
+    const cr = res.headers['content-range'];
     if (cr !== `bytes ${start}-${end - 1}/${blob.size}`) throw new Error(`GET blob: Content-Range ${cr}`);
   } else {
-    const digest = header(res.headers, 'docker-content-digest');
+    const digest = res.headers['docker-content-digest'];
     if (digest !== undefined && digest !== blob.digest)
       throw new Error(`GET blob: Docker-Content-Digest ${digest}`);
   }
-  await pipeline(res, blob.verifier(start, end));
+  check.finish();
 }
 
 async function pullHttp(
@@ -155,23 +158,29 @@ async function pullHttp(
 ): Promise<PhaseResult> {
   const repo = freshRepo(`pull-${kind}`);
   await mountBlob(reg.client, repo, blob.digest, from);
-  const start = performance.now();
-  if (kind === 'full') {
-    await getInto(reg.client, repo, blob, 0, blob.size, false);
-  } else {
-    const step = Math.ceil(blob.size / RANGES);
-    const ranges = Array.from(
-      { length: RANGES },
-      (_, i) => [i * step, Math.min(blob.size, (i + 1) * step)] as const,
-    );
-    await mapLimit(ranges, RANGES_IN_FLIGHT, ([from, to]) => getInto(reg.client, repo, blob, from, to, true));
+  await blob.syncVerifier(); // loads the expected bytes into memory before the clock starts
+  const raw = new RawPool(reg.url);
+  try {
+    const start = performance.now();
+    if (kind === 'full') {
+      await getInto(raw, repo, blob, 0, blob.size, false);
+    } else {
+      const step = Math.ceil(blob.size / RANGES);
+      const ranges = Array.from(
+        { length: RANGES },
+        (_, i) => [i * step, Math.min(blob.size, (i + 1) * step)] as const,
+      );
+      await mapLimit(ranges, RANGES_IN_FLIGHT, ([from, to]) => getInto(raw, repo, blob, from, to, true));
+    }
+    const seconds = secondsSince(start);
+    return {
+      value: blob.size / MiB / seconds,
+      details: { seconds, repo },
+      work: { amount: blob.size / GiB, per: 'GiB' },
+    };
+  } finally {
+    raw.close();
   }
-  const seconds = secondsSince(start);
-  return {
-    value: blob.size / MiB / seconds,
-    details: { seconds, repo },
-    work: { amount: blob.size / GiB, per: 'GiB' },
-  };
 }
 
 async function pullSkopeo(
