@@ -143,7 +143,7 @@ export function markdownReport(
       (Number.isFinite(rows.find((r) => r.id === 'push.monolithic')?.distributionMedian ?? Number.NaN)
         ? `; with Distribution's monolithic push at ${formatNumber(rows.find((r) => r.id === 'push.monolithic')!.distributionMedian)} MiB/s, 3x would need ${formatNumber(3 * rows.find((r) => r.id === 'push.monolithic')!.distributionMedian)} MiB/s.`
         : '.'),
-    `- The harness's own ceiling for a verified pull (compare 64 KiB pieces against the expected bytes held in memory, no network): ` +
+    `- The harness's own ceiling for a verified pull (copy each MiB into a read buffer and compare it with the expected bytes held in memory, no network): ` +
       `${formatNumber(m.verifyCeilingMiBs)} MiB/s. A pull row near this number measures the harness, not the registry.`,
     `- SHA-256 in the harness (one core): ${formatNumber(m.sha256MiBs)} MiB/s. A client that hashes what it pulls (docker, containerd, skopeo) cannot pull one blob faster than this.`,
     '',
