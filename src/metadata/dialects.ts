@@ -42,7 +42,7 @@ const STATEMENT_CACHE_SIZE = 500;
  * varying length has one text per length).
  */
 function withStatementCache(database: BetterSqlite3Type.Database): SqliteDatabase {
-  const cache = new Map<string, BetterSqlite3Type.Statement>();
+  const cache = new Map<string, SqliteStatement>();
   return {
     close: () => database.close(),
     prepare(sql: string): SqliteStatement {
@@ -50,17 +50,17 @@ function withStatementCache(database: BetterSqlite3Type.Database): SqliteDatabas
       if (statement) {
         cache.delete(sql); // re-insert: Map order is the recency order
       } else {
-        statement = database.prepare(sql);
+        const prepared = database.prepare(sql);
+        statement = {
+          reader: prepared.reader,
+          all: (parameters) => prepared.all(parameters),
+          run: (parameters) => prepared.run(parameters),
+          iterate: (parameters) => database.prepare(sql).iterate(parameters),
+        };
         if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
       }
       cache.set(sql, statement);
-      const prepared = statement;
-      return {
-        reader: prepared.reader,
-        all: (parameters) => prepared.all(parameters),
-        run: (parameters) => prepared.run(parameters),
-        iterate: (parameters) => database.prepare(sql).iterate(parameters),
-      };
+      return statement;
     },
   };
 }

@@ -167,24 +167,24 @@ export class FileRangeStream extends Readable {
     }
   }
 
-  /** Two buffers for double buffering, or one sized to the range when it fits in a single chunk. */
+  /**
+   * The buffers of a copy: one sized to a range of at most 64 KiB; else one pooled buffer when the range fits in
+   * it, two to double-buffer a longer range. A slot the exhausted pool cannot fill gets a 64 KiB buffer of its
+   * own, and a copy left with a single 64 KiB buffer gets a second one, so it still double-buffers.
+   */
   private borrowBuffers(length: number): { buffer: Buffer; pooled: boolean }[] {
+    const small = (): { buffer: Buffer; pooled: boolean } => ({
+      buffer: Buffer.allocUnsafeSlow(FALLBACK_CHUNK_SIZE),
+      pooled: false,
+    });
     if (length <= FALLBACK_CHUNK_SIZE)
       return [{ buffer: Buffer.allocUnsafe(Math.max(length, 1)), pooled: false }];
-    const count = length <= CHUNK_SIZE ? 1 : 2;
     const slots: { buffer: Buffer; pooled: boolean }[] = [];
-    for (let n = 0; n < count; n++) {
+    for (let n = length <= CHUNK_SIZE ? 1 : 2; n > 0; n--) {
       const pooled = this.pool.acquire();
-      slots.push(
-        pooled
-          ? { buffer: pooled, pooled: true }
-          : { buffer: Buffer.allocUnsafeSlow(Math.min(length, FALLBACK_CHUNK_SIZE)), pooled: false },
-      );
+      slots.push(pooled ? { buffer: pooled, pooled: true } : small());
     }
-    // Exhausted pool: double-buffer with small buffers rather than use one large and one small.
-    if (count === 1 && !slots[0]!.pooled) {
-      slots.push({ buffer: Buffer.allocUnsafeSlow(FALLBACK_CHUNK_SIZE), pooled: false });
-    }
+    if (slots.length === 1 && !slots[0]!.pooled) slots.push(small());
     return slots;
   }
 }
