@@ -150,6 +150,36 @@ function makeStop(spawned: Spawned, dir: string, client: RegistryClient): () => 
   return stop;
 }
 
+/** A started registry, answering at `url`. */
+function registryOf(
+  kind: RegistryKind,
+  url: string,
+  spawned: Spawned,
+  dir: string,
+  logFile: string,
+): Registry {
+  const client = new RegistryClient(url);
+  return {
+    kind,
+    url,
+    host: new URL(url).host,
+    pid: spawned.child.pid as number,
+    dir,
+    logFile,
+    client,
+    logBytes: () => fileSize(logFile),
+    logTail: () => readTail(logFile),
+    stop: makeStop(spawned, dir, client),
+  };
+}
+
+/** Kills a registry that failed to start and removes its temp dir. */
+async function discard(spawned: Spawned, dir: string): Promise<void> {
+  spawned.child.kill('SIGKILL');
+  await spawned.exited;
+  await rm(dir, { recursive: true, force: true });
+}
+
 /** Compiles Berth to dist/ as `npm start` does before it starts (`tsc -p tsconfig.build.json`). */
 export async function buildBerth(): Promise<void> {
   await run(
@@ -193,9 +223,7 @@ export async function startBerth(nodeFlags: readonly string[] = []): Promise<Reg
     PROJECT_ROOT,
   );
   const fail = async (err: unknown): Promise<never> => {
-    spawned.child.kill('SIGKILL');
-    await spawned.exited;
-    await rm(dir, { recursive: true, force: true });
+    await discard(spawned, dir);
     throw err;
   };
   // The port is chosen by the kernel (listen on :0); fastify logs `Server listening at http://127.0.0.1:PORT`.
@@ -215,19 +243,7 @@ export async function startBerth(nodeFlags: readonly string[] = []): Promise<Reg
   } catch (err) {
     return fail(err);
   }
-  const client = new RegistryClient(url);
-  return {
-    kind: 'berth',
-    url,
-    host: new URL(url).host,
-    pid: spawned.child.pid as number,
-    dir,
-    logFile,
-    client,
-    logBytes: () => fileSize(logFile),
-    logTail: () => readTail(logFile),
-    stop: makeStop(spawned, dir, client),
-  };
+  return registryOf('berth', url, spawned, dir, logFile);
 }
 
 /** Debian's /etc/docker/registry/config.yml (2.8.2+ds1), without `auth`, on our port and directory. */
@@ -273,24 +289,10 @@ export async function startDistribution(): Promise<Registry> {
       await waitReady(url, spawned, logFile, 'docker-registry');
     } catch (err) {
       lastError = err;
-      spawned.child.kill('SIGKILL');
-      await spawned.exited;
-      await rm(dir, { recursive: true, force: true });
+      await discard(spawned, dir);
       continue;
     }
-    const client = new RegistryClient(url);
-    return {
-      kind: 'distribution',
-      url,
-      host,
-      pid: spawned.child.pid as number,
-      dir,
-      logFile,
-      client,
-      logBytes: () => fileSize(logFile),
-      logTail: () => readTail(logFile),
-      stop: makeStop(spawned, dir, client),
-    };
+    return registryOf('distribution', url, spawned, dir, logFile);
   }
   throw lastError;
 }
