@@ -38,7 +38,8 @@ export class BlobService {
    */
   async open(repository: string, digest: Digest, size: number, range?: ByteRange): Promise<OpenBlob> {
     try {
-      const body = await this.deps.storage.read(blobKey(digest), range);
+      // Blob keys are content addresses: whatever is stored at one always holds the same bytes.
+      const body = await this.deps.storage.read(blobKey(digest), range, { immutable: true });
       return { size, body };
     } catch (e) {
       if (e instanceof ObjectNotFoundError) throw new BlobUnknownError(undefined, { detail: { digest } });

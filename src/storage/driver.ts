@@ -41,6 +41,17 @@ export interface UploadInfo {
   readonly modifiedAt: Date;
 }
 
+/** What a caller knows about the object it reads, which a driver may use to read it faster. */
+export interface ReadHints {
+  /**
+   * The caller guarantees the object's bytes never change while it exists (a content-addressed blob: a rewrite
+   * holds the same bytes). A driver may then keep the object open between reads, so after another process deletes
+   * it, reads may go on succeeding, with the same bytes, for a bounded time (seconds). Deletes and writes through
+   * the same driver instance are seen at once.
+   */
+  readonly immutable?: boolean;
+}
+
 export interface StorageDriver {
   /** A short name for logs and metrics (`filesystem`, `s3`). */
   readonly name: string;
@@ -51,8 +62,9 @@ export interface StorageDriver {
   /**
    * Opens a stream over the object at `key`, or over `range` of it. Throws `ObjectNotFoundError` when absent
    * and `RangeNotSatisfiableError` when `range.end >= size`. The stream ends after exactly the requested bytes.
+   * `hints` may speed the read up; they never change what it returns while the caller's claims hold.
    */
-  read(key: string, range?: ByteRange): Promise<Readable>;
+  read(key: string, range?: ByteRange, hints?: ReadHints): Promise<Readable>;
 
   /**
    * Writes `body` as the object at `key`, atomically: until the returned promise resolves, readers see the old

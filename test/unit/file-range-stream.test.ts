@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes, createHash } from 'node:crypto';
-import { fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -185,6 +185,50 @@ describe('FileRangeStream', () => {
     assert.equal(mostLent, 0, 'the ordinary path never borrows pooled buffers');
     await new Promise((resolve) => (stream.closed ? resolve(null) : stream.once('close', resolve)));
     assert.throws(() => fstatSync(fd), { code: 'EBADF' }, 'the descriptor is closed once the stream ends');
+  });
+
+  it('hands a lent descriptor back through releaseFd exactly once instead of closing it', async () => {
+    const fd = openSync(file, 'r');
+    try {
+      let released = 0;
+      const onRelease = (): void => {
+        released++;
+      };
+      // To the end on the ordinary path, to the end on the fast path, and destroyed part way.
+      const whole = new FileRangeStream(fd, 0, 3 * MiB, new BufferPool(MiB, 2), onRelease);
+      const hash = createHash('sha256');
+      await pipeline(whole, hash);
+      assert.equal(
+        hash.digest('hex'),
+        createHash('sha256')
+          .update(content.subarray(0, 3 * MiB))
+          .digest('hex'),
+      );
+
+      const pool = new BufferPool(MiB, 2);
+      const server = createServer((_req, res) => {
+        res.setHeader('Content-Length', String(2 * MiB));
+        new FileRangeStream(fd, MiB, 3 * MiB, pool, onRelease).pipe(res);
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const got = await get(server, 0, 0);
+        assert.ok(got.equals(content.subarray(MiB, 3 * MiB)));
+      } finally {
+        server.close();
+      }
+
+      const cut = new FileRangeStream(fd, 0, content.length, new BufferPool(MiB, 2), onRelease);
+      await new Promise<void>((resolve) => cut.once('readable', resolve));
+      cut.destroy();
+      await new Promise((resolve) => (cut.closed ? resolve(null) : cut.once('close', resolve)));
+
+      for (let i = 0; i < 100 && released < 3; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(released, 3, 'one release per stream');
+      assert.equal(fstatSync(fd).size, content.length, 'the descriptor stays open for its lender');
+    } finally {
+      closeSync(fd);
+    }
   });
 
   it('hashes to the digest of its range when piped into a hash', async () => {

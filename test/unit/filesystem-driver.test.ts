@@ -6,6 +6,7 @@ import {
   mkdtemp,
   readdir,
   readFile,
+  readlink,
   rm,
   stat,
   symlink,
@@ -141,6 +142,38 @@ describe('FilesystemDriver', () => {
     await driver.delete('k');
     assert.deepEqual(await readAll(beforeOverwrite), first);
     assert.equal((await readAll(beforeDelete)).length, 1000);
+  });
+
+  it('shares one descriptor among immutable reads and closes it after idling; plain reads open their own', async () => {
+    if (process.platform !== 'linux') return; // counts descriptors in /proc/self/fd
+    const cached = new FilesystemDriver({ root, openFiles: { maxEntries: 4, idleMs: 50, maxAgeMs: 60_000 } });
+    const data = randomBytes(300_000);
+    await cached.put('blobs/shared', data);
+    const file = path.join(root, 'blobs', 'shared');
+    const descriptors = async (): Promise<number> => {
+      let n = 0;
+      for (const fd of await readdir('/proc/self/fd')) {
+        if ((await readlink(`/proc/self/fd/${fd}`).catch(() => '')) === file) n++;
+      }
+      return n;
+    };
+    try {
+      const streams = await Promise.all(
+        Array.from({ length: 5 }, () => cached.read('blobs/shared', undefined, { immutable: true })),
+      );
+      assert.equal(await descriptors(), 1, 'five open immutable reads, one descriptor');
+      const plain = await cached.read('blobs/shared');
+      assert.equal(await descriptors(), 2, 'a plain read opens its own');
+      for (const got of await Promise.all([...streams, plain].map(readAll))) assert.deepEqual(got, data);
+      let closed = false;
+      for (let i = 0; i < 200 && !closed; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        closed = (await descriptors()) === 0;
+      }
+      assert.ok(closed, 'the shared descriptor is closed once idle');
+    } finally {
+      await cached.close();
+    }
   });
 
   it('truncates bytes left past the offset by a crashed append', async () => {

@@ -14,7 +14,7 @@
  * overwrite or delete never changes the bytes of a stream that is already open.
  */
 import { randomUUID } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, type Stats } from 'node:fs';
 import { access, mkdir, open, opendir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -29,11 +29,13 @@ import {
   UploadNotFoundError,
   type ByteRange,
   type ObjectInfo,
+  type ReadHints,
   type StorageDriver,
   type UploadHandle,
   type UploadInfo,
 } from '../driver.ts';
-import { openFileRange } from '../file-range-stream.ts';
+import { leaseFileRange, openFileRange } from '../file-range-stream.ts';
+import { DEFAULT_OPEN_FILE_CACHE, OpenFileCache, type OpenFileCacheOptions } from '../open-file-cache.ts';
 
 /** Top-level names the driver keeps for itself; keys starting with them are refused. */
 const UPLOADS_DIR = '_uploads';
@@ -46,6 +48,8 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 export interface FilesystemDriverOptions {
   /** The directory holding everything. Created lazily by the first write (or `ping`). */
   readonly root: string;
+  /** Limits of the cache of open descriptors that immutable reads share (see OpenFileCache). */
+  readonly openFiles?: OpenFileCacheOptions;
 }
 
 /**
@@ -60,9 +64,12 @@ export class FilesystemDriver implements StorageDriver {
   private readonly root: string;
   private readonly tmpDir: string;
   private readonly uploadsDir: string;
+  /** Descriptors of committed objects read with `immutable`; told of every put, commit and delete. */
+  private readonly openFiles: OpenFileCache;
 
   constructor(options: FilesystemDriverOptions) {
     this.root = path.resolve(options.root);
+    this.openFiles = new OpenFileCache(options.openFiles ?? DEFAULT_OPEN_FILE_CACHE);
     this.tmpDir = path.join(this.root, TMP_DIR);
     this.uploadsDir = path.join(this.root, UPLOADS_DIR);
   }
@@ -79,15 +86,22 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async read(key: string, range?: ByteRange): Promise<Readable> {
+  /**
+   * With `hints.immutable` the descriptor comes from the open-file cache (shared, kept a few seconds after use);
+   * otherwise the stream opens its own and closes it on end, error and early destroy().
+   */
+  async read(key: string, range?: ByteRange, hints?: ReadHints): Promise<Readable> {
+    const choose = (st: Stats): [number, number] => {
+      if (!st.isFile()) throw new ObjectNotFoundError(key);
+      if (range === undefined) return [0, st.size];
+      if (!rangeFits(range, st.size)) throw new RangeNotSatisfiableError(key, st.size);
+      return [range.start, range.end + 1];
+    };
+    const file = this.pathOf(key);
     try {
-      // The stream closes the descriptor on end, error and early destroy().
-      return await openFileRange(this.pathOf(key), (st) => {
-        if (!st.isFile()) throw new ObjectNotFoundError(key);
-        if (range === undefined) return [0, st.size];
-        if (!rangeFits(range, st.size)) throw new RangeNotSatisfiableError(key, st.size);
-        return [range.start, range.end + 1];
-      });
+      return hints?.immutable
+        ? await leaseFileRange(this.openFiles, file, choose)
+        : await openFileRange(file, choose);
     } catch (err) {
       if (isAbsent(err)) throw new ObjectNotFoundError(key);
       throw err;
@@ -111,6 +125,7 @@ export class FilesystemDriver implements StorageDriver {
       await rm(tmp, { force: true });
       throw err;
     }
+    this.openFiles.invalidate(dest);
     await fsyncDir(path.dirname(dest));
     return written;
   }
@@ -125,6 +140,7 @@ export class FilesystemDriver implements StorageDriver {
     const file = this.pathOf(key);
     try {
       await unlink(file);
+      this.openFiles.invalidate(file);
       return true;
     } catch (err) {
       if (isAbsent(err) || errCode(err) === 'EISDIR') return false;
@@ -243,6 +259,7 @@ export class FilesystemDriver implements StorageDriver {
         if (errCode(err) === 'ENOENT' && !(await exists(data))) throw new UploadNotFoundError(id);
         throw err;
       }
+      this.openFiles.invalidate(dest);
       await fsyncDir(path.dirname(dest));
     }
     await rm(dir, { recursive: true, force: true });
@@ -298,8 +315,9 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
+  /** Closes the cached descriptors; reads still streaming close theirs when they end. */
   async close(): Promise<void> {
-    // Nothing is held between calls.
+    this.openFiles.close();
   }
 
   /** Validates `key` and maps it below the root. Never touches the filesystem. */

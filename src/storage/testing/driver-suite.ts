@@ -203,6 +203,54 @@ export function runDriverSuite(name: string, factory: () => Promise<DriverFixtur
         }),
       );
 
+      it(
+        'reads with the immutable hint see every delete, put and commit made through the driver at once',
+        scoped(async (s) => {
+          const key = s.key('hinted');
+          const immutable = { immutable: true } as const;
+          const first = randomBytes(3000);
+          await driver.put(key, first);
+          // Concurrent and ranged hinted reads, which a driver may serve from one open object.
+          const reads = await Promise.all([
+            driver.read(key, undefined, immutable).then(readAll),
+            driver.read(key, { start: 100, end: 1099 }, immutable).then(readAll),
+            driver.read(key, undefined, immutable).then(readAll),
+          ]);
+          assert.deepEqual(reads, [first, first.subarray(100, 1100), first]);
+          await assert.rejects(
+            driver.read(key, { start: 0, end: 3000 }, immutable),
+            RangeNotSatisfiableError,
+          );
+
+          assert.equal(await driver.delete(key), true);
+          await assert.rejects(driver.read(key, undefined, immutable), ObjectNotFoundError, 'after delete');
+
+          // The hint is the caller's promise about content; a driver must still not serve stale bytes after
+          // its own writes.
+          const second = randomBytes(2000);
+          await driver.put(key, second);
+          assert.deepEqual(await readAll(await driver.read(key, undefined, immutable)), second, 'after put');
+          const third = randomBytes(1000);
+          await driver.put(key, third);
+          assert.deepEqual(
+            await readAll(await driver.read(key, undefined, immutable)),
+            third,
+            'after overwrite',
+          );
+
+          assert.equal(await driver.delete(key), true);
+          const upload = await driver.createUpload();
+          const fourth = randomBytes(5000);
+          const { handle, size } = await driver.appendUpload(upload, 0, Readable.from([fourth]));
+          await driver.commitUpload(handle, size, key);
+          assert.deepEqual(
+            await readAll(await driver.read(key, undefined, immutable)),
+            fourth,
+            'after commit',
+          );
+        }),
+      );
+
       it('reports absence: read throws ObjectNotFoundError, stat returns null, delete returns false', async () => {
         const key = `missing-${randomUUID()}/nothing`;
         await assert.rejects(
