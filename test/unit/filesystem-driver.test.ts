@@ -176,6 +176,22 @@ describe('FilesystemDriver', () => {
     }
   });
 
+  it('serves an immutable object removed behind its back from the cache until a delete through it', async () => {
+    const data = randomBytes(5000);
+    await driver.put('blobs/gone', data);
+    const immutable = { immutable: true } as const;
+    assert.deepEqual(await readAll(await driver.read('blobs/gone', undefined, immutable)), data);
+    await rm(path.join(root, 'blobs', 'gone')); // another process, or an operator
+    assert.deepEqual(
+      await readAll(await driver.read('blobs/gone', undefined, immutable)),
+      data,
+      'the documented window: the same bytes from the cached descriptor',
+    );
+    await assert.rejects(driver.read('blobs/gone'), ObjectNotFoundError, 'a plain read sees the removal');
+    assert.equal(await driver.delete('blobs/gone'), false, 'nothing left to delete');
+    await assert.rejects(driver.read('blobs/gone', undefined, immutable), ObjectNotFoundError, 'forgotten');
+  });
+
   it('truncates bytes left past the offset by a crashed append', async () => {
     const created = await driver.createUpload();
     const data = path.join(root, '_uploads', created.id, 'data');

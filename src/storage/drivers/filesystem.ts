@@ -140,13 +140,15 @@ export class FilesystemDriver implements StorageDriver {
     const file = this.pathOf(key);
     try {
       await unlink(file);
-      this.openFiles.invalidate(file);
       return true;
     } catch (err) {
       if (isAbsent(err) || errCode(err) === 'EISDIR') return false;
       // macOS reports unlink(2) on a directory as EPERM.
       if (errCode(err) === 'EPERM' && (await stat(file).catch(() => null))?.isDirectory()) return false;
       throw err;
+    } finally {
+      // Also when the file was already gone (removed by hand): no later read may be served from a descriptor.
+      this.openFiles.invalidate(file);
     }
   }
 
