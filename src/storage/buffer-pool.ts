@@ -5,7 +5,7 @@
  * process's memory grow with the number of downloads in flight until the collector catches up. Reusing a few
  * large buffers keeps the copy fast (few, large syscalls) and its memory fixed: at most `capacity` buffers exist
  * at once. A transfer that finds the pool exhausted either uses small buffers of its own (`acquire`) or queues for
- * a pooled one for a bounded time (`acquireWithin`).
+ * a pooled one while the pool keeps turning over (`acquireQueued`).
  */
 export class BufferPool {
   private readonly free: Buffer[] = [];

@@ -11,9 +11,9 @@
  * its write callback (a PassThrough pushes the very same buffer on), which would make reuse unsafe.
  *
  * The stream owns the file descriptor and closes it (or hands it back to its lender) when it ends, fails or is
- * destroyed. It works on a plain
- * descriptor with the callback API rather than a `FileHandle`: for the small blobs most pulls are, the promise
- * machinery of `FileHandle` cost three times the CPU of open, fstat, read and close themselves.
+ * destroyed. It works on a plain descriptor with the callback API rather than a `FileHandle`: for the small blobs
+ * most pulls are, the promise machinery of `FileHandle` cost three times the CPU of open, fstat, read and close
+ * themselves.
  */
 import { close, fstat, open, read, type Stats } from 'node:fs';
 import { ServerResponse } from 'node:http';

@@ -96,7 +96,7 @@ export class OpenFileCache {
       pending.waiters++;
       entry = await pending.promise;
     }
-    entry.lastUsed = Date.now();
+    // No lastUsed update here: only an entry without leases can idle, and release() stamps it.
     const leased = entry;
     let released = false;
     return {

@@ -5,7 +5,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { OpenFileCache, type FileLease } from '../../src/storage/open-file-cache.ts';
+import {
+  OpenFileCache,
+  type FileLease,
+  type OpenFileCacheOptions,
+} from '../../src/storage/open-file-cache.ts';
 
 /** How many descriptors this process holds open on `file` (Linux: /proc/self/fd). */
 function descriptorsOn(file: string): number {
@@ -52,46 +56,53 @@ describe(
       return file;
     }
 
-    it('opens a file once for concurrent leases and keeps it open after they are released', async () => {
-      const cache = new OpenFileCache({ maxEntries: 8, idleMs: 60_000, maxAgeMs: 60_000 });
-      const file = await fileWith('hello');
+    /** Runs `body` with a cache (limits default to 8 entries, 60 s idle, 60 s age) and closes it afterwards. */
+    async function withCache(
+      limits: Partial<OpenFileCacheOptions>,
+      body: (cache: OpenFileCache) => Promise<void>,
+    ): Promise<void> {
+      const cache = new OpenFileCache({ maxEntries: 8, idleMs: 60_000, maxAgeMs: 60_000, ...limits });
       try {
+        await body(cache);
+      } finally {
+        cache.close();
+      }
+    }
+
+    it('opens a file once for concurrent leases and keeps it open after they are released', async () => {
+      const file = await fileWith('hello');
+      await withCache({}, async (cache) => {
         const leases = await Promise.all(Array.from({ length: 20 }, () => cache.lease(file)));
         assert.equal(new Set(leases.map((l) => l.fd)).size, 1, 'one descriptor shared');
         assert.equal(descriptorsOn(file), 1);
         assert.equal(leases[0]!.stats.size, 5);
         assert.equal(readThrough(leases[7]!, 5), 'hello');
         for (const lease of leases) lease.release();
+        await sleep(50); // close(2) runs on the thread pool: give a wrong close time to show
         assert.equal(descriptorsOn(file), 1, 'kept open for the next reader');
         const again = await cache.lease(file);
         assert.equal(again.fd, leases[0]!.fd, 'reused');
         again.release();
         assert.throws(() => again.release(), /released twice/);
-      } finally {
-        cache.close();
-      }
+      });
       assert.ok(await eventually(() => descriptorsOn(file) === 0), 'close() closes idle descriptors');
     });
 
     it('closes a descriptor once it has been idle for idleMs', async () => {
-      const cache = new OpenFileCache({ maxEntries: 8, idleMs: 50, maxAgeMs: 60_000 });
       const file = await fileWith('idle');
-      try {
+      await withCache({ idleMs: 50 }, async (cache) => {
         const lease = await cache.lease(file);
         await sleep(150);
         assert.equal(descriptorsOn(file), 1, 'a leased descriptor is never closed');
         lease.release();
         assert.ok(await eventually(() => descriptorsOn(file) === 0), 'closed after idling');
         assert.equal(cache.size, 0);
-      } finally {
-        cache.close();
-      }
+      });
     });
 
     it('sees a replaced file after invalidate, while a lease taken before keeps reading the old one', async () => {
-      const cache = new OpenFileCache({ maxEntries: 8, idleMs: 60_000, maxAgeMs: 60_000 });
       const file = await fileWith('old!');
-      try {
+      await withCache({}, async (cache) => {
         const old = await cache.lease(file);
         const replacement = path.join(dir, 'replacement');
         await writeFile(replacement, 'new content');
@@ -109,15 +120,12 @@ describe(
         assert.equal(descriptorsOn(file), 1, 'the old descriptor no longer names the file');
         old.release();
         fresh.release();
-      } finally {
-        cache.close();
-      }
+      });
     });
 
     it('does not cache an open that was invalidated while in progress', async () => {
-      const cache = new OpenFileCache({ maxEntries: 8, idleMs: 60_000, maxAgeMs: 60_000 });
       const file = await fileWith('racing');
-      try {
+      await withCache({}, async (cache) => {
         const pending = cache.lease(file);
         cache.invalidate(file);
         const lease = await pending;
@@ -125,15 +133,12 @@ describe(
         assert.equal(cache.size, 0, 'but the descriptor is not kept');
         lease.release();
         assert.ok(await eventually(() => descriptorsOn(file) === 0));
-      } finally {
-        cache.close();
-      }
+      });
     });
 
     it('stops handing out a descriptor older than maxAgeMs', async () => {
-      const cache = new OpenFileCache({ maxEntries: 8, idleMs: 60_000, maxAgeMs: 40 });
       const file = await fileWith('aging');
-      try {
+      await withCache({ maxAgeMs: 40 }, async (cache) => {
         const first = await cache.lease(file);
         await sleep(80);
         const second = await cache.lease(file);
@@ -144,15 +149,12 @@ describe(
           'the aged one closes with its last lease',
         );
         second.release();
-      } finally {
-        cache.close();
-      }
+      });
     });
 
     it('keeps at most maxEntries, evicting idle least-recently-used entries first', async () => {
-      const cache = new OpenFileCache({ maxEntries: 2, idleMs: 60_000, maxAgeMs: 60_000 });
       const [a, b, c, d] = await Promise.all(['a', 'b', 'c', 'd'].map(fileWith));
-      try {
+      await withCache({ maxEntries: 2 }, async (cache) => {
         const leaseA = await cache.lease(a!); // in use throughout
         (await cache.lease(b!)).release();
         (await cache.lease(c!)).release(); // 3 entries > 2: b (idle, least recent) goes
@@ -163,21 +165,19 @@ describe(
         assert.ok(await eventually(() => descriptorsOn(c!) === 0), 'c evicted');
         (await cache.lease(b!)).release(); // only a and d left, both in use: the older, a, is evicted
         assert.equal(cache.size, 2);
+        await sleep(50);
         assert.equal(descriptorsOn(a!), 1, 'evicted but still leased: stays open');
         leaseA.release();
         assert.ok(await eventually(() => descriptorsOn(a!) === 0), 'closed when its lease ends');
         leaseD.release();
-      } finally {
-        cache.close();
-      }
+      });
     });
 
     it('rejects a missing file without caching the failure, and does not keep directories', async () => {
-      const cache = new OpenFileCache({ maxEntries: 8, idleMs: 60_000, maxAgeMs: 60_000 });
       const file = path.join(dir, 'later');
       const sub = path.join(dir, 'sub');
       await mkdir(sub);
-      try {
+      await withCache({}, async (cache) => {
         await assert.rejects(cache.lease(file), { code: 'ENOENT' });
         await writeFile(file, 'now here');
         const lease = await cache.lease(file);
@@ -189,9 +189,7 @@ describe(
         assert.equal(cache.size, 1, 'only the file is cached');
         dirLease.release();
         assert.ok(await eventually(() => descriptorsOn(sub) === 0), 'a directory closes on release');
-      } finally {
-        cache.close();
-      }
+      });
     });
   },
 );
