@@ -143,6 +143,17 @@ export interface AuditQuery {
   readonly limit: number;
 }
 
+/** Failed logins of one account from one address, or of every account from one address. */
+export interface LoginFailureGroup {
+  /** The login name tried; null for a group of every account from `address`. */
+  readonly account: string | null;
+  readonly address: string;
+  /** How many failures the group has since the time asked about. */
+  readonly failures: number;
+  /** The most recent failure. */
+  readonly last: Date;
+}
+
 /** A name that must be unique is taken. */
 export class ConflictError extends Error {
   constructor(message: string) {
@@ -269,4 +280,38 @@ export interface AuthStore {
   appendAudit(event: AuditEventInput): Promise<void>;
   /** Events matching every given filter, newest first, at most `limit`; `hasMore` when older ones match too. */
   queryAudit(query: AuditQuery): Promise<Page<AuditEvent>>;
+
+  // --- failed logins -------------------------------------------------------------------------------
+  /** Records one failed login of the login name `account` from `address` at `at`. */
+  recordLoginFailure(failure: { account: string; address: string; at: Date }): Promise<void>;
+  /**
+   * Times of failed logins at or after `since`, newest first, at most `limit`: those of `account` from `address`
+   * when `account` is given, else those of every account from `address`.
+   */
+  recentLoginFailures(query: {
+    account?: string | undefined;
+    address: string;
+    since: Date;
+    limit: number;
+  }): Promise<Date[]>;
+  /**
+   * The groups of failed logins at or after `since` that reach a count: (account, address) pairs with at least
+   * `perPair` failures, and addresses (account null) with at least `perAddress` failures of any accounts. Sorted
+   * by address, then account (the address's own group first).
+   */
+  loginFailureGroups(query: {
+    since: Date;
+    perPair: number;
+    perAddress: number;
+  }): Promise<LoginFailureGroup[]>;
+  /**
+   * Forgets failed logins: those of `account` (from every address, or from `address` when given), or those from
+   * `address` (of every account) when no account is given; with `before` alone, every failure before it.
+   * Returns how many were forgotten.
+   */
+  clearLoginFailures(filter: {
+    account?: string | undefined;
+    address?: string | undefined;
+    before?: Date | undefined;
+  }): Promise<number>;
 }

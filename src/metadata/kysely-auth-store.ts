@@ -19,6 +19,7 @@ import type {
   AuditEventInput,
   AuditQuery,
   AuthStore,
+  LoginFailureGroup,
   MemberKind,
   MemberRecord,
   NamespaceRecord,
@@ -752,6 +753,101 @@ export class KyselyAuthStore implements AuthStore {
     if (q.until !== undefined) query = query.where('time', '<', q.until.getTime());
     if (q.before !== undefined) query = query.where('id', '<', q.before);
     return toPage((await query.execute()).map(toAuditEvent), limit);
+  }
+
+  // --- failed logins -------------------------------------------------------------------------------
+
+  async recordLoginFailure(failure: { account: string; address: string; at: Date }): Promise<void> {
+    await this.db
+      .insertInto('login_failures')
+      .values({ account: failure.account, address: failure.address, at: failure.at.getTime() })
+      .execute();
+  }
+
+  async recentLoginFailures(q: {
+    account?: string | undefined;
+    address: string;
+    since: Date;
+    limit: number;
+  }): Promise<Date[]> {
+    let query = this.db
+      .selectFrom('login_failures')
+      .select('at')
+      .where('address', '=', q.address)
+      .where('at', '>=', q.since.getTime())
+      .orderBy('at', 'desc')
+      .limit(checkCount('limit', q.limit));
+    if (q.account !== undefined) query = query.where('account', '=', q.account);
+    return (await query.execute()).map((r) => new Date(Number(r.at)));
+  }
+
+  async loginFailureGroups(q: {
+    since: Date;
+    perPair: number;
+    perAddress: number;
+  }): Promise<LoginFailureGroup[]> {
+    const since = q.since.getTime();
+    const [pairs, addresses] = await Promise.all([
+      this.db
+        .selectFrom('login_failures')
+        .select(({ fn }) => [
+          'account',
+          'address',
+          fn.countAll<number | string>().as('n'),
+          fn.max('at').as('last'),
+        ])
+        .where('at', '>=', since)
+        .groupBy(['account', 'address'])
+        .having((eb) => eb.fn.countAll(), '>=', checkCount('perPair', q.perPair))
+        .execute(),
+      this.db
+        .selectFrom('login_failures')
+        .select(({ fn }) => ['address', fn.countAll<number | string>().as('n'), fn.max('at').as('last')])
+        .where('at', '>=', since)
+        .groupBy('address')
+        .having((eb) => eb.fn.countAll(), '>=', checkCount('perAddress', q.perAddress))
+        .execute(),
+    ]);
+    const groups: LoginFailureGroup[] = [
+      ...addresses.map((r) => ({
+        account: null,
+        address: r.address,
+        failures: Number(r.n),
+        last: new Date(Number(r.last)),
+      })),
+      ...pairs.map((r) => ({
+        account: r.account,
+        address: r.address,
+        failures: Number(r.n),
+        last: new Date(Number(r.last)),
+      })),
+    ];
+    const bytes = (v: string | null): Buffer => Buffer.from(v ?? '');
+    return groups.sort(
+      (a, b) =>
+        Buffer.compare(bytes(a.address), bytes(b.address)) ||
+        (a.account === null
+          ? -1
+          : b.account === null
+            ? 1
+            : Buffer.compare(bytes(a.account), bytes(b.account))),
+    );
+  }
+
+  async clearLoginFailures(filter: {
+    account?: string | undefined;
+    address?: string | undefined;
+    before?: Date | undefined;
+  }): Promise<number> {
+    if (filter.account === undefined && filter.address === undefined && filter.before === undefined) {
+      throw new RangeError('clearLoginFailures needs an account, an address or a time');
+    }
+    let query = this.db.deleteFrom('login_failures');
+    if (filter.account !== undefined) query = query.where('account', '=', filter.account);
+    if (filter.address !== undefined) query = query.where('address', '=', filter.address);
+    if (filter.before !== undefined) query = query.where('at', '<', filter.before.getTime());
+    const result = await query.executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 
   // --- helpers -------------------------------------------------------------------------------------

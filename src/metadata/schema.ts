@@ -177,7 +177,14 @@ export interface AuditEventsTable {
   detail: string | null;
 }
 
-/** The whole metadata database. */
+/** One failed login (see `AuthStore.recordLoginFailure`). */
+export interface LoginFailuresTable {
+  id: Generated<number>;
+  account: string;
+  address: string;
+  at: number;
+}
+
 /** A named, expiring claim held by one instance (see `MetadataStore.tryAcquireLease`). */
 export interface LeasesTable {
   name: string;
@@ -185,6 +192,7 @@ export interface LeasesTable {
   expires_at: number;
 }
 
+/** The whole metadata database. */
 export interface Database {
   repositories: RepositoriesTable;
   blobs: BlobsTable;
@@ -204,4 +212,5 @@ export interface Database {
   refresh_tokens: RefreshTokensTable;
   audit_events: AuditEventsTable;
   leases: LeasesTable;
+  login_failures: LoginFailuresTable;
 }

@@ -1322,5 +1322,76 @@ export function runAuthStoreSuite(name: string, factory: AuthStoreFactory): void
         assert.deepEqual(await actionsOf('user%x.y'), ['user%x.y']);
       });
     });
+
+    describe('failed logins', () => {
+      const fail = (account: string, address: string, at: number) =>
+        store.recordLoginFailure({ account, address, at: new Date(T0 + at) });
+      const times = (dates: Date[]) => dates.map((d) => d.getTime() - T0);
+
+      it('counts recent failures per account and address, and per address', async () => {
+        await fail('alice', '10.0.0.1', 1);
+        await fail('alice', '10.0.0.1', 3);
+        await fail('alice', '10.0.0.2', 2);
+        await fail('bob', '10.0.0.1', 4);
+        await fail('Alice', '10.0.0.1', 5);
+        const since = new Date(T0 + 2);
+        assert.deepEqual(
+          times(await store.recentLoginFailures({ account: 'alice', address: '10.0.0.1', since, limit: 10 })),
+          [3],
+          'only that pair, at or after since, case-sensitive',
+        );
+        assert.deepEqual(
+          times(await store.recentLoginFailures({ address: '10.0.0.1', since: new Date(T0), limit: 10 })),
+          [5, 4, 3, 1],
+          'every account from the address, newest first',
+        );
+        assert.deepEqual(
+          times(await store.recentLoginFailures({ address: '10.0.0.1', since: new Date(T0), limit: 2 })),
+          [5, 4],
+        );
+        assert.deepEqual(
+          times(await store.recentLoginFailures({ address: '10.0.0.3', since: new Date(T0), limit: 2 })),
+          [],
+        );
+      });
+
+      it('lists the groups that reach a count', async () => {
+        for (let i = 0; i < 3; i++) await fail('alice', '10.0.0.1', i);
+        await fail('bob', '10.0.0.1', 10);
+        await fail('carol', '10.0.0.2', 11);
+        await fail('carol', '10.0.0.2', 12);
+        await fail('old', '10.0.0.9', -100);
+        await fail('old', '10.0.0.9', -99);
+        const groups = await store.loginFailureGroups({ since: new Date(T0), perPair: 2, perAddress: 4 });
+        assert.deepEqual(
+          groups.map((g) => [g.account, g.address, g.failures, g.last.getTime() - T0]),
+          [
+            [null, '10.0.0.1', 4, 10],
+            ['alice', '10.0.0.1', 3, 2],
+            ['carol', '10.0.0.2', 2, 12],
+          ],
+        );
+      });
+
+      it('forgets failures by account, address, both, or age', async () => {
+        await fail('alice', '10.0.0.1', 1);
+        await fail('alice', '10.0.0.2', 2);
+        await fail('bob', '10.0.0.1', 3);
+        await fail('bob', '10.0.0.2', 4);
+        await fail('carol', '10.0.0.3', 5);
+        const all = async (address: string) =>
+          (await store.recentLoginFailures({ address, since: new Date(0), limit: 100 })).length;
+        assert.equal(await store.clearLoginFailures({ account: 'alice', address: '10.0.0.1' }), 1);
+        assert.equal(await all('10.0.0.1'), 1);
+        assert.equal(await all('10.0.0.2'), 2, 'the same account from another address stays');
+        assert.equal(await store.clearLoginFailures({ account: 'alice' }), 1);
+        assert.equal(await store.clearLoginFailures({ address: '10.0.0.2' }), 1);
+        assert.equal(await store.clearLoginFailures({ before: new Date(T0 + 5) }), 1);
+        assert.equal(await all('10.0.0.1'), 0);
+        assert.equal(await all('10.0.0.3'), 1);
+        assert.equal(await store.clearLoginFailures({ account: 'nobody' }), 0);
+        await assert.rejects(store.clearLoginFailures({}), RangeError, 'no filter is refused, never "all"');
+      });
+    });
   });
 }
