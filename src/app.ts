@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import pino from 'pino';
 import type { Config } from './config/schema.ts';
 import type { Services } from './container.ts';
-import { AccessControl } from './auth/access-control.ts';
+import { AccessControl } from './http/auth/access-control.ts';
 import { registerAdminApi } from './http/admin/api.ts';
 import { registerTokenEndpoint } from './http/auth/token-endpoint.ts';
 import { registerDistributionApi } from './http/distribution/dispatch.ts';

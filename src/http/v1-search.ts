@@ -3,7 +3,7 @@
  * `GET /v1/_ping`, then `GET /v1/search?q=&n=&page=`.
  */
 import type { FastifyInstance } from 'fastify';
-import type { AccessControl } from '../auth/access-control.ts';
+import type { AccessControl } from './auth/access-control.ts';
 import type { Registry } from '../registry/registry.ts';
 import { parsePageSize, queryParam } from './headers.ts';
 import { PaginationNumberInvalidError } from '../oci/errors.ts';

@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import { AdminService } from '../../admin/admin-service.ts';
 import { AdminError } from '../../admin/errors.ts';
-import type { AccessControl } from '../../auth/access-control.ts';
+import type { AccessControl } from '../auth/access-control.ts';
 import type { AuthServices } from '../../auth/setup.ts';
 import type { Config } from '../../config/schema.ts';
 import { RegistryError } from '../../oci/errors.ts';

@@ -8,7 +8,7 @@
  * The grant is the intersection of the scopes asked for and the caller's rights; a partial grant is no error.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AccessControl } from '../../auth/access-control.ts';
+import type { AccessControl } from './access-control.ts';
 import type { AuthServices } from '../../auth/setup.ts';
 import { ANONYMOUS, type Principal } from '../../auth/principal.ts';
 import { formatScopes, parseScopes } from '../../auth/scopes.ts';

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { AccessControl, Caller } from '../../auth/access-control.ts';
+import type { AccessControl, Caller } from '../auth/access-control.ts';
 import type { Registry } from '../../registry/registry.ts';
 import type { RouteParams } from '../routes.ts';
 import type { UrlBuilder } from '../urls.ts';

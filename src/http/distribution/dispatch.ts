@@ -3,7 +3,7 @@
  * route table (`routes.ts`), since repository names span several path segments.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AccessControl, Need } from '../../auth/access-control.ts';
+import type { AccessControl, Need } from '../auth/access-control.ts';
 import type { AuditLog } from '../../auth/audit.ts';
 import type { Action } from '../../auth/principal.ts';
 import { RegistryError } from '../../oci/errors.ts';

@@ -8,14 +8,14 @@
  * not allow it gets 403 DENIED with a message the client prints.
  */
 import type { FastifyRequest } from 'fastify';
-import { RegistryError } from '../oci/errors.ts';
-import { isValidRepositoryName } from '../oci/reference.ts';
-import type { AuditLog } from './audit.ts';
-import type { Authenticator } from './authenticator.ts';
-import type { Authorizer } from './authorizer.ts';
-import { ALL_ACTIONS, ANONYMOUS, type AccessEntry, type Action, type Principal } from './principal.ts';
-import { formatScopes } from './scopes.ts';
-import { InvalidTokenError, type TokenService } from './token/token-service.ts';
+import { RegistryError } from '../../oci/errors.ts';
+import { isValidRepositoryName } from '../../oci/reference.ts';
+import type { AuditLog } from '../../auth/audit.ts';
+import type { Authenticator } from '../../auth/authenticator.ts';
+import type { Authorizer } from '../../auth/authorizer.ts';
+import { ALL_ACTIONS, ANONYMOUS, type AccessEntry, type Action, type Principal } from '../../auth/principal.ts';
+import { formatScopes } from '../../auth/scopes.ts';
+import { InvalidTokenError, type TokenService } from '../../auth/token/token-service.ts';
 
 export type AuthMode = 'none' | 'basic' | 'token';
 
