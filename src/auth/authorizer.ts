@@ -4,9 +4,11 @@
  * pushes (new tags only); `maintainer` also deletes and overwrites tags; `admin` also manages the namespace.
  * System administrators may do everything.
  *
- * Why a cache: these lookups run on every request. A caller's roles are cached for `cacheTtl`, so a permission
- * change reaches every instance within that bound (documented in docs/configuration.md).
+ * Why a cache: these lookups run on every request. A caller's roles are cached for `cacheTtl` (a bounded LRU
+ * cache), so a permission change reaches every instance within that bound (documented in
+ * docs/configuration.md).
  */
+import { LRUCache } from 'lru-cache';
 import {
   ROLES,
   type AuthStore,
@@ -58,13 +60,15 @@ export interface AuthorizerOptions {
 }
 
 export class Authorizer {
-  private readonly profiles = new Map<string, { at: number; profile: Promise<Profile> }>();
+  private readonly profiles: LRUCache<string, Promise<Profile>>;
   private publicCache: { at: number; names: Promise<ReadonlySet<string>> } | null = null;
 
   constructor(
     private readonly store: AuthStore,
     private readonly options: AuthorizerOptions,
-  ) {}
+  ) {
+    this.profiles = new LRUCache({ max: 10_000, ttl: Math.max(1, options.cacheTtl) });
+  }
 
   /** The namespace role of `principal` (null for none), not counting repository rules or public access. */
   async namespaceRole(principal: Principal, namespace: string): Promise<Role | null> {
@@ -132,13 +136,11 @@ export class Authorizer {
 
   private profile(principal: Principal): Promise<Profile> {
     const key = `${principal.kind}:${principal.name}`;
-    const now = Date.now();
     const cached = this.profiles.get(key);
-    if (cached && now - cached.at <= this.options.cacheTtl) return cached.profile;
+    if (cached) return cached;
     const profile = this.loadProfile(principal);
     profile.catch(() => this.profiles.delete(key));
-    if (this.profiles.size > 10_000) this.profiles.clear();
-    this.profiles.set(key, { at: now, profile });
+    this.profiles.set(key, profile);
     return profile;
   }
 

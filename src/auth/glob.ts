@@ -2,7 +2,10 @@
  * Repository name globs for repository rules: `*` matches within one path component, `**` across components,
  * `?` one character (not `/`). Everything else is literal.
  */
-const cache = new Map<string, RegExp>();
+import { LRUCache } from 'lru-cache';
+
+/** Compiled patterns: rules are few, but their patterns come from the database and are bounded here. */
+const cache = new LRUCache<string, RegExp>({ max: 10_000 });
 
 export function globToRegExp(pattern: string): RegExp {
   let re = cache.get(pattern);
@@ -24,7 +27,6 @@ export function globToRegExp(pattern: string): RegExp {
     }
   }
   re = new RegExp(`^${src}$`);
-  if (cache.size > 10_000) cache.clear();
   cache.set(pattern, re);
   return re;
 }
