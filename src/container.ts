@@ -1,7 +1,10 @@
 /** The one place that builds drivers and stores from configuration. */
 import path from 'node:path';
+import { AdminError } from './admin/errors.ts';
+import { checkPassword, checkUsername } from './admin/validation.ts';
 import { bootstrapAdmin } from './auth/bootstrap.ts';
 import { createAuthServices, type AuthLog, type AuthServices } from './auth/setup.ts';
+import { ConfigError } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
 import type { KyselyMetadataStore } from './metadata/kysely-store.ts';
@@ -45,6 +48,7 @@ export async function createServices(
       auth.store,
       config.auth.adminUsername,
       options.adminPassword ?? process.env.BERTH_ADMIN_PASSWORD,
+      checkFirstAdmin,
     );
     if (admin === 'created' || admin === 'promoted') {
       log.warn({ username: config.auth.adminUsername }, `administrator ${admin} from BERTH_ADMIN_PASSWORD`);
@@ -78,6 +82,19 @@ export async function createServices(
       await storage.close();
     },
   };
+}
+
+/** The first administrator follows the rules the CLI and the API enforce for every user. */
+function checkFirstAdmin(username: string, password: string): void {
+  try {
+    checkUsername(username, 'auth.adminUsername');
+    checkPassword(password, 'BERTH_ADMIN_PASSWORD');
+  } catch (e) {
+    if (!(e instanceof AdminError)) throw e;
+    const source =
+      e.field === 'auth.adminUsername' ? 'config key auth.adminUsername' : 'BERTH_ADMIN_PASSWORD';
+    throw new ConfigError(`${source}: ${e.message}`);
+  }
 }
 
 const silentLog: AuthLog = { warn: () => undefined, error: () => undefined };

@@ -9,9 +9,12 @@ export async function bootstrapAdmin(
   store: AuthStore,
   username: string,
   password: string | undefined,
+  /** Throws when the username or password breaks the rules every account follows (run only when used). */
+  check: (username: string, password: string) => void = () => undefined,
 ): Promise<'created' | 'promoted' | 'exists' | 'none'> {
   if ((await store.countAdmins()) > 0) return 'exists';
   if (password === undefined || password === '') return 'none';
+  check(username, password);
   const passwordHash = await hashPassword(password);
   const existing = await store.getUser(username);
   if (existing) {

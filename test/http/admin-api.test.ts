@@ -7,10 +7,15 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { bootstrapAdmin } from '../../src/auth/bootstrap.ts';
 import { hashSecret } from '../../src/auth/passwords.ts';
+import { ConfigError, loadConfig } from '../../src/config/load.ts';
+import { createServices } from '../../src/container.ts';
 import type { FastifyInstance } from 'fastify';
 import { assertError, createTestRegistry, json, type Response, type TestRegistry } from '../helpers/app.ts';
 
@@ -378,6 +383,28 @@ describe('admin API', () => {
         assert.equal((await open.inject({ method: 'GET', url: `${PREFIX}/openapi.json` })).statusCode, 200);
       } finally {
         await open.dispose();
+      }
+    });
+
+    it('the first administrator from BERTH_ADMIN_PASSWORD follows the password rules', async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'berth-bootstrap-'));
+      try {
+        const config = loadConfig({ env: { BERTH_AUTH_MODE: 'token' }, overrides: { data: dir } });
+        await assert.rejects(
+          createServices(config, undefined, { adminPassword: 'short' }),
+          (e: unknown) =>
+            e instanceof ConfigError && /^BERTH_ADMIN_PASSWORD: .*at least 8 characters/.test(e.message),
+        );
+        const services = await createServices(config, undefined, { adminPassword: 'long enough pw' });
+        try {
+          assert.equal((await services.auth.store.getUser('admin'))?.isAdmin, true);
+        } finally {
+          await services.close();
+        }
+        // Once an administrator exists the variable is not used, so it is not checked either.
+        await (await createServices(config, undefined, { adminPassword: 'short' })).close();
+      } finally {
+        await rm(dir, { recursive: true, force: true });
       }
     });
 
