@@ -2,11 +2,24 @@
  * The Docker Hub v1 search API, as `docker search HOST/TERM` and `podman search` call it:
  * `GET /v1/_ping`, then `GET /v1/search?q=&n=&page=`.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AccessControl } from './auth/access-control.ts';
 import type { Registry } from '../registry/registry.ts';
 import { parsePageSize, queryParam } from './headers.ts';
 import { PaginationNumberInvalidError } from '../oci/errors.ts';
+
+/**
+ * containers/image (podman, buildah, skopeo) never sends credentials to `/v1/search`, and falls back to
+ * `/v2/_catalog` with its credentials (or an anonymous token) only when the search does not answer 200. With
+ * token authentication such a request is challenged, so that `podman search` after `podman login` lists the
+ * private repositories the user may pull. Docker sends its credentials to `/v1/search` whenever it has any, so
+ * its anonymous searches are answered.
+ */
+function withholdsCredentials(request: FastifyRequest, access: AccessControl): boolean {
+  if (access.deps.mode !== 'token' || request.headers.authorization !== undefined) return false;
+  const agent = request.headers['user-agent'] ?? '';
+  return /^(containers|podman|buildah|skopeo)\//.test(agent) || agent.includes('github.com/containers/image');
+}
 
 /** Results list only repositories the caller may pull; anonymous callers see public namespaces. */
 export function registerV1Search(app: FastifyInstance, registry: Registry, access: AccessControl): void {
@@ -22,6 +35,9 @@ export function registerV1Search(app: FastifyInstance, registry: Registry, acces
       throw new PaginationNumberInvalidError('page must be a positive integer');
     }
     const page = pageParam === undefined ? 1 : Number(pageParam);
+    if (withholdsCredentials(request, access)) {
+      throw access.challenge(request, [{ type: 'registry', name: 'catalog', actions: ['search'] }]);
+    }
     const caller = await access.authenticate(request);
     const filter = access.enabled ? await access.pullFilter(caller) : undefined;
     const { total, names } = await registry.catalog.search(query, page, perPage, filter);
