@@ -59,6 +59,7 @@ import {
   userView,
   type KeyView,
   type ListResult,
+  type LoginLockView,
   type MeView,
   type MemberView,
   type NamespaceView,
@@ -685,6 +686,33 @@ export class AdminService {
     const pruned = await this.deps.keys.prune();
     await this.record(actor, 'key.prune', null, { pruned });
     return pruned;
+  }
+
+  // --- failed-login locks --------------------------------------------------------------------------
+
+  /** The login names (per address) and addresses refused now after too many failed logins. */
+  async listLoginLocks(actor: Actor): Promise<ListResult<LoginLockView>> {
+    await this.requireSystem(actor, 'listing login locks');
+    return { items: await this.deps.authenticator.limiter.locks(), next: null };
+  }
+
+  /**
+   * Lifts failed-login locks: of the login name `account` (from every address, or from `address` only), or of
+   * every name from `address`. Returns how many failures were forgotten.
+   */
+  async unlockLogins(actor: Actor, filter: { account?: string; address?: string }): Promise<number> {
+    const target = filter.account ?? filter.address ?? null;
+    await this.requireSystem(actor, 'lifting login locks', 'login.unlock', target);
+    if (filter.account === undefined && filter.address === undefined)
+      throw invalid('name a login name or an address to unlock', 'account');
+    if (filter.address !== undefined && (filter.address === '' || filter.address.length > 100))
+      throw invalid('invalid address', 'address');
+    const forgotten = await this.deps.authenticator.limiter.unlock(filter);
+    await this.record(actor, 'login.unlock', target, {
+      ...(filter.account !== undefined && filter.address !== undefined ? { address: filter.address } : {}),
+      forgotten,
+    });
+    return forgotten;
   }
 
   // --- audit log -----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import type {
   TeamRecord,
   UserRecord,
 } from '../metadata/auth-store.ts';
+import type { LoginLock } from '../auth/login-limiter.ts';
 
 export interface UserView {
   readonly username: string;
@@ -67,6 +68,9 @@ export interface MeView {
   /** The caller's namespace roles: direct, through teams, and their personal namespace. */
   readonly namespaces: { readonly namespace: string; readonly role: Role }[];
 }
+
+/** A login name refused from an address, or an address refused for every name, after failed logins. */
+export type LoginLockView = LoginLock;
 
 export interface ListResult<T> {
   readonly items: T[];

@@ -33,8 +33,15 @@ export async function createAuthServices(
   const auth = config.auth;
   const audit = new AuditLog(store, (err) => log.error({ err }, 'cannot write the audit log'));
   const htpasswd = auth.htpasswd.path ? new Htpasswd(auth.htpasswd.path, (m) => log.warn(m)) : null;
-  const limiter = new LoginLimiter(auth.maxFailedLogins, auth.failedLoginWindow);
-  const authenticator = new Authenticator(store, htpasswd, limiter, audit, auth.cacheTtl);
+  const limiter = new LoginLimiter(store, {
+    maxFailures: auth.maxFailedLogins,
+    maxFailuresPerAddress: auth.maxFailedLoginsPerAddress,
+    window: auth.failedLoginWindow,
+  });
+  const authenticator = new Authenticator(store, htpasswd, limiter, audit, {
+    cacheTtl: auth.cacheTtl,
+    loginAuditInterval: auth.loginAuditInterval,
+  });
   const authorizer = new Authorizer(store, {
     personalNamespaces: auth.personalNamespaces,
     cacheTtl: auth.cacheTtl,

@@ -313,9 +313,26 @@ export const configSchema = z
           .positive()
           .default(10)
           .describe(
-            'Failed logins allowed per account and per source address within `auth.failedLoginWindow`; more get 429 with Retry-After.',
+            'Failed logins allowed per login name and source address pair within `auth.failedLoginWindow`; then that name is refused from that address (429 with Retry-After) until the oldest failure leaves the window. Other addresses and other names are not affected.',
           ),
-        failedLoginWindow: duration.prefault('15m').describe('The window of the failed-login limit.'),
+        maxFailedLoginsPerAddress: z
+          .number()
+          .int()
+          .positive()
+          .default(100)
+          .describe(
+            'Failed logins allowed per source address, of every login name together, within `auth.failedLoginWindow` (a ceiling against password spraying); then every login from that address is refused for a while.',
+          ),
+        failedLoginWindow: duration
+          .prefault('15m')
+          .describe(
+            'The window of the failed-login limits. The counters live in the metadata database, so they hold across every instance.',
+          ),
+        loginAuditInterval: duration
+          .prefault('1h')
+          .describe(
+            'A successful token login of one account from one address is written to the audit log at most once per this interval per instance (clients fetch a token for nearly every operation); `0` records every one. Failed logins are always recorded.',
+          ),
         cacheTtl: duration
           .prefault('5s')
           .describe(

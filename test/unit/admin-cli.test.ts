@@ -388,6 +388,54 @@ describe('berth admin CLI', () => {
     assert.equal(older.next, String(all.events[2]?.id));
   });
 
+  it('users locks lists failed-login locks and users unlock lifts them, by name or by address', async () => {
+    const store = services.auth.store;
+    const now = Date.now();
+    for (let i = 0; i < 10; i++) {
+      await store.recordLoginFailure({ account: 'dave', address: '192.0.2.7', at: new Date(now - i) });
+      await store.recordLoginFailure({ account: 'dave', address: '192.0.2.8', at: new Date(now - i) });
+    }
+    for (let i = 0; i < 100; i++) {
+      await store.recordLoginFailure({
+        account: `guess${i}`,
+        address: '198.51.100.1',
+        at: new Date(now - i),
+      });
+    }
+    const lines = ok(await berth(data, ['users', 'locks']), 'users locks')
+      .trim()
+      .split('\n');
+    assert.match(lines[0] as string, /^LOGIN\s+ADDRESS\s+FAILURES\s+UNTIL$/);
+    assert.match(lines[1] as string, /^dave\s+192\.0\.2\.7\s+10\s+\d{4}-/);
+    assert.match(lines[2] as string, /^dave\s+192\.0\.2\.8\s+10\s+\d{4}-/);
+    assert.match(lines[3] as string, /^\(every name\)\s+198\.51\.100\.1\s+100\s+\d{4}-/);
+    assert.equal(lines.length, 4, 'guesses of one name each are no lock of their own');
+
+    assert.equal(
+      ok(await berth(data, ['users', 'unlock', 'dave', '--address', '192.0.2.7']), 'unlock pair'),
+      'Unlocked dave from 192.0.2.7 (10 failed logins forgotten).\n',
+    );
+    const locks = JSON.parse(ok(await berth(data, ['users', 'locks', '--json']), 'locks --json')) as {
+      items: { account: string | null; address: string }[];
+    };
+    assert.deepEqual(
+      locks.items.map((l) => [l.account, l.address]),
+      [
+        ['dave', '192.0.2.8'],
+        [null, '198.51.100.1'],
+      ],
+    );
+    ok(await berth(data, ['users', 'unlock', '--address', '198.51.100.1']), 'unlock address');
+    ok(await berth(data, ['users', 'unlock', 'dave']), 'unlock name');
+    assert.equal(ok(await berth(data, ['users', 'locks']), 'locks'), 'No login is locked.\n');
+    fails(await berth(data, ['users', 'unlock']), 1, /name a login name, or give --address/);
+    const audit = await store.queryAudit({ action: 'login.unlock', limit: 10 });
+    assert.deepEqual(
+      audit.items.map((e) => e.target),
+      ['dave', '198.51.100.1', 'dave'],
+    );
+  });
+
   it('failures: a message on stderr and exit 1; configuration errors exit 2', async () => {
     const bad = path.join(data, 'bad.yaml');
     await writeFile(bad, 'auth: [not, a, mapping\n');

@@ -187,6 +187,41 @@ function registerUsers(program: Command): void {
     .action(async (name: string, flags: CommonFlags) =>
       run('users enable', flags, (ctx) => setUser(ctx, name, { disabled: false }, `Enabled ${name}.`)),
     );
+
+  common(users.command('locks'))
+    .description('list login names and addresses refused after too many failed logins')
+    .action(async (flags: CommonFlags) =>
+      run('users locks', flags, async (ctx) => {
+        const r = await ctx.admin.listLoginLocks(ctx.actor);
+        if (ctx.json) return ctx.out(toJson(r));
+        if (r.items.length === 0) return ctx.out('No login is locked.');
+        ctx.out(
+          table(
+            ['LOGIN', 'ADDRESS', 'FAILURES', 'UNTIL'],
+            r.items.map((l) => [l.account ?? '(every name)', l.address, l.failures, l.until]),
+          ),
+        );
+      }),
+    );
+
+  common(users.command('unlock [name]'))
+    .description(
+      'lift the failed-login lock of a login name (user or robot$...) from every address, or from --address only; without a name, lift the lock of --address for every name',
+    )
+    .option('--address <addr>', 'the client address')
+    .action(async (name: string | undefined, flags: CommonFlags & { address?: string }) =>
+      run('users unlock', flags, async (ctx) => {
+        if (name === undefined && flags.address === undefined)
+          throw invalid('name a login name, or give --address', 'name');
+        const forgotten = await ctx.admin.unlockLogins(ctx.actor, {
+          ...(name !== undefined ? { account: name } : {}),
+          ...(flags.address !== undefined ? { address: flags.address } : {}),
+        });
+        if (ctx.json) return ctx.out(toJson({ forgotten }));
+        const who = [name, flags.address && `from ${flags.address}`].filter(Boolean).join(' ');
+        ctx.out(`Unlocked ${who} (${forgotten} failed login${forgotten === 1 ? '' : 's'} forgotten).`);
+      }),
+    );
 }
 
 function registerRobots(program: Command): void {

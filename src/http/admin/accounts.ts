@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AdminService } from '../../admin/admin-service.ts';
-import { actorOf, expiryOf, jsonBody, pageQuery, sendJson, sendNoContent } from './request.ts';
+import { actorOf, expiryOf, jsonBody, pageQuery, sendJson, sendNoContent, stringQuery } from './request.ts';
 
 const userCreate = z
   .object({
@@ -87,6 +87,29 @@ export function registerAccountRoutes(api: FastifyInstance, admin: AdminService)
     const body = await jsonBody(request, passwordChange);
     await admin.setPassword(actor, request.params.name, body);
     return sendNoContent(reply);
+  });
+
+  api.post<NameParams>('/users/:name/unlock', async (request, reply) => {
+    const address = stringQuery(request, 'address');
+    const forgotten = await admin.unlockLogins(actorOf(request), {
+      account: request.params.name,
+      ...(address !== undefined ? { address } : {}),
+    });
+    return sendJson(reply, 200, { forgotten });
+  });
+
+  // --- failed-login locks ---
+  api.get('/login-locks', async (request, reply) =>
+    sendJson(reply, 200, await admin.listLoginLocks(actorOf(request))),
+  );
+  api.delete('/login-locks', async (request, reply) => {
+    const account = stringQuery(request, 'account');
+    const address = stringQuery(request, 'address');
+    const forgotten = await admin.unlockLogins(actorOf(request), {
+      ...(account !== undefined ? { account } : {}),
+      ...(address !== undefined ? { address } : {}),
+    });
+    return sendJson(reply, 200, { forgotten });
   });
 
   // --- robots ---
