@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import pino from 'pino';
 import type { Config } from './config/schema.ts';
 import type { Services } from './container.ts';
-import { AccessControl } from './http/auth/access-control.ts';
+import { AccessControl, callerOf } from './http/auth/access-control.ts';
 import { registerAdminApi } from './http/admin/api.ts';
 import { registerTokenEndpoint } from './http/auth/token-endpoint.ts';
 import { registerDistributionApi } from './http/distribution/dispatch.ts';
@@ -68,19 +68,24 @@ export function createApp(config: Config, services: Services, options: AppOption
   registerRawBody(app);
   registerErrorEnvelope(app);
 
-  app.addHook('onRequest', (_request, reply, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('Docker-Distribution-API-Version', 'registry/2.0');
+    // Every line logged about a request, the access-log line included, names the client's address.
+    request.log = request.log.child({ remote: request.ip });
     done();
   });
   if (config.log.accessLog) {
     app.addHook('onResponse', (request, reply, done) => {
+      const principal = callerOf(request)?.principal;
       request.log.info(
         {
           method: request.method,
           path: (request.raw.url ?? '').split('?')[0],
           status: reply.statusCode,
           ms: Math.round(reply.elapsedTime * 10) / 10,
-          remote: request.ip,
+          ...(principal && principal.kind !== 'anonymous'
+            ? { user: principal.name, userKind: principal.kind }
+            : {}),
         },
         'request',
       );

@@ -67,16 +67,15 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
             'the admin API needs access control: set auth.mode to basic or token (meanwhile the berth CLI manages the database directly)',
           );
         }
+        // A disabled, revoked, expired or deleted account's token or credentials fail authentication.
         const caller = await access.authenticate(request);
-        if (caller.via === 'anonymous') throw access.challenge(request, null);
-        const principal = await access.resolve(caller.principal);
-        if (principal.kind === 'anonymous') {
-          throw access.challenge(request, null, {
-            error: 'invalid_token',
-            message: 'the account is disabled, revoked, expired or gone',
-          });
-        }
-        setActor(request, { principal, sourceAddr: request.ip, via: 'api', authVia: caller.via });
+        if (caller.principal.kind === 'anonymous') throw access.challenge(request, []);
+        setActor(request, {
+          principal: caller.principal,
+          sourceAddr: request.ip,
+          via: 'api',
+          authVia: caller.via,
+        });
       });
 
       api.get('/openapi.json', async (request, reply) => {

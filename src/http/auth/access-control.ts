@@ -5,21 +5,36 @@
  * Decisions follow Docker's token flow: a request without credentials that needs more than anonymous access
  * gets 401 with a `WWW-Authenticate` challenge naming the scope; a token lacking an action the caller's roles
  * would allow gets 401 `error="insufficient_scope"` (the client fetches a new token); a caller whose roles do
- * not allow it gets 403 DENIED with a message the client prints.
+ * not allow it gets 403 DENIED with a message the client prints (and, for pushes, deletes and tag moves, an
+ * audit record).
+ *
+ * Why tokens are checked against live rights: a token is signed for minutes, but an administrator who
+ * disables a user, revokes a robot or removes a membership expects it to bite at once. Every request with a
+ * token of a local user or robot checks that its subject is still active and intersects the token's grants
+ * with the subject's current rights (both cached for `auth.cacheTtl`, so a change reaches every instance
+ * within that bound). Tokens of an external issuer carry all Berth knows of their subject and are taken as
+ * they are.
  */
 import type { FastifyRequest } from 'fastify';
-import { RegistryError } from '../../oci/errors.ts';
-import { isValidRepositoryName } from '../../oci/reference.ts';
 import type { AuditLog } from '../../auth/audit.ts';
 import type { Authenticator } from '../../auth/authenticator.ts';
 import type { Authorizer } from '../../auth/authorizer.ts';
-import { ALL_ACTIONS, ANONYMOUS, type AccessEntry, type Action, type Principal } from '../../auth/principal.ts';
+import {
+  ALL_ACTIONS,
+  ANONYMOUS,
+  type AccessEntry,
+  type Action,
+  type Principal,
+} from '../../auth/principal.ts';
 import { formatScopes } from '../../auth/scopes.ts';
 import { InvalidTokenError, type TokenService } from '../../auth/token/token-service.ts';
+import { RegistryError } from '../../oci/errors.ts';
+import { isValidRepositoryName } from '../../oci/reference.ts';
 
 export type AuthMode = 'none' | 'basic' | 'token';
 
 export interface Caller {
+  /** Who is calling, with their current admin flag. */
   readonly principal: Principal;
   readonly via: 'open' | 'anonymous' | 'token' | 'basic' | 'certificate';
   /** The token's grants, for bearer callers. */
@@ -30,7 +45,21 @@ export interface Caller {
 export type Need =
   | { readonly kind: 'authenticated' }
   | { readonly kind: 'catalog' }
-  | { readonly kind: 'repository'; readonly name: string; readonly actions: readonly Action[] };
+  | {
+      readonly kind: 'repository';
+      readonly name: string;
+      readonly actions: readonly Action[];
+      /** What the request acts on, for the audit record of a denial (`ns/repo:tag`); default the repository. */
+      readonly target?: string;
+      /**
+       * A repository the request would like to pull from but does not need (the source of a cross-repository
+       * mount): challenges ask for it too, and a token without it is sent back for a new one when the caller's
+       * roles allow it.
+       */
+      readonly wantsPull?: string | undefined;
+    };
+
+type RepositoryNeed = Extract<Need, { kind: 'repository' }>;
 
 export interface AccessControlDeps {
   readonly mode: AuthMode;
@@ -50,6 +79,14 @@ export interface AccessControlDeps {
 const OPEN_CALLER: Caller = { principal: ANONYMOUS, via: 'open', tokenAccess: null };
 const TOKEN_ACTIONS: readonly Action[] = ['pull', 'push', 'delete'];
 
+/** The caller of each authenticated request, for the access log. */
+const callers = new WeakMap<FastifyRequest, Caller>();
+
+/** The caller `authenticate` found for `request`, if it ran. */
+export function callerOf(request: FastifyRequest): Caller | undefined {
+  return callers.get(request);
+}
+
 export class AccessControl {
   constructor(readonly deps: AccessControlDeps) {}
 
@@ -59,49 +96,13 @@ export class AccessControl {
 
   /**
    * Identifies the caller from a bearer token, Basic credentials or a client certificate; anonymous without
-   * any. Invalid credentials get 401 with a challenge (429 when too many logins failed).
+   * any. Invalid credentials, and tokens whose subject is no longer active, get 401 with a challenge (429 when
+   * too many logins failed).
    */
   async authenticate(request: FastifyRequest): Promise<Caller> {
-    if (!this.enabled) return OPEN_CALLER;
-    const header = request.headers.authorization;
-    if (header !== undefined) {
-      const space = header.indexOf(' ');
-      const scheme = header.slice(0, space === -1 ? undefined : space).toLowerCase();
-      const value = space === -1 ? '' : header.slice(space + 1).trim();
-      if (scheme === 'bearer' && this.deps.tokens) {
-        try {
-          const { principal, access } = await this.deps.tokens.verify(value);
-          return { principal, via: 'token', tokenAccess: access };
-        } catch (e) {
-          if (!(e instanceof InvalidTokenError)) throw e;
-          throw this.challenge(request, null, { error: 'invalid_token', message: e.message });
-        }
-      }
-      if (scheme === 'basic') {
-        const decoded = Buffer.from(value, 'base64').toString('utf8');
-        const colon = decoded.indexOf(':');
-        if (colon <= 0) throw this.challenge(request, null, { message: 'malformed Basic credentials' });
-        const principal = await this.deps.authenticator.login(
-          decoded.slice(0, colon),
-          decoded.slice(colon + 1),
-          {
-            sourceAddr: request.ip,
-            via: 'basic',
-          },
-        );
-        if (!principal) throw this.challenge(request, null, { message: 'invalid username or password' });
-        return { principal, via: 'basic', tokenAccess: null };
-      }
-      throw this.challenge(request, null, {
-        message: `unsupported authorization scheme ${scheme.slice(0, 20)}`,
-      });
-    }
-    const cn = this.deps.peerName?.(request) ?? null;
-    if (cn !== null) {
-      const principal = await this.deps.authenticator.fromCertificate(cn);
-      if (principal) return { principal, via: 'certificate', tokenAccess: null };
-    }
-    return { principal: ANONYMOUS, via: 'anonymous', tokenAccess: null };
+    const caller = await this.identify(request);
+    callers.set(request, caller);
+    return caller;
   }
 
   /** Throws 401/403 unless `caller` may do what `need` says. */
@@ -109,53 +110,57 @@ export class AccessControl {
     if (!this.enabled) return;
     if (need.kind === 'authenticated' || need.kind === 'catalog') {
       if (caller.via === 'anonymous')
-        throw this.challenge(request, need.kind === 'catalog' ? catalogScope : null);
+        throw this.challenge(request, need.kind === 'catalog' ? [catalogScope] : []);
       if (need.kind === 'catalog' && caller.tokenAccess && !hasCatalog(caller.tokenAccess)) {
-        throw this.challenge(request, catalogScope, { error: 'insufficient_scope' });
+        throw this.challenge(request, [catalogScope], { error: 'insufficient_scope' });
       }
       return;
     }
-    const scope = { type: 'repository', name: need.name, actions: scopeActions(need.actions) };
+    const scopes = needScopes(need);
+    const external = caller.principal.kind === 'external';
     if (caller.tokenAccess) {
       const granted = tokenActions(caller.tokenAccess, need.name);
-      // An external issuer's tokens are all Berth knows of such a caller: its `push` grant also allows moving
-      // tags (the issuer's policy decides). For local principals, overwriting is checked against live roles.
-      const external = caller.principal.kind === 'external';
+      // No token carries `overwrite`: an external issuer's `push` grant also allows moving tags (the issuer's
+      // policy decides); for local principals, overwriting is checked against live roles only.
       const fromToken = need.actions
         .filter((a) => a !== 'overwrite' || external)
         .map((a) => (a === 'overwrite' ? 'push' : a));
-      const needsLive = need.actions.includes('overwrite') && !external;
-      if (fromToken.every((a) => granted.has(a)) && !needsLive) return;
+      const tokenAllows = fromToken.every((a) => granted.has(a));
+      if (external) {
+        if (tokenAllows) return;
+        throw this.challenge(request, scopes, { error: 'insufficient_scope' });
+      }
       const live = await this.liveActions(caller, need.name);
       const roleAllows = need.actions.every((a) => live.has(a));
-      if (roleAllows && fromToken.every((a) => granted.has(a))) return;
-      // Berth has no roles for anonymous and externally issued tokens: what a new token could carry is for the
-      // issuer to decide, so a token that is not enough asks for another one (except for an overwrite, which no
-      // token carries).
-      const issuerDecides = caller.principal.kind === 'anonymous' || external;
-      if (roleAllows || issuerDecides) {
-        throw this.challenge(request, scope, { error: 'insufficient_scope' });
+      if (roleAllows && tokenAllows) return this.requireWanted(request, caller, need, scopes);
+      // Berth has no roles for anonymous callers: what a new token could carry is for the token service to
+      // decide, so a token that is not enough asks for another one (except for an overwrite, which no token
+      // carries).
+      if (roleAllows || caller.principal.kind === 'anonymous') {
+        throw this.challenge(request, scopes, { error: 'insufficient_scope' });
       }
-      throw denied(caller.principal, need);
+      throw await this.denied(request, caller, need);
     }
     const live = await this.liveActions(caller, need.name);
     if (need.actions.every((a) => live.has(a))) return;
-    if (caller.via === 'anonymous') throw this.challenge(request, scope);
-    throw denied(caller.principal, need);
+    if (caller.via === 'anonymous') throw this.challenge(request, scopes);
+    throw await this.denied(request, caller, need);
   }
 
-  /** True when `caller` may perform `action` on `repository` (no error). */
+  /** True when `caller` may perform `action` on `repository` (no error): by its token and its live rights. */
   async can(caller: Caller, repository: string, action: Action): Promise<boolean> {
     if (!this.enabled) return true;
-    if (caller.tokenAccess && action !== 'overwrite')
-      return tokenActions(caller.tokenAccess, repository).has(action);
+    if (caller.tokenAccess && action !== 'overwrite') {
+      if (!tokenActions(caller.tokenAccess, repository).has(action)) return false;
+      if (caller.principal.kind === 'external') return true;
+    }
     return (await this.liveActions(caller, repository)).has(action);
   }
 
   /** Which repositories `caller` may see in listings (catalog, search). */
   async pullFilter(caller: Caller): Promise<(repository: string) => boolean> {
     if (!this.enabled) return () => true;
-    return this.deps.authorizer.pullFilter(await this.resolve(caller.principal));
+    return this.deps.authorizer.pullFilter(caller.principal);
   }
 
   /**
@@ -179,16 +184,10 @@ export class AccessControl {
     return out;
   }
 
-  /** The caller's principal with its current admin flag (tokens do not carry it). */
-  async resolve(principal: Principal): Promise<Principal> {
-    if (principal.kind !== 'user' && principal.kind !== 'robot') return principal;
-    return (await this.deps.authenticator.activePrincipal(principal.kind, principal.name)) ?? ANONYMOUS;
-  }
-
-  /** A 401 with the challenge for this registry's mode (and `scope`, when the request needs one). */
+  /** A 401 with the challenge for this registry's mode (and `scopes`, when the request needs some). */
   challenge(
     request: FastifyRequest,
-    scope: AccessEntry | null,
+    scopes: readonly AccessEntry[],
     options: { error?: 'invalid_token' | 'insufficient_scope'; message?: string } = {},
   ): RegistryError {
     let header: string;
@@ -197,18 +196,119 @@ export class AccessControl {
     } else {
       const realm = this.deps.realm ?? `${this.deps.baseUrl(request)}/auth/token`;
       header = `Bearer realm="${realm}",service="${this.deps.service}"`;
-      if (scope) header += `,scope="${formatScopes([scope])}"`;
+      if (scopes.length > 0) header += `,scope="${formatScopes(scopes)}"`;
       if (options.error) header += `,error="${options.error}"`;
     }
     return new RegistryError('UNAUTHORIZED', options.message ?? 'authentication required', {
       headers: { 'WWW-Authenticate': header },
-      ...(scope ? { detail: [{ Type: scope.type, Name: scope.name, Action: scope.actions.join(',') }] } : {}),
+      ...(scopes.length > 0
+        ? { detail: scopes.map((s) => ({ Type: s.type, Name: s.name, Action: s.actions.join(',') })) }
+        : {}),
     });
+  }
+
+  private async identify(request: FastifyRequest): Promise<Caller> {
+    if (!this.enabled) return OPEN_CALLER;
+    const header = request.headers.authorization;
+    if (header !== undefined) {
+      const space = header.indexOf(' ');
+      const scheme = header.slice(0, space === -1 ? undefined : space).toLowerCase();
+      const value = space === -1 ? '' : header.slice(space + 1).trim();
+      if (scheme === 'bearer' && this.deps.tokens) {
+        let verified;
+        try {
+          verified = await this.deps.tokens.verify(value);
+        } catch (e) {
+          if (!(e instanceof InvalidTokenError)) throw e;
+          throw this.challenge(request, [], { error: 'invalid_token', message: e.message });
+        }
+        const { principal: subject, access } = verified;
+        if (subject.kind !== 'user' && subject.kind !== 'robot') {
+          return { principal: subject, via: 'token', tokenAccess: access };
+        }
+        const principal = await this.deps.authenticator.activePrincipal(subject.kind, subject.name);
+        if (!principal) {
+          throw this.challenge(request, [], {
+            error: 'invalid_token',
+            message: 'the account of this token is disabled, revoked, expired or gone',
+          });
+        }
+        return { principal, via: 'token', tokenAccess: access };
+      }
+      if (scheme === 'basic') {
+        const decoded = Buffer.from(value, 'base64').toString('utf8');
+        const colon = decoded.indexOf(':');
+        if (colon <= 0) throw this.challenge(request, [], { message: 'malformed Basic credentials' });
+        const principal = await this.deps.authenticator.login(
+          decoded.slice(0, colon),
+          decoded.slice(colon + 1),
+          { sourceAddr: request.ip, via: 'basic' },
+        );
+        if (!principal) throw this.challenge(request, [], { message: 'invalid username or password' });
+        return { principal, via: 'basic', tokenAccess: null };
+      }
+      throw this.challenge(request, [], {
+        message: `unsupported authorization scheme ${scheme.slice(0, 20)}`,
+      });
+    }
+    const cn = this.deps.peerName?.(request) ?? null;
+    if (cn !== null) {
+      const principal = await this.deps.authenticator.fromCertificate(cn);
+      if (principal) return { principal, via: 'certificate', tokenAccess: null };
+    }
+    return { principal: ANONYMOUS, via: 'anonymous', tokenAccess: null };
+  }
+
+  /**
+   * A token that has what the request needs but lacks pull on the repository it would like to read (a mount's
+   * source) is sent back for a new one when the caller's roles allow that pull; otherwise the request goes on
+   * without it (a mount falls back to an upload).
+   */
+  private async requireWanted(
+    request: FastifyRequest,
+    caller: Caller,
+    need: RepositoryNeed,
+    scopes: readonly AccessEntry[],
+  ): Promise<void> {
+    const from = need.wantsPull;
+    if (from === undefined || !caller.tokenAccess) return;
+    if (tokenActions(caller.tokenAccess, from).has('pull')) return;
+    if ((await this.liveActions(caller, from)).has('pull')) {
+      throw this.challenge(request, scopes, { error: 'insufficient_scope' });
+    }
   }
 
   private async liveActions(caller: Caller, repository: string): Promise<Set<Action>> {
     if (caller.principal.kind === 'external') return new Set();
-    return this.deps.authorizer.repositoryActions(await this.resolve(caller.principal), repository);
+    return this.deps.authorizer.repositoryActions(caller.principal, repository);
+  }
+
+  /** The 403 for a caller whose roles do not allow `need`; pushes, deletes and tag moves are audited. */
+  private async denied(
+    request: FastifyRequest,
+    caller: Caller,
+    need: RepositoryNeed,
+  ): Promise<RegistryError> {
+    const action = need.actions.find((a) => a !== 'pull');
+    if (action !== undefined) {
+      await this.deps.audit.record({
+        actor: caller.principal,
+        action: action === 'overwrite' ? 'push' : action,
+        target: need.target ?? need.name,
+        sourceAddr: request.ip,
+        success: false,
+        detail: {
+          reason: action === 'overwrite' ? 'tag overwrite denied' : `${action} denied`,
+          via: caller.via,
+        },
+      });
+    }
+    const what = need.actions.includes('overwrite')
+      ? `overwriting an existing tag in ${need.name} needs the maintainer role`
+      : `${need.actions.join(', ')} access to ${need.name} is denied for ${caller.principal.name}`;
+    return new RegistryError('DENIED', `requested access to the resource is denied: ${what}`, {
+      detail: [{ Type: 'repository', Name: need.name, Action: need.actions.join(',') }],
+    });
   }
 }
 
@@ -230,21 +330,19 @@ function tokenActions(access: readonly AccessEntry[], repository: string): Set<A
   return out;
 }
 
-/** Challenge scopes ask for pull with push, as Docker clients do. */
-function scopeActions(actions: readonly Action[]): string[] {
-  const out = new Set<string>();
-  for (const a of actions) {
-    if (a === 'push') out.add('pull');
-    out.add(a === 'overwrite' ? 'push' : a);
+/**
+ * The scopes a challenge names for `need`: pull with push, as Docker clients ask, `push` for an overwrite, and
+ * pull on the repository the request would like to read.
+ */
+function needScopes(need: RepositoryNeed): AccessEntry[] {
+  const actions = new Set<string>();
+  for (const a of need.actions) {
+    if (a === 'push') actions.add('pull');
+    actions.add(a === 'overwrite' ? 'push' : a);
   }
-  return [...out];
-}
-
-function denied(principal: Principal, need: Extract<Need, { kind: 'repository' }>): RegistryError {
-  const what = need.actions.includes('overwrite')
-    ? `overwriting an existing tag in ${need.name} needs the maintainer role`
-    : `${need.actions.join(', ')} access to ${need.name} is denied for ${principal.name}`;
-  return new RegistryError('DENIED', `requested access to the resource is denied: ${what}`, {
-    detail: [{ Type: 'repository', Name: need.name, Action: need.actions.join(',') }],
-  });
+  const scopes: AccessEntry[] = [{ type: 'repository', name: need.name, actions: [...actions] }];
+  if (need.wantsPull !== undefined && need.wantsPull !== need.name) {
+    scopes.push({ type: 'repository', name: need.wantsPull, actions: ['pull'] });
+  }
+  return scopes;
 }

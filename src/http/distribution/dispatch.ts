@@ -7,9 +7,10 @@ import type { AccessControl, Need } from '../auth/access-control.ts';
 import type { AuditLog } from '../../auth/audit.ts';
 import type { Action } from '../../auth/principal.ts';
 import { RegistryError } from '../../oci/errors.ts';
-import { assertRepositoryName } from '../../oci/reference.ts';
+import { assertRepositoryName, isValidRepositoryName } from '../../oci/reference.ts';
 import type { Registry } from '../../registry/registry.ts';
-import { matchRoute, type RouteName } from '../routes.ts';
+import { queryParam } from '../headers.ts';
+import { matchRoute, type RouteName, type RouteParams } from '../routes.ts';
 import type { UrlBuilder } from '../urls.ts';
 import { blobRoutes } from './blobs.ts';
 import type { HttpMethod, MethodTable } from './context.ts';
@@ -52,10 +53,33 @@ const NEEDS: Record<
   referrers: { GET: ['pull'] },
 };
 
-function needOf(route: RouteName, method: HttpMethod, name: string): Need {
+/** The audit target of a request on `name`: `name:tag`, `name@digest`, or the repository. */
+function targetOf(name: string, params: RouteParams): string {
+  const ref = params.reference ?? params.digest;
+  if (ref === undefined) return name;
+  return ref.includes(':') ? `${name}@${ref}` : `${name}:${ref}`;
+}
+
+function needOf(
+  route: RouteName,
+  method: HttpMethod,
+  name: string,
+  request: FastifyRequest,
+  params: RouteParams,
+): Need {
   const need = NEEDS[route][method] ?? 'authenticated';
   if (need === 'authenticated' || need === 'catalog') return { kind: need };
-  return { kind: 'repository', name, actions: need };
+  // A cross-repository mount would like to read its source: challenges ask for pull on it too.
+  const from = route === 'uploadStart' ? queryParam(request.query, 'from') : undefined;
+  return {
+    kind: 'repository',
+    name,
+    actions: need,
+    target: targetOf(name, params),
+    ...(from !== undefined && queryParam(request.query, 'mount') !== undefined && isValidRepositoryName(from)
+      ? { wantsPull: from }
+      : {}),
+  };
 }
 
 export interface DistributionOptions {
@@ -93,7 +117,7 @@ export function registerDistributionApi(app: FastifyInstance, options: Distribut
     const name = match.params.name ?? '';
     const method = request.method as HttpMethod;
     const caller = await options.access.authenticate(request);
-    await options.access.require(request, caller, needOf(match.route, method, name));
+    await options.access.require(request, caller, needOf(match.route, method, name, request, match.params));
     await handler({
       request,
       reply,
@@ -109,11 +133,10 @@ export function registerDistributionApi(app: FastifyInstance, options: Distribut
       (match.route === 'manifest' && (method === 'PUT' || method === 'DELETE')) ||
       (match.route === 'blob' && method === 'DELETE')
     ) {
-      const ref = match.params.reference ?? match.params.digest ?? '';
       await options.audit.record({
         actor: caller.principal,
         action: method === 'PUT' ? 'push' : 'delete',
-        target: ref.includes(':') ? `${name}@${ref}` : `${name}:${ref}`,
+        target: targetOf(name, match.params),
         sourceAddr: request.ip,
         detail: method === 'PUT' ? { digest: reply.getHeader('docker-content-digest') ?? null } : null,
       });

@@ -72,11 +72,12 @@ export const manifestRoutes: MethodTable = {
       // Moving an existing tag needs more than push (the maintainer role); an open registry skips the lookup.
       ...(access.enabled
         ? {
-            beforeTagMove: () =>
+            beforeTagMove: (tag: string) =>
               access.require(request, caller, {
                 kind: 'repository',
                 name: params.name,
                 actions: ['overwrite'],
+                target: `${params.name}:${tag}`,
               }),
           }
         : {}),
