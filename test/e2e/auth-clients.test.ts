@@ -394,6 +394,33 @@ describe('access control over HTTPS with real clients', { skip: missing('skopeo'
       assert.equal(`sha256:${inspected[0]?.Id}`, fresh.configDigest);
     });
 
+    it('podman search after login lists the private repositories dev may pull; anonymous only public ones', async () => {
+      // podman prints nothing at all (not `[]`) when nothing matches.
+      const search = async (term: string): Promise<string[]> => {
+        const out = await podman([
+          'search',
+          '--tls-verify=false',
+          '--format',
+          'json',
+          `${registry.host}/${term}`,
+        ]);
+        if (out.stdout.trim() === '') return [];
+        return (JSON.parse(out.stdout) as { Name: string }[]).map((r) =>
+          r.Name.replace(`${registry.host}/`, ''),
+        );
+      };
+      const asDev = await search('team');
+      assert.ok(asDev.includes('team/podman') && asDev.includes('team/app'), `as dev: ${asDev.join(', ')}`);
+      await podman(['logout', registry.host]);
+      try {
+        const anonymous = await search('base');
+        assert.deepEqual(anonymous, ['pub/base'], 'anonymous: the public repository');
+        assert.deepEqual(await search('team'), [], 'anonymous: nothing private');
+      } finally {
+        await login('dev');
+      }
+    });
+
     it('logs out; as reader the push is denied', async (t) => {
       await podman(['logout', registry.host]);
       const auth = JSON.parse(await readFile(containers.authFile, 'utf8')) as { auths: object };
@@ -723,7 +750,11 @@ describe('access control over HTTPS with real clients', { skip: missing('skopeo'
       assert.ok(has(ROBOT, 'login'), `robot login in:\n${summary}`);
       assert.ok(has(ROBOT, 'push', 'team/app:robot-v1'), `robot push in:\n${summary}`);
       assert.ok(has('admin', 'push', 'team/app:base'), `admin push in:\n${summary}`);
-      assert.ok(!events.some((e) => e.actor === 'reader' && e.action === 'push'), 'no push by reader');
+      assert.ok(!has('reader', 'push'), 'no push by reader');
+      assert.ok(
+        events.some((e) => e.actor === 'reader' && e.action === 'push' && !e.success),
+        `the denied pushes of reader in:\n${summary}`,
+      );
       if (pushedByDev.length === 0) return; // podman, docker and containerd were all skipped
       assert.ok(has('dev', 'login'), `dev login in:\n${summary}`);
       for (const target of pushedByDev) assert.ok(has('dev', 'push', target), `dev push of ${target}`);

@@ -779,7 +779,13 @@ describe('account state is checked live', () => {
     await env.reg.dispose();
   });
 
-  it("a disabled user's still-valid token keeps its pushes but cannot overwrite, and new tokens are refused", async () => {
+  const assertInvalidToken = (res: Response): void => {
+    assertError(res, 401, 'UNAUTHORIZED');
+    const challenge = parseChallenge(res.headers['www-authenticate']);
+    assert.equal(challenge.params.error, 'invalid_token');
+  };
+
+  it("a disabled user's still-valid token is refused at once, as are new tokens and Basic", async () => {
     const { reg } = env;
     const repo = 'team/app-web';
     const { base } = env.fixtures.get(repo)!;
@@ -791,33 +797,98 @@ describe('account state is checked live', () => {
 
     await reg.services.auth.store.updateUser('mona', { disabled: true });
     invalidate(reg);
-
-    const overwrite = await putManifestAs(
-      reg,
-      bearer(token),
-      repo,
-      'base',
-      uniqueManifest(base.config, base.layer),
-    );
-    assertError(overwrite, 403, 'DENIED');
-    const fresh = await tokenRequest(reg, mona, [`repository:${repo}:pull`]);
-    assertError(fresh, 401, 'UNAUTHORIZED');
-    const viaBasic = await reg.inject({ method: 'GET', url: `/v2/${repo}/tags/list`, headers: mona });
-    assertError(viaBasic, 401, 'UNAUTHORIZED');
-    await reg.services.auth.store.updateUser('mona', { disabled: false });
-    invalidate(reg);
+    try {
+      assertInvalidToken(
+        await putManifestAs(reg, bearer(token), repo, 'base', uniqueManifest(base.config, base.layer)),
+      );
+      assertInvalidToken(
+        await reg.inject({ method: 'GET', url: `/v2/${repo}/tags/list`, headers: bearer(token) }),
+      );
+      assertInvalidToken(await reg.inject({ method: 'GET', url: '/v2/_catalog', headers: bearer(token) }));
+      const fresh = await tokenRequest(reg, mona, [`repository:${repo}:pull`]);
+      assertError(fresh, 401, 'UNAUTHORIZED');
+      const viaBasic = await reg.inject({ method: 'GET', url: `/v2/${repo}/tags/list`, headers: mona });
+      assertError(viaBasic, 401, 'UNAUTHORIZED');
+    } finally {
+      await reg.services.auth.store.updateUser('mona', { disabled: false });
+      invalidate(reg);
+    }
   });
 
-  it("a disabled user's token lists nothing private in the catalog", async () => {
+  it("a deleted user's token is refused, and a recreated user of that name gets no rights from it", async () => {
     const { reg } = env;
-    const token = await getToken(reg, basic(...LOGIN.developer), ['registry:catalog:*']);
-    await reg.services.auth.store.updateUser('dave', { disabled: true });
+    await addUser(reg, 'temp', 'temp-pw-1');
+    await reg.services.auth.store.setMember('team', 'user', 'temp', 'developer');
+    const token = await getToken(reg, basic('temp', 'temp-pw-1'), ['repository:team/lib:pull,push']);
+    const tags = () => reg.inject({ method: 'GET', url: '/v2/team/lib/tags/list', headers: bearer(token) });
+    assert.equal((await tags()).statusCode, 200);
+    await reg.services.auth.store.deleteUser('temp');
     invalidate(reg);
-    const res = await reg.inject({ method: 'GET', url: '/v2/_catalog', headers: bearer(token) });
-    assert.equal(res.statusCode, 200);
-    assert.deepEqual(json(res), { repositories: ['pub/app-web', 'pub/lib'] });
-    await reg.services.auth.store.updateUser('dave', { disabled: false });
+    assertInvalidToken(await tags());
+    await addUser(reg, 'temp', 'temp-pw-2');
     invalidate(reg);
+    assertError(await tags(), 403, 'DENIED');
+  });
+
+  it('a token loses at once what a removed membership granted, and the denied push is audited', async () => {
+    const { reg } = env;
+    const repo = 'team/lib';
+    const { base } = env.fixtures.get(repo)!;
+    await addUser(reg, 'leaver', 'leaver-pw-1');
+    await reg.services.auth.store.setMember('team', 'user', 'leaver', 'developer');
+    const token = await getToken(reg, basic('leaver', 'leaver-pw-1'), [`repository:${repo}:pull,push`]);
+    const push = () =>
+      putManifestAs(
+        reg,
+        bearer(token),
+        repo,
+        `leaver-${randomBytes(4).toString('hex')}`,
+        uniqueManifest(base.config, base.layer),
+      );
+    assert.equal((await push()).statusCode, 201);
+
+    await reg.services.auth.store.setMember('team', 'user', 'leaver', 'reader');
+    invalidate(reg);
+    assertError(await push(), 403, 'DENIED');
+    const pull = await reg.inject({ method: 'GET', url: `/v2/${repo}/tags/list`, headers: bearer(token) });
+    assert.equal(pull.statusCode, 200, 'pull is still granted by both');
+
+    await reg.services.auth.store.removeMember('team', 'user', 'leaver');
+    invalidate(reg);
+    assertError(
+      await reg.inject({ method: 'GET', url: `/v2/${repo}/tags/list`, headers: bearer(token) }),
+      403,
+      'DENIED',
+    );
+    const denials = await reg.services.auth.store.queryAudit({ actor: 'leaver', success: false, limit: 10 });
+    assert.equal(denials.items.length, 1, 'pull denials are not audited');
+    assert.equal(denials.items[0]?.action, 'push');
+    assert.match(String(denials.items[0]?.target), /^team\/lib:leaver-/);
+  });
+
+  it('another instance, which nobody told, applies a removal within auth.cacheTtl', async () => {
+    const { reg } = env;
+    const second = await createTestRegistry(
+      { 'auth.mode': 'token', 'auth.cacheTtl': '200ms' },
+      { dataDir: reg.dataDir },
+    );
+    try {
+      await addUser(reg, 'mover', 'mover-pw-1');
+      await reg.services.auth.store.setMember('team', 'user', 'mover', 'reader');
+      const token = await getToken(reg, basic('mover', 'mover-pw-1'), ['repository:team/lib:pull']);
+      const pull = () =>
+        second.inject({ method: 'GET', url: '/v2/team/lib/tags/list', headers: bearer(token) });
+      assert.equal((await pull()).statusCode, 200);
+      await reg.services.auth.store.removeMember('team', 'user', 'mover');
+      let status = 200;
+      for (let i = 0; i < 100 && status === 200; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        status = (await pull()).statusCode;
+      }
+      assert.equal(status, 403, 'refused once the cached roles expired');
+    } finally {
+      await second.close();
+    }
   });
 
   it('a revoked robot cannot get tokens nor use Basic', async () => {
@@ -836,7 +907,7 @@ describe('account state is checked live', () => {
     );
   });
 
-  it("a revoked robot's still-valid token cannot overwrite", async () => {
+  it("a revoked robot's still-valid token is refused", async () => {
     const { reg } = env;
     await addRobot(reg, 'robot$maint', 'maint-secret');
     await reg.services.auth.store.setMember('team', 'robot', 'robot$maint', 'maintainer');
@@ -854,7 +925,7 @@ describe('account state is checked live', () => {
       'base',
       uniqueManifest(base.config, base.layer),
     );
-    assertError(denied, 403, 'DENIED');
+    assertInvalidToken(denied);
   });
 
   it('an expired robot cannot get tokens nor use Basic', async () => {
@@ -944,11 +1015,30 @@ describe('cross-repository mount', () => {
     });
   }
 
-  it('a token that does not carry pull on `from` falls back to 202 even when the role allows it', async () => {
+  it('the challenge for a mount asks for pull on `from` too', async () => {
+    const digest = await pushBlobAs(env.reg, env.root, 'team/app-web', randomBytes(50));
+    const res = await mount(env, 'team/lib', digest, 'team/app-web', {});
+    assertError(res, 401, 'UNAUTHORIZED');
+    const challenge = parseChallenge(res.headers['www-authenticate']);
+    assert.equal(challenge.params.scope, 'repository:team/lib:pull,push repository:team/app-web:pull');
+    // A token for exactly what the challenge asked mounts.
+    const token = await getToken(env.reg, basic(...LOGIN.developer), challenge.params.scope!.split(' '));
+    assert.equal((await mount(env, 'team/lib', digest, 'team/app-web', bearer(token))).statusCode, 201);
+  });
+
+  it('a token without pull on `from` is sent back for one when the role allows it, else falls back to 202', async () => {
     const digest = await pushBlobAs(env.reg, env.root, 'team/app-web', randomBytes(50));
     const token = await getToken(env.reg, basic(...LOGIN.developer), ['repository:team/lib:pull,push']);
     const res = await mount(env, 'team/lib', digest, 'team/app-web', bearer(token));
-    assert.equal(res.statusCode, 202, res.body);
+    assertError(res, 401, 'UNAUTHORIZED');
+    const challenge = parseChallenge(res.headers['www-authenticate']);
+    assert.equal(challenge.params.error, 'insufficient_scope');
+    assert.equal(challenge.params.scope, 'repository:team/lib:pull,push repository:team/app-web:pull');
+
+    // The rule user may push team/app-* but not pull team/lib: its token cannot get better, so no loop.
+    const fromLib = await pushBlobAs(env.reg, env.root, 'team/lib', randomBytes(50));
+    const rudy = await getToken(env.reg, basic(...LOGIN.ruleuser), ['repository:team/app-web:pull,push']);
+    assert.equal((await mount(env, 'team/app-web', fromLib, 'team/lib', bearer(rudy))).statusCode, 202);
   });
 
   it('a mount without `from` is not attempted under access control (202)', async () => {

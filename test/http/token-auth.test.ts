@@ -775,17 +775,25 @@ describe('signing key rotation and /auth/jwks.json', () => {
   });
 });
 
-describe('failed-login rate limiting (auth.maxFailedLogins: 3)', () => {
+describe('failed-login rate limiting (auth.maxFailedLogins: 3, auth.maxFailedLoginsPerAddress: 6)', () => {
   let reg: TestRegistry;
   before(async () => {
-    reg = await tokenRegistry({ 'auth.maxFailedLogins': 3, 'auth.failedLoginWindow': '10m' });
+    reg = await tokenRegistry({
+      'auth.maxFailedLogins': 3,
+      'auth.maxFailedLoginsPerAddress': 6,
+      'auth.failedLoginWindow': '10m',
+    });
   });
   after(async () => {
     await reg.dispose();
   });
 
-  const tokenFrom = (creds: Record<string, string>, remoteAddress: string): Promise<Response> =>
-    reg.inject({ method: 'GET', url: '/auth/token?service=berth', headers: creds, remoteAddress });
+  const tokenFrom = (
+    creds: Record<string, string>,
+    remoteAddress: string,
+    on: TestRegistry = reg,
+  ): Promise<Response> =>
+    on.inject({ method: 'GET', url: '/auth/token?service=berth', headers: creds, remoteAddress });
 
   const assert429 = (res: Response): void => {
     assertError(res, 429, 'TOOMANYREQUESTS');
@@ -796,44 +804,165 @@ describe('failed-login rate limiting (auth.maxFailedLogins: 3)', () => {
     );
   };
 
-  it('three failures are 401, then the account gets 429 with Retry-After even with the right password', async () => {
+  it('three failures are 401, then that name from that address gets 429 even with the right password', async () => {
     for (let i = 0; i < 3; i++)
       assertError(await tokenFrom(basic('dave', `bad-${i}`), '10.0.0.1'), 401, 'UNAUTHORIZED');
     assert429(await tokenFrom(basic('dave', `bad-again`), '10.0.0.1'));
     assert429(await tokenFrom(DAVE, '10.0.0.1'));
+    assert429(await reg.inject({ method: 'GET', url: '/v2/', headers: DAVE, remoteAddress: '10.0.0.1' }));
   });
 
-  it('the account is limited from another address too, on every way of logging in', async () => {
-    assert429(await tokenFrom(DAVE, '10.0.0.2'));
-    assert429(await reg.inject({ method: 'GET', url: '/v2/', headers: DAVE, remoteAddress: '10.0.0.3' }));
-    assert429(
-      await reg.inject({
-        method: 'POST',
-        url: '/auth/token',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: 'grant_type=password&username=dave&password=dave-pw',
-        remoteAddress: '10.0.0.4',
-      }),
+  it('the same name from another address, and another name from the same address, still log in', async () => {
+    assert.equal((await tokenFrom(DAVE, '10.0.0.2')).statusCode, 200);
+    assert.equal(
+      (await reg.inject({ method: 'GET', url: '/v2/', headers: DAVE, remoteAddress: '10.0.0.3' })).statusCode,
+      200,
     );
+    assert.equal((await tokenFrom(RITA, '10.0.0.1')).statusCode, 200);
   });
 
-  it('another account from the same address is limited by address', async () => {
-    assert429(await tokenFrom(RITA, '10.0.0.1'));
-    // ... but not from elsewhere.
-    assert.equal((await tokenFrom(RITA, '10.0.0.5')).statusCode, 200);
+  it('made-up names from one address do not lock out the admin until the address ceiling', async () => {
+    for (let i = 0; i < 5; i++) {
+      assertError(await tokenFrom(basic(`nobody${i}`, 'x'), '10.2.0.1'), 401, 'UNAUTHORIZED');
+    }
+    assert.equal((await tokenFrom(basic('root', 'root-pw'), '10.2.0.1')).statusCode, 200);
+    // The sixth failure from the address reaches its ceiling: now every name from it is refused.
+    assertError(await tokenFrom(basic('nobody5', 'x'), '10.2.0.1'), 401, 'UNAUTHORIZED');
+    assert429(await tokenFrom(OLGA, '10.2.0.1'));
+    assert.equal((await tokenFrom(OLGA, '10.2.0.2')).statusCode, 200);
   });
 
-  it('failures on /v2 with Basic count as well', async () => {
-    for (let i = 0; i < 3; i++) {
+  it('failures on /v2 with Basic and on the POST token endpoint count as well', async () => {
+    for (let i = 0; i < 2; i++) {
       const res = await reg.inject({
         method: 'GET',
         url: '/v2/',
-        headers: basic('olga', `x${i}`),
-        remoteAddress: `10.1.0.${i}`,
+        headers: basic('robot$ci', `x${i}`),
+        remoteAddress: '10.1.0.1',
       });
       assertError(res, 401, 'UNAUTHORIZED');
     }
-    assert429(await tokenFrom(OLGA, '10.1.0.9'));
+    const post = await reg.inject({
+      method: 'POST',
+      url: '/auth/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'grant_type=password&username=robot%24ci&password=wrong',
+      remoteAddress: '10.1.0.1',
+    });
+    assert.equal(post.statusCode, 401);
+    assert429(await tokenFrom(basic('robot$ci', 'robot-secret'), '10.1.0.1'));
+  });
+
+  it('a second instance on the same database sees the same counters', async () => {
+    const second = await createTestRegistry(
+      {
+        'auth.mode': 'token',
+        'auth.maxFailedLogins': 3,
+        'auth.maxFailedLoginsPerAddress': 6,
+        'auth.failedLoginWindow': '10m',
+      },
+      { dataDir: reg.dataDir },
+    );
+    try {
+      assert429(await tokenFrom(DAVE, '10.0.0.1', second));
+      assertError(await tokenFrom(basic('mona', 'bad-0'), '10.3.0.1'), 401, 'UNAUTHORIZED');
+      assertError(await tokenFrom(basic('mona', 'bad-1'), '10.3.0.1', second), 401, 'UNAUTHORIZED');
+      assertError(await tokenFrom(basic('mona', 'bad-2'), '10.3.0.1'), 401, 'UNAUTHORIZED');
+      assert429(await tokenFrom(basic('mona', 'mona-pw'), '10.3.0.1', second));
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('an administrator lists the locks and lifts them through the API', async () => {
+    const root = basic('root', 'root-pw');
+    const listed = await reg.inject({ method: 'GET', url: '/api/v1/login-locks', headers: root });
+    assert.equal(listed.statusCode, 200, listed.body);
+    const locks = json<{
+      items: { account: string | null; address: string; failures: number; until: string }[];
+    }>(listed).items;
+    assert.ok(locks.some((l) => l.account === 'dave' && l.address === '10.0.0.1' && l.failures === 3));
+    assert.ok(locks.some((l) => l.account === null && l.address === '10.2.0.1' && l.failures === 6));
+    assert.ok(locks.every((l) => Date.parse(l.until) > Date.now()));
+
+    const denied = await reg.inject({ method: 'GET', url: '/api/v1/login-locks', headers: DAVE });
+    assertError(denied, 403, 'DENIED');
+
+    const lifted = await reg.inject({
+      method: 'POST',
+      url: '/api/v1/users/dave/unlock',
+      headers: root,
+    });
+    assert.equal(lifted.statusCode, 200, lifted.body);
+    assert.equal((await tokenFrom(DAVE, '10.0.0.1')).statusCode, 200);
+
+    const address = await reg.inject({
+      method: 'DELETE',
+      url: '/api/v1/login-locks?address=10.2.0.1',
+      headers: root,
+    });
+    assert.equal(address.statusCode, 200, address.body);
+    assert.equal((await tokenFrom(OLGA, '10.2.0.1')).statusCode, 200);
+
+    const audit = await reg.services.auth.store.queryAudit({ action: 'login.unlock', limit: 10 });
+    assert.deepEqual(audit.items.map((e) => e.target).sort(), ['10.2.0.1', 'dave']);
+  });
+
+  it('a failed login records why, for the administrator only', async () => {
+    const res = await tokenFrom(basic('ghost', 'x'), '10.4.0.1');
+    assertError(res, 401, 'UNAUTHORIZED');
+    assert.doesNotMatch(res.body, /unknown account/);
+    await tokenFrom(basic('rita', 'wrong'), '10.4.0.2');
+    const reasons = async (actor: string) =>
+      (
+        await reg.services.auth.store.queryAudit({ actor, action: 'login', success: false, limit: 5 })
+      ).items.map((e) => e.detail?.reason);
+    assert.deepEqual(await reasons('ghost'), ['unknown account']);
+    assert.deepEqual(await reasons('rita'), ['wrong password']);
+  });
+});
+
+describe('v1 search in token mode', () => {
+  let reg: TestRegistry;
+  before(async () => {
+    reg = await tokenRegistry();
+  });
+  after(async () => {
+    await reg.dispose();
+  });
+  const search = (headers: Record<string, string>) =>
+    reg.inject({ method: 'GET', url: '/v1/search?q=', headers });
+  const names = (res: Response) => json<{ results: { name: string }[] }>(res).results.map((r) => r.name);
+
+  it('challenges containers/image without credentials, so podman falls back to the catalog with its own', async () => {
+    for (const agent of ['containers/5.23.1 (github.com/containers/image)', 'podman/5.4.0', 'buildah/1.39']) {
+      const res = await search({ 'user-agent': agent });
+      assertError(res, 401, 'UNAUTHORIZED');
+      assert.equal(
+        parseChallenge(res.headers['www-authenticate']).params.scope,
+        'registry:catalog:search',
+        agent,
+      );
+    }
+  });
+
+  it('answers Docker and other anonymous clients with the public repositories, and credentials with more', async () => {
+    const docker = await search({ 'user-agent': 'docker/20.10.24 go/go1.19.8 os/linux arch/amd64' });
+    assert.equal(docker.statusCode, 200);
+    assert.deepEqual(names(docker), names(await search({})));
+    assert.ok(
+      names(docker).every((n) => n.startsWith('pub/')),
+      names(docker).join(),
+    );
+    const withCreds = await search({
+      ...DAVE,
+      'user-agent': 'containers/5.23.1 (github.com/containers/image)',
+    });
+    assert.equal(withCreds.statusCode, 200);
+    assert.ok(
+      names(withCreds).some((n) => n.startsWith('team/')),
+      names(withCreds).join(),
+    );
   });
 });
 
