@@ -84,6 +84,15 @@ import {
   type UploadHandle,
   type UploadInfo,
 } from '../driver.ts';
+import {
+  assertByteCount,
+  isUploadId,
+  isValidKey,
+  isWellFormedRange,
+  issuedUploadId,
+  toBytes,
+  uploadIdOf,
+} from '../driver-helpers.ts';
 
 const MiB = 1024 * 1024;
 /** S3's smallest multipart part (except the last one). */
@@ -102,7 +111,6 @@ const SMALL_PART = 256 * 1024;
 /** Top-level key segment the driver keeps for itself; keys starting with it are refused. */
 const UPLOADS_DIR = '_uploads';
 const MARKER = 'upload';
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SEGMENT_RE = /^part-(?:0|[1-9][0-9]{0,15})-[0-9a-f]{12}$/;
 const COMMIT_RE = /^commit-[0-9a-f]{12}$/;
 
@@ -227,12 +235,9 @@ export class S3Driver implements StorageDriver {
       if (info === null) throw new ObjectNotFoundError(key);
       throw new RangeNotSatisfiableError(key, info.size);
     };
-    const { start, end } = range;
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > end) {
-      return refuse();
-    }
+    if (!isWellFormedRange(range)) return refuse();
     try {
-      return await this.getObjectRange(s3Key, start, end);
+      return await this.getObjectRange(s3Key, range.start, range.end);
     } catch (err) {
       if (err instanceof OutOfRange || isInvalidRange(err)) return refuse();
       if (isNotFound(err)) throw new ObjectNotFoundError(key);
@@ -379,8 +384,8 @@ export class S3Driver implements StorageDriver {
   }
 
   async abortUpload(handle: UploadHandle): Promise<void> {
-    const id: unknown = typeof handle === 'object' && handle !== null ? handle.id : undefined;
-    if (typeof id !== 'string' || !UUID_RE.test(id)) return; // a handle we could never have issued
+    const id = issuedUploadId(handle);
+    if (id === undefined) return; // a handle we could never have issued
     await this.removeUpload(id);
   }
 
@@ -395,7 +400,7 @@ export class S3Driver implements StorageDriver {
     let current: { id: string; modifiedAt: Date } | undefined;
     for await (const object of this.listObjects(base)) {
       const id = (object.Key as string).slice(base.length).split('/', 1)[0] as string;
-      if (!UUID_RE.test(id)) continue;
+      if (!isUploadId(id)) continue;
       const modifiedAt = object.LastModified ?? new Date(0);
       if (current?.id === id) {
         if (modifiedAt > current.modifiedAt) current.modifiedAt = modifiedAt;
@@ -843,8 +848,7 @@ class OutOfRange extends Error {
 
 /** The id and segments of a handle that may have been through JSON and a database; UploadNotFoundError if bad. */
 function parseHandle(handle: UploadHandle): ParsedHandle {
-  const id: unknown = typeof handle === 'object' && handle !== null ? handle.id : undefined;
-  if (typeof id !== 'string' || !UUID_RE.test(id)) throw new UploadNotFoundError(String(id));
+  const id = uploadIdOf(handle);
   const raw = handle.parts ?? [];
   if (!Array.isArray(raw)) throw new UploadNotFoundError(id, 'malformed upload handle');
   const parts: Segment[] = [];
@@ -1080,26 +1084,6 @@ async function mapLimit<T, R>(
 function quiet<T>(promise: Promise<T>): Promise<T> {
   promise.catch(() => undefined);
   return promise;
-}
-
-function toBytes(chunk: unknown): Uint8Array {
-  if (chunk instanceof Uint8Array) return chunk;
-  if (typeof chunk === 'string') return Buffer.from(chunk);
-  throw new TypeError('body chunks must be Uint8Array or string');
-}
-
-function assertByteCount(n: number, what: string): void {
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new RangeError(`${what} must be a non-negative integer, got ${n}`);
-}
-
-function isValidKey(key: string): boolean {
-  try {
-    assertValidKey(key);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function errorName(err: unknown): string | undefined {
