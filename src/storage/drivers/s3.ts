@@ -71,6 +71,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 
+import { BufferRecycler } from '../buffer-recycler.ts';
 import {
   assertValidKey,
   InvalidPathError,
@@ -251,7 +252,7 @@ export class S3Driver implements StorageDriver {
       await this.putObject(s3Key, body);
       return body.byteLength;
     }
-    const pool = new BufferPool(this.partSize);
+    const pool = new BufferRecycler(this.partSize);
     const parts = cutParts(body instanceof Uint8Array ? [body] : body, () => this.partSize, pool);
     try {
       const first = await parts.next();
@@ -328,7 +329,7 @@ export class S3Driver implements StorageDriver {
     let received = 0;
     let first = true;
     const want = () => (first ? this.partSize - pendingSize : this.partSize);
-    const cut = cutParts(body, want, new BufferPool(this.partSize));
+    const cut = cutParts(body, want, new BufferRecycler(this.partSize));
     try {
       for await (const part of cut) {
         const { bytes } = part;
@@ -936,24 +937,6 @@ interface Part {
 }
 
 /**
- * Part-sized buffers for one put or append, reused once sent: an operation allocates as many as it has parts in
- * memory at once (two), however long its body, instead of leaving one garbage buffer per part to the collector.
- */
-class BufferPool {
-  private readonly free: Buffer[] = [];
-
-  constructor(private readonly size: number) {}
-
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
-  }
-
-  give(buffer: Buffer): void {
-    this.free.push(buffer);
-  }
-}
-
-/**
  * Reads `source` into parts of `want()` bytes each (asked again for every part, never more than the pool's
  * buffer size), the last one shorter, or none for an empty source. A part starts as a list of the source's own
  * chunks and moves into a pooled buffer once it grows past SMALL_PART, so a small body costs no part-sized
@@ -962,7 +945,7 @@ class BufferPool {
 async function* cutParts(
   source: AsyncIterable<unknown> | Iterable<unknown>,
   want: () => number,
-  pool: BufferPool,
+  pool: BufferRecycler,
 ): AsyncGenerator<Part, void, undefined> {
   let part = new PartBuilder(want(), pool);
   for await (const chunk of source) {
@@ -985,7 +968,7 @@ class PartBuilder {
 
   constructor(
     private readonly capacity: number,
-    private readonly pool: BufferPool,
+    private readonly pool: BufferRecycler,
   ) {}
 
   get full(): boolean {
