@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream';
 
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 
+import { silentLogger, type Logger } from '../../logger.ts';
 import {
   assertValidKey,
   type ByteRange,
@@ -62,8 +63,11 @@ export interface S3DriverOptions {
   readonly checksums?: 'when_required' | 'when_supported';
   /** Concurrent connections to the server (each open read stream holds one). Default 256. */
   readonly maxSockets?: number;
-  /** Where the SDK's warnings go (request failures are the driver's rejections instead). Default: the console. */
-  readonly logger?: Pick<Console, 'warn'>;
+  /**
+   * Where the AWS SDK logs: its warnings (sockets at capacity...) at warn, one line per request at debug (see
+   * `s3/sdk-logger.ts`); request failures are the driver's rejections. Default: `silentLogger`.
+   */
+  readonly logger?: Logger;
 }
 
 /**
@@ -96,6 +100,7 @@ export class S3Driver implements StorageDriver {
 
     const checksums = options.checksums === 'when_supported' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
     const maxSockets = options.maxSockets ?? 256;
+    const logger = sdkLogger(options.logger ?? silentLogger);
     const config: S3ClientConfig = {
       region: options.region ?? (options.endpoint !== undefined ? 'us-east-1' : undefined),
       endpoint: options.endpoint,
@@ -103,7 +108,7 @@ export class S3Driver implements StorageDriver {
       credentials: options.credentials,
       requestChecksumCalculation: checksums,
       responseChecksumValidation: checksums,
-      logger: sdkLogger(options.logger ?? console),
+      logger,
       requestHandler: {
         httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
         httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
