@@ -53,7 +53,7 @@ const MAX_PENDING_SEGMENTS = 32;
 /** Parts a commit copies or sends at once. */
 const COMMIT_CONCURRENCY = 4;
 
-/** The StorageDriver methods on uploads, over one bucket and prefix. Nothing is kept in process between calls. */
+/** The StorageDriver methods on uploads, over one bucket and prefix. Nothing about an upload is kept in process. */
 export class S3Uploads {
   /** Cleared when the server answers UploadPartCopy with NotImplemented; parts are then streamed through. */
   private partCopySupported = true;
@@ -77,11 +77,8 @@ export class S3Uploads {
     offset: number,
     body: Readable,
   ): Promise<{ handle: UploadHandle; size: number }> {
-    const { id, parts } = parseHandle(handle);
-    assertByteCount(offset, 'offset');
-    await this.assertExists(id);
     // Bytes past `offset` (an append the caller did not record) are dropped from the list, not from storage.
-    const kept = await this.resolveParts(id, parts, offset);
+    const { id, segments: kept } = await this.open(handle, offset, 'offset');
     let split = kept.length;
     while (split > 0 && (kept[split - 1] as Segment).size < MIN_PART_SIZE) split--;
     const out: Segment[] = kept.slice(0, split);
@@ -136,10 +133,7 @@ export class S3Uploads {
 
   /** StorageDriver.readUpload: streams the first `size` bytes of the handle's segments. */
   async read(handle: UploadHandle, size: number): Promise<Readable> {
-    const { id, parts } = parseHandle(handle);
-    assertByteCount(size, 'size');
-    await this.assertExists(id);
-    const segments = await this.resolveParts(id, parts, size);
+    const { id, segments } = await this.open(handle, size, 'size');
     return this.streamPieces(id, segments.map(segmentPiece));
   }
 
@@ -149,10 +143,7 @@ export class S3Uploads {
    * identical object.
    */
   async commit(handle: UploadHandle, size: number, dest: string): Promise<void> {
-    const { id, parts } = parseHandle(handle);
-    assertByteCount(size, 'size');
-    await this.assertExists(id);
-    const segments = await this.resolveParts(id, parts, size);
+    const { id, segments } = await this.open(handle, size, 'size');
     let completed: string | undefined;
     if ((await this.bucket.head(dest)) === null) completed = await this.assemble(id, segments, dest);
     await this.remove(id, completed);
@@ -187,17 +178,21 @@ export class S3Uploads {
     if (current !== undefined) yield { handle: { id: current.id }, modifiedAt: current.modifiedAt };
   }
 
-  private async assertExists(id: string): Promise<void> {
-    if ((await this.bucket.head(this.keys.markerKey(id))) === null) throw new UploadNotFoundError(id);
-  }
-
   /**
-   * The segments holding bytes `[0, size)`: the handle's, cut at `size`. A handle holding fewer bytes is not the
-   * latest one for that size (the contract asks callers to hand back the latest), and is refused.
+   * The id of `handle` and the segments holding its bytes `[0, size)`, once the upload is known to exist: the
+   * handle's segments, cut at `size`. A handle holding fewer bytes is not the latest one for that size (the
+   * contract asks callers to hand back the latest), and is refused. `what` names `size` in a RangeError.
    */
-  private async resolveParts(id: string, parts: readonly Segment[], size: number): Promise<Segment[]> {
+  private async open(
+    handle: UploadHandle,
+    size: number,
+    what: 'offset' | 'size',
+  ): Promise<{ id: string; segments: Segment[] }> {
+    const { id, parts } = parseHandle(handle);
+    assertByteCount(size, what);
+    if ((await this.bucket.head(this.keys.markerKey(id))) === null) throw new UploadNotFoundError(id);
     if (size > totalSize(parts)) throw new UploadNotFoundError(id, 'upload is shorter than expected');
-    return truncate(parts, size);
+    return { id, segments: truncate(parts, size) };
   }
 
   /** Stores `pieces` as one new segment starting at upload byte `start`. */
