@@ -7,7 +7,8 @@
  * This class checks the options, builds the client and hands each call to the module doing that job, in `s3/`:
  * `keys.ts` (the layout in the bucket), `objects.ts` (committed objects: stat, read, put, delete, list, presign),
  * `uploads.ts` (resumable uploads and their commit protocol), `parts.ts` (multipart uploads and the part
- * buffers), `bucket.ts` (the requests on single objects), `segments.ts` (the upload handle's segment list).
+ * buffers), `bucket.ts` (plain object requests: head, get, put, copy, delete, list), `segments.ts` (the upload
+ * handle's segment list), `sdk-logger.ts` (the AWS SDK's logging).
  *
  * Limits: an object holds at most 10,000 parts, so a `put` or a committed upload is at most 10,000 × `partSize`
  * (78 GiB at 8 MiB). A crash in the middle of a `put` leaves an invisible incomplete multipart upload: give the
@@ -100,7 +101,6 @@ export class S3Driver implements StorageDriver {
 
     const checksums = options.checksums === 'when_supported' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
     const maxSockets = options.maxSockets ?? 256;
-    const logger = sdkLogger(options.logger ?? silentLogger);
     const config: S3ClientConfig = {
       region: options.region ?? (options.endpoint !== undefined ? 'us-east-1' : undefined),
       endpoint: options.endpoint,
@@ -108,7 +108,7 @@ export class S3Driver implements StorageDriver {
       credentials: options.credentials,
       requestChecksumCalculation: checksums,
       responseChecksumValidation: checksums,
-      logger,
+      logger: sdkLogger(options.logger ?? silentLogger),
       requestHandler: {
         httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
         httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),

@@ -1,5 +1,5 @@
 /**
- * The requests the S3 driver makes on single objects of its bucket, by S3 key (mapped by S3Keys). Absence is
+ * The plain requests the S3 driver makes on the objects of its bucket, by S3 key (mapped by S3Keys). Absence is
  * reported as the SDK's error (see `errors.ts`), or as null where stated: each caller turns it into its own
  * terms (ObjectNotFoundError, UploadNotFoundError, a result).
  */
