@@ -6,6 +6,7 @@ import { bootstrapAdmin } from './auth/bootstrap.ts';
 import { createAuthServices, type AuthLog, type AuthServices } from './auth/setup.ts';
 import { ConfigError } from './config/load.ts';
 import type { Config } from './config/schema.ts';
+import { silentLogger, type Logger } from './logger.ts';
 import { createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
 import type { KyselyMetadataStore } from './metadata/kysely-store.ts';
 import type { MetadataStore } from './metadata/store.ts';
@@ -25,6 +26,8 @@ export interface Services {
 export interface ServiceOptions {
   /** Password of the first administrator; default `BERTH_ADMIN_PASSWORD`. */
   readonly adminPassword?: string | undefined;
+  /** Where the storage driver logs (the AWS SDK's warnings, with S3); default `silentLogger`. */
+  readonly logger?: Logger;
 }
 
 /** Builds storage, metadata (migrated), access control and the registry for `config`. */
@@ -33,7 +36,7 @@ export async function createServices(
   log: AuthLog = silentLog,
   options: ServiceOptions = {},
 ): Promise<Services> {
-  const storage = await createStorage(config);
+  const storage = await createStorage(config, options.logger);
   const metadata = createMetadata(config, log);
   try {
     await metadata.migrate();
@@ -100,7 +103,7 @@ function checkFirstAdmin(username: string, password: string): void {
 const silentLog: AuthLog = { warn: () => undefined, error: () => undefined };
 
 /** The blob storage driver the configuration names. The S3 driver (and the AWS SDK) load only when used. */
-async function createStorage(config: Config): Promise<StorageDriver> {
+async function createStorage(config: Config, logger: Logger = silentLogger): Promise<StorageDriver> {
   if (config.storage.driver === 's3') {
     const s3 = config.storage.s3;
     const { S3Driver } = await import('./storage/drivers/s3.ts');
@@ -114,6 +117,7 @@ async function createStorage(config: Config): Promise<StorageDriver> {
         ? { credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } }
         : {}),
       partSize: s3.partSize,
+      logger,
     });
   }
   return new FilesystemDriver({ root: config.storage.filesystem.root ?? path.join(config.data, 'blobs') });

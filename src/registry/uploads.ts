@@ -29,11 +29,11 @@ import {
 } from '../oci/errors.ts';
 import { type UploadHandle, UploadNotFoundError } from '../storage/driver.ts';
 import { blobKey } from '../storage/paths.ts';
+import { UUID_RE } from '../util/uuid.ts';
 import { isClientAbort } from './client-abort.ts';
 import { BodyTooLongError, HashingStream } from './hashing-stream.ts';
 import type { RegistryDeps } from './options.ts';
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HASH_CACHE_LIMIT = 4096;
 
 /** A request body with what its headers announced. */

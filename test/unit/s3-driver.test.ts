@@ -18,6 +18,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { credentials, startFakeS3, type FakeS3, type Flavour } from '../helpers/fake-s3.ts';
 
+import type { Logger } from '../../src/logger.ts';
+
 import {
   InvalidPathError,
   ObjectNotFoundError,
@@ -448,6 +450,66 @@ describe('S3Driver', () => {
       await assert.rejects(missing.read('x'), (err) => !(err instanceof ObjectNotFoundError));
     } finally {
       await missing.close();
+    }
+  });
+
+  it("sends the SDK's warnings to its logger, the HTTP handler's included", { timeout: 60_000 }, async () => {
+    // With one socket, a read stream left unread holds it. Requests queued behind it for the SDK's socket
+    // acquisition warning time (3 s by default) make its HTTP handler warn that sockets are at capacity.
+    const lines: Array<{ level: string; fields: object; message: string | undefined }> = [];
+    let warned: () => void = () => undefined;
+    const warning = new Promise<void>((resolve) => (warned = resolve));
+    const record =
+      (level: string) =>
+      (fields: object, message?: string): void => {
+        lines.push({ level, fields, message });
+        if (level === 'warn') warned();
+      };
+    const logger: Logger = {
+      debug: record('debug'),
+      info: record('info'),
+      warn: record('warn'),
+      error: record('error'),
+    };
+    const d = new S3Driver({ ...options, maxSockets: 1, logger });
+    try {
+      await d.put('blobs/held', randomBytes(1000));
+      assert.equal(await d.stat('blobs/absent'), null);
+      const held = await d.read('blobs/held');
+      const queued = [d.stat('blobs/held'), d.stat('blobs/held'), d.stat('blobs/held')];
+      await warning;
+      held.destroy();
+      assert.deepEqual(
+        (await Promise.all(queued)).map((info) => info?.size),
+        [1000, 1000, 1000],
+      );
+      const warnings = lines.filter((line) => line.level === 'warn');
+      assert.equal(warnings.length, 1, JSON.stringify(warnings));
+      assert.match(
+        warnings[0]?.message ?? '',
+        /socket usage at capacity=1 and \d+ additional requests are enqueued/,
+      );
+      assert.deepEqual(warnings[0]?.fields, { source: 'aws-sdk' });
+      // Every request is a debug line, a failed one too: the driver reports failures as results or errors.
+      assert.ok(
+        lines.some((line) => line.level === 'debug' && line.message === 'GetObjectCommand succeeded'),
+      );
+      const failed = lines.find((line) => line.message === 'HeadObjectCommand failed');
+      assert.equal(failed?.level, 'debug');
+      assert.deepEqual(
+        { ...failed?.fields, err: undefined },
+        {
+          source: 'aws-sdk',
+          command: 'HeadObjectCommand',
+          key: 'berth/blobs/absent',
+          status: 404,
+          err: undefined,
+        },
+      );
+      assert.deepEqual(new Set(lines.map((line) => line.level)), new Set(['debug', 'warn']));
+      await d.delete('blobs/held');
+    } finally {
+      await d.close();
     }
   });
 

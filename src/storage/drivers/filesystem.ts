@@ -34,6 +34,15 @@ import {
   type UploadHandle,
   type UploadInfo,
 } from '../driver.ts';
+import {
+  assertByteCount,
+  isUploadId,
+  isValidKey,
+  isWellFormedRange,
+  issuedUploadId,
+  toBytes,
+  uploadIdOf,
+} from '../driver-helpers.ts';
 import { leaseFileRange, openFileRange } from '../file-range-stream.ts';
 import { DEFAULT_OPEN_FILE_CACHE, OpenFileCache, type OpenFileCacheOptions } from '../open-file-cache.ts';
 
@@ -41,9 +50,6 @@ import { DEFAULT_OPEN_FILE_CACHE, OpenFileCache, type OpenFileCacheOptions } fro
 const UPLOADS_DIR = '_uploads';
 const TMP_DIR = '_tmp';
 const RESERVED = new Set([UPLOADS_DIR, TMP_DIR]);
-
-/** Upload ids are `crypto.randomUUID()` output; anything else in a handle is forged or corrupt. */
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export interface FilesystemDriverOptions {
   /** The directory holding everything. Created lazily by the first write (or `ping`). */
@@ -268,12 +274,8 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async abortUpload(handle: UploadHandle): Promise<void> {
-    let id: string;
-    try {
-      id = uploadIdOf(handle);
-    } catch {
-      return; // a handle we could never have issued: nothing to discard
-    }
+    const id = issuedUploadId(handle);
+    if (id === undefined) return; // a handle we could never have issued: nothing to discard
     await rm(this.uploadDir(id), { recursive: true, force: true });
   }
 
@@ -291,7 +293,7 @@ export class FilesystemDriver implements StorageDriver {
       throw err;
     }
     for await (const entry of handle) {
-      if (!entry.isDirectory() || !UUID_RE.test(entry.name)) continue;
+      if (!entry.isDirectory() || !isUploadId(entry.name)) continue;
       const dir = this.uploadDir(entry.name);
       const st =
         (await stat(path.join(dir, 'data')).catch(nullIfAbsent)) ?? (await stat(dir).catch(nullIfAbsent));
@@ -344,30 +346,8 @@ export class FilesystemDriver implements StorageDriver {
   }
 }
 
-/** The upload id of a handle that may have been through JSON and a database; UploadNotFoundError if unusable. */
-function uploadIdOf(handle: UploadHandle): string {
-  const id: unknown = typeof handle === 'object' && handle !== null ? handle.id : undefined;
-  if (typeof id !== 'string' || !UUID_RE.test(id)) throw new UploadNotFoundError(String(id));
-  return id;
-}
-
-function assertByteCount(n: number, what: string): void {
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new RangeError(`${what} must be a non-negative integer, got ${n}`);
-}
-
 function rangeFits(range: ByteRange, size: number): boolean {
-  const { start, end } = range;
-  return Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start <= end && end < size;
-}
-
-function isValidKey(key: string): boolean {
-  try {
-    assertValidKey(key);
-    return true;
-  } catch {
-    return false;
-  }
+  return isWellFormedRange(range) && range.end < size;
 }
 
 /**
@@ -396,12 +376,6 @@ async function writeFully(fh: FileHandle, bytes: Uint8Array, position: number): 
     const { bytesWritten } = await fh.write(bytes, done, bytes.byteLength - done, position + done);
     done += bytesWritten;
   }
-}
-
-function toBytes(chunk: unknown): Uint8Array {
-  if (chunk instanceof Uint8Array) return chunk;
-  if (typeof chunk === 'string') return Buffer.from(chunk);
-  throw new TypeError('body chunks must be Uint8Array or string');
 }
 
 /** Opens (creating) `file`, making its parent directories on first use. */
