@@ -14,6 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
+import { linkBlobsInPostgres, linkBlobsInSqlite } from '../helpers/bulk-links.ts';
 import { POSTGRES_URL, probePostgres, redact } from '../helpers/postgres.ts';
 import { digestOf } from '../../src/oci/digest.ts';
 import { BetterSqlite3, createPostgresStore, createSqliteStore } from '../../src/metadata/dialects.ts';
@@ -45,6 +46,7 @@ runStoreSuite('KyselyMetadataStore on SQLite', async () => {
   const store = createSqliteStore(file);
   return {
     store,
+    linkBlobsInBulk: async (repository, digests) => linkBlobsInSqlite(file, repository, digests),
     cleanup: async () => {
       await store.close();
       await rm(dir, { recursive: true, force: true });
@@ -227,6 +229,7 @@ if (postgresProblem !== null) {
     const store = createPostgresStore(POSTGRES_URL, { schema });
     return {
       store,
+      linkBlobsInBulk: (repository, digests) => linkBlobsInPostgres(admin, schema, repository, digests),
       cleanup: async () => {
         await store.close();
         await dropSchema(schema);
