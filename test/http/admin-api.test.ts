@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { bootstrapAdmin } from '../../src/auth/bootstrap.ts';
+import { MAX_JSON_DEPTH } from '../../src/json-depth.ts';
 import { hashSecret } from '../../src/auth/passwords.ts';
 import type { FastifyInstance } from 'fastify';
 import { assertError, createTestRegistry, json, type Response, type TestRegistry } from '../helpers/app.ts';
@@ -402,7 +403,7 @@ describe('admin API', () => {
   });
 
   describe('request bodies', () => {
-    it('answers 400 with the envelope to bad JSON, non-objects, missing bodies, wrong types and unknown fields', async () => {
+    it('answers 400 with the envelope to bad JSON, deep nesting, non-objects, missing bodies, wrong types and unknown fields', async () => {
       const cases: [string | undefined, RegExp][] = [
         ['{"username": ', /not valid JSON/],
         ['[1,2]', /JSON object/],
@@ -413,6 +414,13 @@ describe('admin API', () => {
         ['{"username": 5}', /username/],
         ['{"username": "x1", "isAdmin": "yes"}', /isAdmin/],
         ['{"username": "x1", "role": "admin"}', /unknown field role/],
+        // Nesting is refused before parsing past MAX_JSON_DEPTH; up to it, the fields are judged as usual.
+        [`{"username": ${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)}}`, /username/],
+        [
+          `{"username": ${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}}`,
+          /nests .* deeper than 64/,
+        ],
+        ['['.repeat(30_000) + ']'.repeat(30_000), new RegExp(`deeper than ${MAX_JSON_DEPTH} levels`)],
       ];
       for (const [raw, message] of cases) {
         const res = await call(admin, 'POST', '/users', undefined, raw === undefined ? {} : { raw });

@@ -35,6 +35,7 @@ import {
   type TestRegistry,
 } from '../helpers/app.ts';
 import { linkBlobsInSqlite } from '../helpers/bulk-links.ts';
+import { MAX_JSON_DEPTH } from '../../src/json-depth.ts';
 
 describe('manifests', () => {
   let reg: TestRegistry;
@@ -782,6 +783,37 @@ describe('manifests', () => {
         assertError(res, 400, 'MANIFEST_INVALID');
       });
     }
+
+    /** A valid manifest with an extra field of arrays nested so that the document is `depth` levels deep. */
+    function nestedManifest(depth: number): Buffer {
+      const extra = '['.repeat(depth - 1) + ']'.repeat(depth - 1);
+      const bytes = manifestBytes(imageManifest({ config, layers: [layer] }));
+      return Buffer.concat([bytes.subarray(0, -1), Buffer.from(`,"extra":${extra}}`)]);
+    }
+
+    it(`a manifest nested ${MAX_JSON_DEPTH} levels deep is accepted`, async () => {
+      const res = await reg.putManifest(repo, 'deep', nestedManifest(MAX_JSON_DEPTH));
+      assert.equal(res.statusCode, 201, res.body);
+    });
+
+    it(`one level deeper answers 400 MANIFEST_INVALID`, async () => {
+      assertError(
+        await reg.putManifest(repo, 'bad', nestedManifest(MAX_JSON_DEPTH + 1)),
+        400,
+        'MANIFEST_INVALID',
+      );
+    });
+
+    it('a million nested arrays answer 400 MANIFEST_INVALID, alone, unclosed or inside a manifest', async () => {
+      const n = 1_000_000;
+      for (const body of [
+        Buffer.from('['.repeat(n) + ']'.repeat(n)),
+        Buffer.from('['.repeat(n)),
+        nestedManifest(n),
+      ]) {
+        assertError(await reg.putManifest(repo, 'bad', body), 400, 'MANIFEST_INVALID');
+      }
+    });
 
     it('nothing invalid was stored', async () => {
       assertError(
