@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { linkBlobsInPostgres, linkBlobsInSqlite } from '../helpers/bulk-links.ts';
-import { POSTGRES_URL, probePostgres, redact } from '../helpers/postgres.ts';
+import { POSTGRES_URL, postgresSkipReason } from '../helpers/postgres.ts';
 import { digestOf } from '../../src/oci/digest.ts';
 import { BetterSqlite3, createPostgresStore, createSqliteStore } from '../../src/metadata/dialects.ts';
 import { MIGRATION_TABLE, migrationsFor } from '../../src/metadata/migrations/index.ts';
@@ -209,12 +209,11 @@ describe('SQLite specifics', () => {
 
 // --- PostgreSQL ------------------------------------------------------------------------------------
 
-const postgresProblem = await probePostgres(POSTGRES_URL);
+const postgresSkip = await postgresSkipReason();
 
-if (postgresProblem !== null) {
-  const reason = `PostgreSQL not reachable at ${redact(POSTGRES_URL)}: ${postgresProblem}`;
-  describe('KyselyMetadataStore on PostgreSQL', { skip: reason }, () => {});
-  describe('PostgreSQL specifics', { skip: reason }, () => {});
+if (postgresSkip !== false) {
+  describe('KyselyMetadataStore on PostgreSQL', { skip: postgresSkip }, () => {});
+  describe('PostgreSQL specifics', { skip: postgresSkip }, () => {});
 } else {
   const admin = new pg.Pool({ connectionString: POSTGRES_URL, max: 2 });
   after(() => admin.end());
