@@ -29,8 +29,8 @@ export function jsonNestingExceeds(bytes: Uint8Array, limit: number = MAX_JSON_D
   for (let i = 0; i < bytes.length; i++) {
     const byte = bytes[i];
     if (inString) {
-      if (byte === BACKSLASH)
-        i++; // the escaped character, whatever it is, is part of the string
+      // An escaped character, whatever it is, is part of the string: skip it.
+      if (byte === BACKSLASH) i++;
       else if (byte === QUOTE) inString = false;
     } else if (byte === QUOTE) {
       inString = true;

@@ -404,6 +404,7 @@ describe('admin API', () => {
 
   describe('request bodies', () => {
     it('answers 400 with the envelope to bad JSON, deep nesting, non-objects, missing bodies, wrong types and unknown fields', async () => {
+      const TOO_DEEP = new RegExp(`nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`);
       const cases: [string | undefined, RegExp][] = [
         ['{"username": ', /not valid JSON/],
         ['[1,2]', /JSON object/],
@@ -416,11 +417,8 @@ describe('admin API', () => {
         ['{"username": "x1", "role": "admin"}', /unknown field role/],
         // Nesting is refused before parsing past MAX_JSON_DEPTH; up to it, the fields are judged as usual.
         [`{"username": ${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)}}`, /username/],
-        [
-          `{"username": ${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}}`,
-          /nests .* deeper than 64/,
-        ],
-        ['['.repeat(30_000) + ']'.repeat(30_000), new RegExp(`deeper than ${MAX_JSON_DEPTH} levels`)],
+        [`{"username": ${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}}`, TOO_DEEP],
+        ['['.repeat(30_000) + ']'.repeat(30_000), TOO_DEEP],
       ];
       for (const [raw, message] of cases) {
         const res = await call(admin, 'POST', '/users', undefined, raw === undefined ? {} : { raw });

@@ -796,7 +796,7 @@ describe('manifests', () => {
       assert.equal(res.statusCode, 201, res.body);
     });
 
-    it(`one level deeper answers 400 MANIFEST_INVALID`, async () => {
+    it('one level deeper answers 400 MANIFEST_INVALID', async () => {
       assertError(
         await reg.putManifest(repo, 'bad', nestedManifest(MAX_JSON_DEPTH + 1)),
         400,
