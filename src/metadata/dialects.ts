@@ -38,8 +38,8 @@ const STATEMENT_CACHE_SIZE = 500;
  * runs, and better-sqlite3's `prepare` (parsing and planning the SQL) cost more than running the query itself on
  * the hot read paths. Reuse is safe because better-sqlite3 is synchronous: `all` and `run` finish before anyone
  * else can use the statement. `iterate` (streaming) keeps a statement busy across awaits, so it gets a fresh one.
- * Least recently used statements beyond `STATEMENT_CACHE_SIZE` are dropped (a query with an `in (...)` list of
- * varying length has one text per length).
+ * Least recently used statements beyond `STATEMENT_CACHE_SIZE` are dropped. Lists are bound as one parameter
+ * (`list-parameter.ts`), so a query's text does not vary with the length of its input.
  */
 function withStatementCache(database: BetterSqlite3Type.Database): SqliteDatabase {
   const cache = new Map<string, SqliteStatement>();

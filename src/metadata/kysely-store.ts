@@ -7,11 +7,12 @@
  * unique violation, and the rows putManifest checks are locked `FOR SHARE` until it commits.
  */
 import { Migrator, sql } from 'kysely';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely, RawBuilder, Transaction } from 'kysely';
 import type { Digest } from '../oci/digest.ts';
 import type { UploadHandle } from '../storage/driver.ts';
 import { CompiledRead } from './compiled-read.ts';
 import { KyselyAuthStore } from './kysely-auth-store.ts';
+import { isOneOf, selectFromList } from './list-parameter.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
 import type { Database, SqlDialect } from './schema.ts';
 import type {
@@ -269,13 +270,14 @@ export class KyselyMetadataStore implements MetadataStore {
 
   // --- manifests and tags --------------------------------------------------------------------------
 
+  // Descriptors and tags are as many as the client sent: each list is bound as one parameter (list-parameter.ts).
   async putManifest(input: PutManifestInput): Promise<PutManifestResult> {
     const blobs = [...new Set(input.blobs)];
     const manifests = [...new Set(input.manifests)];
-    // A fixed order for the tag upserts, so concurrent pushes lock tag rows in the same order (no deadlock).
-    const tags = [...new Set(input.tags)].sort();
+    const tags = [...new Set(input.tags)];
     const now = Date.now();
-    const pg = this.dialect === 'postgres';
+    const { dialect } = this;
+    const pg = dialect === 'postgres';
 
     return this.db.transaction().execute(async (trx): Promise<PutManifestResult> => {
       const existingId = await this.findRepositoryId(trx, input.repository);
@@ -286,7 +288,7 @@ export class KyselyMetadataStore implements MetadataStore {
           .selectFrom('repository_blobs')
           .select('digest')
           .where('repository_id', '=', existingId)
-          .where('digest', 'in', blobs);
+          .where(isOneOf(dialect, 'digest', blobs));
         // Keep the links from being removed before this transaction commits.
         if (pg) q = q.forShare();
         for (const row of await q.execute()) linked.add(row.digest);
@@ -297,7 +299,7 @@ export class KyselyMetadataStore implements MetadataStore {
           .selectFrom('manifests')
           .select('digest')
           .where('repository_id', '=', existingId)
-          .where('digest', 'in', manifests);
+          .where(isOneOf(dialect, 'digest', manifests));
         if (pg) q = q.forShare();
         for (const row of await q.execute()) present.add(row.digest);
       }
@@ -330,14 +332,21 @@ export class KyselyMetadataStore implements MetadataStore {
         .executeTakeFirstOrThrow();
       const manifestId = Number(manifest.id);
 
-      const references = [
-        ...blobs.map((digest) => ({ manifest_id: manifestId, digest, kind: 'blob' as const })),
-        ...manifests.map((digest) => ({ manifest_id: manifestId, digest, kind: 'manifest' as const })),
-      ];
-      if (references.length > 0) {
+      for (const [kind, digests] of [
+        ['blob', blobs],
+        ['manifest', manifests],
+      ] as const) {
+        if (digests.length === 0) continue;
         await trx
           .insertInto('manifest_references')
-          .values(references)
+          .columns(['manifest_id', 'digest', 'kind'])
+          .expression(
+            selectFromList(trx, dialect, digests).select([
+              bigint(manifestId).as('manifest_id'),
+              'list.value as digest',
+              sql.lit(kind).as('kind'),
+            ]),
+          )
           .onConflict((oc) => oc.columns(['manifest_id', 'kind', 'digest']).doNothing())
           .execute();
       }
@@ -345,13 +354,17 @@ export class KyselyMetadataStore implements MetadataStore {
       if (tags.length > 0) {
         await trx
           .insertInto('tags')
-          .values(
-            tags.map((name) => ({
-              repository_id: repositoryId,
-              name,
-              manifest_id: manifestId,
-              updated_at: now,
-            })),
+          .columns(['repository_id', 'name', 'manifest_id', 'updated_at'])
+          .expression(
+            selectFromList(trx, dialect, tags)
+              .select([
+                bigint(repositoryId).as('repository_id'),
+                'list.value as name',
+                bigint(manifestId).as('manifest_id'),
+                bigint(now).as('updated_at'),
+              ])
+              // A fixed order for the tag upserts, so concurrent pushes lock tag rows in the same order (no deadlock).
+              .orderBy('list.value'),
           )
           .onConflict((oc) =>
             oc.columns(['repository_id', 'name']).doUpdateSet({
@@ -559,6 +572,14 @@ export class KyselyMetadataStore implements MetadataStore {
     }
     return schema;
   }
+}
+
+/**
+ * `value` as a bigint parameter: in an `INSERT ... SELECT`, PostgreSQL types a bare parameter of the select list as
+ * text, which a bigint column refuses.
+ */
+function bigint(value: number): RawBuilder<number> {
+  return sql<number>`cast(${value} as bigint)`;
 }
 
 function toManifestRecord(repository: string, row: ManifestRow): ManifestRecord {

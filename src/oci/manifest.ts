@@ -4,6 +4,7 @@
  * Returns what the registry must check and index: required blobs, required child manifests, subject,
  * artifactType for the referrers API, annotations.
  */
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../json-depth.ts';
 import { type Digest, isDigest } from './digest.ts';
 import { ManifestInvalidError } from './errors.ts';
 import { INDEX_MEDIA_TYPES, isValidMediaType, MANIFEST_MEDIA_TYPES, MediaType } from './media-types.ts';
@@ -37,11 +38,16 @@ const GENERIC_CONTENT_TYPES = new Set(['application/json', 'application/octet-st
 
 /**
  * Parses and validates manifest bytes pushed with `contentType` (already stripped of parameters).
- * Throws ManifestInvalidError with a message naming the first problem found.
+ * Throws ManifestInvalidError with a message naming the first problem found; JSON nested deeper than
+ * MAX_JSON_DEPTH is one.
  */
 export function parseManifest(bytes: Uint8Array, contentType: string | undefined): ParsedManifest {
   if (contentType !== undefined && SCHEMA1_TYPES.has(contentType)) {
     throw new ManifestInvalidError('schema1 manifests are not supported; push a schema2 or OCI manifest');
+  }
+  // Checked before parsing: cheap (one pass over the bytes), and nothing deeply nested reaches the parser's users.
+  if (jsonNestingExceeds(bytes)) {
+    throw new ManifestInvalidError(`manifest nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`);
   }
   let body: unknown;
   try {

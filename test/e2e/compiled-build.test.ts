@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import ts from 'typescript';
 import { PROJECT_ROOT, startBerth, type RunningBerth } from '../helpers/server.ts';
 
 function build(): Promise<void> {
@@ -35,6 +36,26 @@ describe('the compiled build (npm start)', { timeout: 180_000 }, () => {
     berth = await startBerth({ compiled: true });
   });
   after(async () => berth?.dispose());
+
+  it('leaves the contract suites (test code) out of the build', () => {
+    // The program tsc builds from tsconfig.build.json, imports included: what dist/ would hold.
+    const config = ts.getParsedCommandLineOfConfigFile(
+      path.join(PROJECT_ROOT, 'tsconfig.build.json'),
+      {},
+      { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(String(d.messageText)) },
+    );
+    assert.ok(config);
+    const program = ts.createProgram(config.fileNames, config.options);
+    const sources = program
+      .getSourceFiles()
+      .map((f) => path.relative(PROJECT_ROOT, f.fileName))
+      .filter((f) => f.startsWith(`src${path.sep}`));
+    assert.ok(sources.includes(path.join('src', 'main.ts')));
+    assert.deepEqual(
+      sources.filter((f) => f.split(path.sep).includes('testing')),
+      [],
+    );
+  });
 
   it('runs from dist/ with the start script’s flags', () => {
     const args = berth.process.spawnargs.join(' ');

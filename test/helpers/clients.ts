@@ -14,7 +14,8 @@
  * /run/containers/networks; dockerd 20.10 creates /run/docker/plugins.
  *
  * `run()` captures stdout/stderr and throws with both on a non-zero exit. `missing()` gives the skip reason
- * for tests whose tools are not installed: `it(name, { skip: missing('skopeo') }, ...)`.
+ * for tests whose tools are not installed: `it(name, { skip: missing('skopeo') }, ...)`; under CI (`CI=true`) a
+ * missing tool fails instead (`skipOrFail`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -23,6 +24,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { writeImageLayout, writeIndexLayout, type ImageLayout, type IndexLayout } from './oci-layout.ts';
+import { skipOrFail } from './skip.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // Tools
@@ -48,15 +50,18 @@ export function which(name: string): string | undefined {
   return found;
 }
 
-/** A skip reason naming the tools that are not installed, or `false` when all are there. */
+/**
+ * A skip reason naming the tools that are not installed, or `false` when all are there. Under CI a missing tool
+ * throws instead (see `skipOrFail`).
+ */
 export function missing(...names: string[]): string | false {
   const absent = names.filter((n) => !which(n));
-  return absent.length ? `${absent.join(', ')} not installed` : false;
+  return skipOrFail(absent.length ? `${absent.join(', ')} not installed` : false);
 }
 
-/** A skip reason for daemons that need root (dockerd, containerd), or `false`. */
+/** A skip reason for daemons that need root (dockerd, containerd), or `false`; under CI, throws instead. */
 export function missingRoot(what: string): string | false {
-  return process.getuid?.() === 0 ? false : `${what} needs root`;
+  return skipOrFail(process.getuid?.() === 0 ? false : `${what} needs root`);
 }
 
 /** Combines skip reasons: the first non-false one wins. */

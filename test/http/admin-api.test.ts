@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { bootstrapAdmin } from '../../src/auth/bootstrap.ts';
+import { MAX_JSON_DEPTH } from '../../src/json-depth.ts';
 import { hashSecret } from '../../src/auth/passwords.ts';
 import { ConfigError, loadConfig } from '../../src/config/load.ts';
 import { createServices } from '../../src/container.ts';
@@ -429,7 +430,8 @@ describe('admin API', () => {
   });
 
   describe('request bodies', () => {
-    it('answers 400 with the envelope to bad JSON, non-objects, missing bodies, wrong types and unknown fields', async () => {
+    it('answers 400 with the envelope to bad JSON, deep nesting, non-objects, missing bodies, wrong types and unknown fields', async () => {
+      const TOO_DEEP = new RegExp(`nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`);
       const cases: [string | undefined, RegExp][] = [
         ['{"username": ', /not valid JSON/],
         ['[1,2]', /JSON object/],
@@ -440,6 +442,10 @@ describe('admin API', () => {
         ['{"username": 5}', /username/],
         ['{"username": "x1", "isAdmin": "yes"}', /isAdmin/],
         ['{"username": "x1", "role": "admin"}', /unknown field role/],
+        // Nesting is refused before parsing past MAX_JSON_DEPTH; up to it, the fields are judged as usual.
+        [`{"username": ${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)}}`, /username/],
+        [`{"username": ${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}}`, TOO_DEEP],
+        ['['.repeat(30_000) + ']'.repeat(30_000), TOO_DEEP],
       ];
       for (const [raw, message] of cases) {
         const res = await call(admin, 'POST', '/users', undefined, raw === undefined ? {} : { raw });

@@ -3,6 +3,7 @@
  * conditional GET, subject and multi-tag pushes, the size limit, validation errors, deletes.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -33,6 +34,8 @@ import {
   type Descriptor,
   type TestRegistry,
 } from '../helpers/app.ts';
+import { linkBlobsInSqlite } from '../helpers/bulk-links.ts';
+import { MAX_JSON_DEPTH } from '../../src/json-depth.ts';
 
 describe('manifests', () => {
   let reg: TestRegistry;
@@ -781,6 +784,37 @@ describe('manifests', () => {
       });
     }
 
+    /** A valid manifest with an extra field of arrays nested so that the document is `depth` levels deep. */
+    function nestedManifest(depth: number): Buffer {
+      const extra = '['.repeat(depth - 1) + ']'.repeat(depth - 1);
+      const bytes = manifestBytes(imageManifest({ config, layers: [layer] }));
+      return Buffer.concat([bytes.subarray(0, -1), Buffer.from(`,"extra":${extra}}`)]);
+    }
+
+    it(`a manifest nested ${MAX_JSON_DEPTH} levels deep is accepted`, async () => {
+      const res = await reg.putManifest(repo, 'deep', nestedManifest(MAX_JSON_DEPTH));
+      assert.equal(res.statusCode, 201, res.body);
+    });
+
+    it('one level deeper answers 400 MANIFEST_INVALID', async () => {
+      assertError(
+        await reg.putManifest(repo, 'bad', nestedManifest(MAX_JSON_DEPTH + 1)),
+        400,
+        'MANIFEST_INVALID',
+      );
+    });
+
+    it('a million nested arrays answer 400 MANIFEST_INVALID, alone, unclosed or inside a manifest', async () => {
+      const n = 1_000_000;
+      for (const body of [
+        Buffer.from('['.repeat(n) + ']'.repeat(n)),
+        Buffer.from('['.repeat(n)),
+        nestedManifest(n),
+      ]) {
+        assertError(await reg.putManifest(repo, 'bad', body), 400, 'MANIFEST_INVALID');
+      }
+    });
+
     it('nothing invalid was stored', async () => {
       assertError(
         await reg.inject({ method: 'GET', url: `/v2/${repo}/manifests/bad` }),
@@ -885,6 +919,76 @@ describe('manifests', () => {
       );
       assert.equal((await reg.putManifest('del/digest', 'back', image.bytes)).statusCode, 201);
     });
+  });
+});
+
+describe('manifests with tens of thousands of layers', () => {
+  // A statement takes at most 32,766 bound variables on SQLite (65,535 on PostgreSQL): a manifest with more
+  // descriptors than that must not turn into one variable per descriptor.
+  const LAYERS = 70_000;
+  let reg: TestRegistry;
+  let config: Descriptor;
+  let layers: Descriptor[];
+  /** The one layer not in the registry at first, and its bytes. */
+  let missing: Descriptor;
+  let missingBytes: Buffer;
+  before(async () => {
+    // 70,000 descriptors take about 9 MiB of JSON.
+    reg = await createTestRegistry({ 'registry.maxManifestSize': 16 * 1024 * 1024 });
+    const configBytes = Buffer.from(JSON.stringify({ os: 'linux', architecture: 'amd64' }));
+    await reg.pushBlob('huge/app', configBytes);
+    config = descriptorOf(configBytes, OCI_CONFIG);
+    missingBytes = randomBlob(32);
+    missing = descriptorOf(missingBytes, OCI_LAYER);
+    const present = Array.from({ length: LAYERS - 1 }, () => descriptorOf(randomBlob(32), OCI_LAYER));
+    layers = [...present.slice(0, LAYERS / 2), missing, ...present.slice(LAYERS / 2)];
+    // The links are written in bulk (pushing 70,000 blobs one by one would take minutes): the manifest check only
+    // reads them.
+    linkBlobsInSqlite(
+      reg.config.metadata.sqlite.path ?? path.join(reg.dataDir, 'berth.db'),
+      'huge/app',
+      present.map((l) => l.digest),
+    );
+  });
+  after(async () => {
+    await reg.dispose();
+  });
+
+  /** PUTs an image manifest of `config` and `manifestLayers` at `tag`, then GETs it back byte-exact. */
+  async function pushAndPull(tag: string, manifestLayers: Descriptor[]): Promise<void> {
+    const bytes = manifestBytes(imageManifest({ config, layers: manifestLayers }));
+    const res = await reg.putManifest('huge/app', tag, bytes);
+    assert.equal(res.statusCode, 201, res.body);
+    assert.equal(res.headers['docker-content-digest'], sha256(bytes));
+    const get = await reg.inject({ method: 'GET', url: `/v2/huge/app/manifests/${tag}` });
+    assert.equal(get.statusCode, 200);
+    assert.equal(get.headers['docker-content-digest'], sha256(bytes));
+    assert.ok(get.rawPayload.equals(bytes));
+  }
+
+  it('a manifest of 40,000 layers answers 201 and is pullable', async () => {
+    await pushAndPull(
+      'forty-thousand',
+      layers.slice(0, 40_001).filter((l) => l !== missing),
+    );
+  });
+
+  it('a manifest of 70,000 layers with one missing answers 400 MANIFEST_BLOB_UNKNOWN naming it', async () => {
+    const bytes = manifestBytes(imageManifest({ config, layers }));
+    const res = await reg.putManifest('huge/app', 'seventy-thousand', bytes);
+    assertError(res, 400, 'MANIFEST_BLOB_UNKNOWN');
+    const detail = json<{ errors: { detail?: { digests?: string[] } }[] }>(res).errors[0]?.detail;
+    assert.deepEqual(detail?.digests, [missing.digest]);
+    assertError(
+      await reg.inject({ method: 'GET', url: '/v2/huge/app/manifests/seventy-thousand' }),
+      404,
+      'MANIFEST_UNKNOWN',
+    );
+  });
+
+  it('once the missing layer is pushed, the 70,000 layers answer 201 and are pullable', async () => {
+    await reg.pushBlob('huge/app', missingBytes);
+    await pushAndPull('seventy-thousand', layers);
   });
 });
 

@@ -12,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import type { Migration } from 'kysely';
 import pg from 'pg';
-import { POSTGRES_URL, probePostgres, redact } from '../helpers/postgres.ts';
+import { POSTGRES_URL, postgresSkipReason } from '../helpers/postgres.ts';
 import { digestOf } from '../../src/oci/digest.ts';
 import { BetterSqlite3, createPostgresStore, createSqliteStore } from '../../src/metadata/dialects.ts';
 import { KyselyAuthStore } from '../../src/metadata/kysely-auth-store.ts';
@@ -244,12 +244,11 @@ describe('AuthStore on SQLite: schema', () => {
 
 // --- PostgreSQL ------------------------------------------------------------------------------------
 
-const postgresProblem = await probePostgres(POSTGRES_URL);
+const postgresSkip = await postgresSkipReason();
 
-if (postgresProblem !== null) {
-  const reason = `PostgreSQL not reachable at ${redact(POSTGRES_URL)}: ${postgresProblem}`;
-  describe('KyselyAuthStore on PostgreSQL', { skip: reason }, () => {});
-  describe('AuthStore on PostgreSQL: schema', { skip: reason }, () => {});
+if (postgresSkip !== false) {
+  describe('KyselyAuthStore on PostgreSQL', { skip: postgresSkip }, () => {});
+  describe('AuthStore on PostgreSQL: schema', { skip: postgresSkip }, () => {});
 } else {
   const admin = new pg.Pool({ connectionString: POSTGRES_URL, max: 2 });
   after(() => admin.end());

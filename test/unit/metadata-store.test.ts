@@ -14,7 +14,8 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
-import { POSTGRES_URL, probePostgres, redact } from '../helpers/postgres.ts';
+import { linkBlobsInPostgres, linkBlobsInSqlite } from '../helpers/bulk-links.ts';
+import { POSTGRES_URL, postgresSkipReason } from '../helpers/postgres.ts';
 import { digestOf } from '../../src/oci/digest.ts';
 import { BetterSqlite3, createPostgresStore, createSqliteStore } from '../../src/metadata/dialects.ts';
 import { MIGRATION_TABLE, migrationsFor } from '../../src/metadata/migrations/index.ts';
@@ -45,6 +46,7 @@ runStoreSuite('KyselyMetadataStore on SQLite', async () => {
   const store = createSqliteStore(file);
   return {
     store,
+    linkBlobsInBulk: async (repository, digests) => linkBlobsInSqlite(file, repository, digests),
     cleanup: async () => {
       await store.close();
       await rm(dir, { recursive: true, force: true });
@@ -207,12 +209,11 @@ describe('SQLite specifics', () => {
 
 // --- PostgreSQL ------------------------------------------------------------------------------------
 
-const postgresProblem = await probePostgres(POSTGRES_URL);
+const postgresSkip = await postgresSkipReason();
 
-if (postgresProblem !== null) {
-  const reason = `PostgreSQL not reachable at ${redact(POSTGRES_URL)}: ${postgresProblem}`;
-  describe('KyselyMetadataStore on PostgreSQL', { skip: reason }, () => {});
-  describe('PostgreSQL specifics', { skip: reason }, () => {});
+if (postgresSkip !== false) {
+  describe('KyselyMetadataStore on PostgreSQL', { skip: postgresSkip }, () => {});
+  describe('PostgreSQL specifics', { skip: postgresSkip }, () => {});
 } else {
   const admin = new pg.Pool({ connectionString: POSTGRES_URL, max: 2 });
   after(() => admin.end());
@@ -227,6 +228,7 @@ if (postgresProblem !== null) {
     const store = createPostgresStore(POSTGRES_URL, { schema });
     return {
       store,
+      linkBlobsInBulk: (repository, digests) => linkBlobsInPostgres(admin, schema, repository, digests),
       cleanup: async () => {
         await store.close();
         await dropSchema(schema);

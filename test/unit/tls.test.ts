@@ -19,7 +19,7 @@ import type { Config } from '../../src/config/schema.ts';
 import { createServices, type Services } from '../../src/container.ts';
 import { loadTlsOptions, peerCertificateName, watchTls, type TlsLogger } from '../../src/http/tls.ts';
 import { writeCertificates } from '../../src/tls/certificates.ts';
-import { which } from '../helpers/clients.ts';
+import { missing } from '../helpers/clients.ts';
 import { PROJECT_ROOT } from '../helpers/server.ts';
 
 const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
@@ -176,7 +176,7 @@ describe('berth cert', () => {
     assert.equal((await stat(file(certs, 'server.crt'))).mode & 0o077, 0o044 & (await stat(certs)).mode);
   });
 
-  it('passes openssl verify with the server and client purposes', { skip: !which('openssl') }, () => {
+  it('passes openssl verify with the server and client purposes', { skip: missing('openssl') }, () => {
     for (const [purpose, name] of [
       ['sslserver', 'server.crt'],
       ['sslclient', 'alice.crt'],

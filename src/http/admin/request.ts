@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import type { AdminError } from '../../admin/errors.ts';
 import type { Actor } from '../../admin/admin-service.ts';
 import { parseDate, parseDuration } from '../../admin/validation.ts';
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../../json-depth.ts';
 import { PaginationNumberInvalidError, PayloadTooLargeError, RegistryError } from '../../oci/errors.ts';
 import { queryParam } from '../headers.ts';
 import { hasBody, readBody } from '../plugins/raw-body.ts';
@@ -47,8 +48,8 @@ export function toHttpError(e: AdminError): RegistryError {
 }
 
 /**
- * The JSON body shaped by `schema`. No body is `{}` when `optional`, else 400; bad JSON, a non-object, or fields
- * of the wrong type or unknown get 400; more than BODY_LIMIT bytes 413.
+ * The JSON body shaped by `schema`. No body is `{}` when `optional`, else 400; bad JSON, JSON nested deeper than
+ * MAX_JSON_DEPTH, a non-object, or fields of the wrong type or unknown get 400; more than BODY_LIMIT bytes 413.
  */
 export async function jsonBody<S extends z.ZodType>(
   request: FastifyRequest,
@@ -62,6 +63,9 @@ export async function jsonBody<S extends z.ZodType>(
       BODY_LIMIT,
       () => new PayloadTooLargeError(`the request body exceeds ${BODY_LIMIT} bytes`),
     );
+    if (jsonNestingExceeds(bytes)) {
+      throw badRequest(`the body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`);
+    }
     const text = bytes.toString('utf8').trim();
     if (text === '') {
       if (!optional) throw badRequest('a JSON object body is required');

@@ -18,7 +18,19 @@ import type { UploadHandle } from '../../storage/driver.ts';
 import type { MetadataStore, PutManifestInput, PutManifestResult } from '../store.ts';
 
 /** What the suite needs per test: a fresh, empty store (migrated or not) and a way to dispose of it. */
-export type StoreFactory = () => Promise<{ store: MetadataStore; cleanup: () => Promise<void> }>;
+export type StoreFactory = () => Promise<{
+  store: MetadataStore;
+  cleanup: () => Promise<void>;
+  /**
+   * Setup only, optional: links many blobs into a repository (once the store is migrated) as `linkBlob` would,
+   * faster than one `linkBlob` each. Without it the suite calls `linkBlob` for each.
+   */
+  linkBlobsInBulk?: (repository: string, digests: readonly Digest[]) => Promise<void>;
+}>;
+
+/** More descriptors than a statement takes bind parameters, on any database (PostgreSQL: 65,535). */
+const BEYOND_PARAMETER_LIMITS = 70_000;
+const BEYOND = BEYOND_PARAMETER_LIMITS.toLocaleString('en');
 
 const IMAGE_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const IMAGE_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -74,9 +86,16 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
   describe(name, () => {
     let store: MetadataStore;
     let cleanup: () => Promise<void>;
+    let linkBlobsInBulk: (repository: string, digests: readonly Digest[]) => Promise<void>;
 
     beforeEach(async () => {
-      ({ store, cleanup } = await factory());
+      const made = await factory();
+      ({ store, cleanup } = made);
+      linkBlobsInBulk =
+        made.linkBlobsInBulk ??
+        (async (repository, digests) => {
+          for (const digest of digests) await store.linkBlob(repository, digest, 1);
+        });
       await store.migrate();
     });
 
@@ -536,6 +555,58 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
         // It can be pushed again afterwards (its references were removed with it).
         await put({ ...a, tags: ['v1'] });
         assert.equal((await store.getManifestByTag('library/app', 'v1'))?.digest, a.digest);
+      });
+
+      it(`checks and stores ${BEYOND} blobs, and finds the one missing among them`, async () => {
+        const blobs = Array.from({ length: BEYOND_PARAMETER_LIMITS }, randomDigest);
+        const absent = blobs[BEYOND_PARAMETER_LIMITS / 2];
+        assert.ok(absent);
+        await linkBlobsInBulk(
+          'big/app',
+          blobs.filter((d) => d !== absent),
+        );
+        const input = manifestInput('big/app', { blobs, tags: ['v1'] });
+        assert.deepEqual(await store.putManifest(input), {
+          ok: false,
+          missingBlobs: [absent],
+          missingManifests: [],
+        });
+        assert.equal(await store.getManifest('big/app', input.digest), null);
+
+        await store.linkBlob('big/app', absent, 1);
+        await put(input);
+        assert.ok((await store.getManifestByTag('big/app', 'v1'))?.payload.equals(input.payload));
+        await put({ ...input, tags: ['v2'] }); // again, with every reference already recorded
+        assert.equal((await store.getManifestByTag('big/app', 'v2'))?.digest, input.digest);
+      });
+
+      it(`reports ${BEYOND} missing children of an index`, async () => {
+        const child = await put(manifestInput('big/index'));
+        const absent = Array.from({ length: BEYOND_PARAMETER_LIMITS }, randomDigest);
+        const index = manifestInput('big/index', {
+          mediaType: IMAGE_INDEX,
+          manifests: [...absent, child.digest],
+        });
+        assert.deepEqual(sortedMissing(await store.putManifest(index)), {
+          ok: false,
+          missingBlobs: [],
+          missingManifests: absent.sort(),
+        });
+        assert.equal(await store.getManifest('big/index', index.digest), null);
+      });
+
+      it('points 20,000 tags at a manifest in one put, then moves them all in another', async () => {
+        // 20,000 tags of 4 columns each: bound one variable per value, too many for either database.
+        const tags = Array.from({ length: 20_000 }, (_, i) => `t${i}`);
+        await put(manifestInput('many/tags', { tags }));
+        const moved = await put(manifestInput('many/tags', { tags }));
+        assert.deepEqual(await store.listTags('many/tags', { limit: 30_000 }), {
+          items: byteSorted(tags),
+          hasMore: false,
+        });
+        for (const tag of ['t0', 't12345', 't19999']) {
+          assert.equal((await store.getManifestByTag('many/tags', tag))?.digest, moved.digest);
+        }
       });
 
       it('concurrent pushes of the same manifest do not fail', async () => {
