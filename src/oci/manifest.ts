@@ -4,7 +4,7 @@
  * Returns what the registry must check and index: required blobs, required child manifests, subject,
  * artifactType for the referrers API, annotations.
  */
-import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../json-depth.ts';
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../util/json-depth.ts';
 import { type Digest, isDigest } from './digest.ts';
 import { ManifestInvalidError } from './errors.ts';
 import { INDEX_MEDIA_TYPES, isValidMediaType, MANIFEST_MEDIA_TYPES, MediaType } from './media-types.ts';

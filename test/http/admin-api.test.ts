@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { bootstrapAdmin } from '../../src/auth/bootstrap.ts';
-import { MAX_JSON_DEPTH } from '../../src/json-depth.ts';
+import { MAX_JSON_DEPTH } from '../../src/util/json-depth.ts';
 import { hashSecret } from '../../src/auth/passwords.ts';
 import { ConfigError, loadConfig } from '../../src/config/load.ts';
 import { createServices } from '../../src/container.ts';

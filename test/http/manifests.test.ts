@@ -35,7 +35,7 @@ import {
   type TestRegistry,
 } from '../helpers/app.ts';
 import { linkBlobsInSqlite } from '../helpers/bulk-links.ts';
-import { MAX_JSON_DEPTH } from '../../src/json-depth.ts';
+import { MAX_JSON_DEPTH } from '../../src/util/json-depth.ts';
 
 describe('manifests', () => {
   let reg: TestRegistry;

@@ -1,9 +1,9 @@
 /**
- * The nesting check run on client JSON before it is parsed (`src/json-depth.ts`).
+ * The nesting check run on client JSON before it is parsed (`src/util/json-depth.ts`).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../../src/json-depth.ts';
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../../src/util/json-depth.ts';
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
 

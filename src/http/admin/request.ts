@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import type { AdminError } from '../../admin/errors.ts';
 import type { Actor } from '../../admin/admin-service.ts';
 import { parseDate, parseDuration } from '../../admin/validation.ts';
-import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../../json-depth.ts';
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../../util/json-depth.ts';
 import { PaginationNumberInvalidError, PayloadTooLargeError, RegistryError } from '../../oci/errors.ts';
 import { queryParam } from '../headers.ts';
 import { hasBody, readBody } from '../plugins/raw-body.ts';
