@@ -1022,6 +1022,21 @@ describe('credentials never reach the log (a real process at log level debug)', 
       await new Promise((r) => setTimeout(r, 200));
       const out = berth.output();
       assert.match(out, /"path":"\/auth\/token"/, 'the access log is on');
+      const lines = out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const aboutRequests = lines.filter((l) => l.reqId !== undefined);
+      assert.ok(aboutRequests.length >= 7, `${aboutRequests.length} lines about requests`);
+      for (const line of aboutRequests) assert.equal(line.remote, '127.0.0.1', JSON.stringify(line));
+      const access = aboutRequests.filter((l) => l.msg === 'request');
+      const upload = access.find((l) => l.method === 'POST' && l.path === '/v2/a/b/blobs/uploads/');
+      assert.equal(upload?.user, 'boss', 'the access log names the token holder');
+      assert.equal(upload?.userKind, 'user');
+      assert.ok(
+        access.filter((l) => l.status === 401).every((l) => l.user === undefined),
+        'refused credentials name nobody',
+      );
       const secrets = [
         adminPassword,
         wrongPassword,
