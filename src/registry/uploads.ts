@@ -64,13 +64,16 @@ export class UploadService {
 
   constructor(private readonly deps: RegistryDeps) {}
 
-  /** Opens a new upload session in `repository`. */
-  async start(repository: string): Promise<UploadSessionRecord> {
+  /**
+   * Opens a new upload session in `repository`, bound to `owner` (see `get`): the caller's identity when access
+   * control is on, null when it is off.
+   */
+  async start(repository: string, owner: string | null): Promise<UploadSessionRecord> {
     const handle = await this.deps.storage.createUpload();
     const id = randomUUID();
-    await this.deps.metadata.createUploadSession({ id, repository, handle });
+    await this.deps.metadata.createUploadSession({ id, repository, handle, owner });
     const now = new Date();
-    return { id, repository, size: 0, handle, createdAt: now, updatedAt: now };
+    return { id, repository, size: 0, handle, owner, createdAt: now, updatedAt: now };
   }
 
   /**
@@ -106,20 +109,34 @@ export class UploadService {
     }
   }
 
-  /** The session, checked to belong to `repository`; BLOB_UPLOAD_UNKNOWN otherwise. */
-  async get(repository: string, id: string): Promise<UploadSessionRecord> {
+  /**
+   * The session, checked to belong to `repository` and, when both the session and the caller have an owner, to
+   * `owner`; BLOB_UPLOAD_UNKNOWN otherwise, the very answer an unknown id gets, so that ids cannot be probed. A
+   * caller without an owner (access control off) may use any session; a session without one (access control was
+   * off when it started, or it predates owners) is usable by anyone allowed to push.
+   */
+  async get(repository: string, id: string, owner: string | null): Promise<UploadSessionRecord> {
     if (!UUID_RE.test(id))
       throw new BlobUploadUnknownError(undefined, { detail: { uuid: id.slice(0, 100) } });
     const session = await this.deps.metadata.getUploadSession(id);
-    if (!session || session.repository !== repository) {
+    if (
+      !session ||
+      session.repository !== repository ||
+      (owner !== null && session.owner !== null && session.owner !== owner)
+    ) {
       throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
     }
     return session;
   }
 
   /** Appends a chunk (PATCH). With a Content-Range, its start must equal the session size, else 416. */
-  async append(repository: string, id: string, body: UploadBody): Promise<UploadSessionRecord> {
-    const session = await this.get(repository, id);
+  async append(
+    repository: string,
+    id: string,
+    owner: string | null,
+    body: UploadBody,
+  ): Promise<UploadSessionRecord> {
+    const session = await this.get(repository, id, owner);
     return this.exclusive(session, () => this.appendTo(session, body));
   }
 
@@ -130,11 +147,12 @@ export class UploadService {
   async complete(
     repository: string,
     id: string,
+    owner: string | null,
     digestParam: string,
     body: UploadBody | null,
   ): Promise<BlobLink> {
     const digest = parseDigest(digestParam).digest;
-    let session = await this.get(repository, id);
+    let session = await this.get(repository, id, owner);
     return this.exclusive(session, async () => {
       if (body) session = await this.appendTo(session, body);
       const actual = await this.digestOf(session, parseDigest(digest).algorithm);
@@ -154,8 +172,8 @@ export class UploadService {
   }
 
   /** Cancels the session (DELETE) and discards its bytes. */
-  async cancel(repository: string, id: string): Promise<void> {
-    const session = await this.get(repository, id);
+  async cancel(repository: string, id: string, owner: string | null): Promise<void> {
+    const session = await this.get(repository, id, owner);
     this.hashes.delete(id);
     if (!(await this.deps.metadata.deleteUploadSession(id)))
       throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
