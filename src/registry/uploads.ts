@@ -15,6 +15,17 @@
  * - Completion verifies the digest, then claims the session by deleting its row (exactly one request wins), then
  *   commits the bytes atomically to the content-addressed key, then links the blob into the repository. A crash
  *   after the claim leaves an orphaned upload that the purge job removes; the blob never becomes half-visible.
+ * - Cancelling or purging a session frees its bytes first and deletes its row second. A row whose bytes are gone
+ *   answers BLOB_UPLOAD_UNKNOWN as soon as it is used (appending, re-hashing or committing finds no upload), so
+ *   a failure between the two steps loses nothing, and the row goes with the next cancel or purge. The other
+ *   order would need a database write before any space is freed, which fails on a full disk. A cancel racing a
+ *   completion of the same session may make that completion fail with BLOB_UPLOAD_UNKNOWN: one of the two wins,
+ *   the blob is committed whole or not at all.
+ * - Orphans: upload bytes that no session row references. A crash leaves them between `createUpload` and the
+ *   row insert, in the middle of a monolithic upload (which never has a row), or after a completion's claim. The
+ *   purge removes them once unmodified for ORPHAN_GRACE_MS, which outlasts every such window of a live request
+ *   on another instance; the uploads this process is writing without a row are in `unowned` and never purged.
+ *   Several instances may purge at once: aborting an upload is idempotent and only one of them deletes a row.
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -35,6 +46,22 @@ import type { RegistryDeps } from './options.ts';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HASH_CACHE_LIMIT = 4096;
+/** Stale sessions listed, and orphan candidates checked against the database, per query. */
+const PURGE_BATCH = 100;
+
+/**
+ * How long upload bytes that no session references must have gone unmodified before the purge removes them as
+ * orphans. A live upload has no row only for moments, and this outlasts each of them on other instances (this
+ * process knows its own, see `unowned`):
+ * - between `storage.createUpload()` and the insert of its session row: milliseconds;
+ * - during a monolithic `POST ?digest=`: its bytes are modified as they arrive (the filesystem driver writes
+ *   every chunk, the S3 driver stores a segment per `partSize` of body, 8 MiB by default), so only a client
+ *   sending under about 9 KiB/s, or stalling for the whole grace, could be cut off;
+ * - between a completion's claim of the row and the end of its commit: a rename on a filesystem; a server-side
+ *   copy on S3, minutes for the largest blobs.
+ * A crash's leftovers are gone within the grace plus one purge interval.
+ */
+export const ORPHAN_GRACE_MS = 15 * 60 * 1000;
 
 /** A request body with what its headers announced. */
 export interface UploadBody {
@@ -61,6 +88,11 @@ export class UploadService {
   private readonly hashes = new Map<string, HashState>();
   /** Sessions with a request in flight in this process. */
   private readonly busy = new Set<string>();
+  /**
+   * Handle ids of uploads this process is writing or committing while no session row references them (a
+   * monolithic upload, a new session before its row exists, a completion after its claim): never orphans.
+   */
+  private readonly unowned = new Set<string>();
 
   constructor(private readonly deps: RegistryDeps) {}
 
@@ -69,9 +101,18 @@ export class UploadService {
    * control is on, null when it is off.
    */
   async start(repository: string, owner: string | null): Promise<UploadSessionRecord> {
-    const handle = await this.deps.storage.createUpload();
+    const { storage, metadata } = this.deps;
+    const handle = await storage.createUpload();
     const id = randomUUID();
-    await this.deps.metadata.createUploadSession({ id, repository, handle, owner });
+    this.unowned.add(handle.id);
+    try {
+      await metadata.createUploadSession({ id, repository, handle, owner });
+    } catch (e) {
+      await storage.abortUpload(handle).catch(() => undefined);
+      throw e;
+    } finally {
+      this.unowned.delete(handle.id);
+    }
     const now = new Date();
     return { id, repository, size: 0, handle, owner, createdAt: now, updatedAt: now };
   }
@@ -94,6 +135,7 @@ export class UploadService {
     const { storage, metadata } = this.deps;
     const { algorithm } = parseDigest(digest);
     const handle = await storage.createUpload();
+    this.unowned.add(handle.id);
     try {
       const hasher = new DigestHasher(algorithm);
       const written = await this.write(handle, 0, body, hasher);
@@ -106,6 +148,8 @@ export class UploadService {
     } catch (e) {
       await storage.abortUpload(handle).catch(() => undefined);
       throw e;
+    } finally {
+      this.unowned.delete(handle.id);
     }
   }
 
@@ -157,60 +201,73 @@ export class UploadService {
       if (body) session = await this.appendTo(session, body);
       const actual = await this.digestOf(session, parseDigest(digest).algorithm);
       this.verify(digest, actual);
-      if (!(await this.deps.metadata.deleteUploadSession(session.id))) {
-        throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
-      }
+      this.unowned.add(session.handle.id);
       try {
+        if (!(await this.deps.metadata.deleteUploadSession(session.id))) {
+          throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
+        }
         await this.deps.storage.commitUpload(session.handle, session.size, blobKey(digest));
       } catch (e) {
         if (e instanceof UploadNotFoundError) throw new BlobUploadUnknownError(e.message);
         throw e;
+      } finally {
+        this.unowned.delete(session.handle.id);
       }
       await this.deps.metadata.linkBlob(repository, digest, session.size);
       return { digest, size: session.size };
     });
   }
 
-  /** Cancels the session (DELETE) and discards its bytes. */
+  /** Cancels the session (DELETE): discards its bytes, then forgets it (see the protocol comment). */
   async cancel(repository: string, id: string, owner: string | null): Promise<void> {
     const session = await this.get(repository, id, owner);
     this.hashes.delete(id);
+    await this.deps.storage.abortUpload(session.handle);
     if (!(await this.deps.metadata.deleteUploadSession(id)))
       throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
-    await this.deps.storage.abortUpload(session.handle);
   }
 
   /**
-   * Purges sessions idle since before `now - uploadPurgeAfter`, and driver uploads that no session owns any more
-   * (left by a crash) and are older than that plus a margin. Safe to run on several instances at once: whoever
-   * deletes a session row cleans its bytes. Returns how many sessions and orphaned uploads were removed.
+   * Purges sessions idle since before `now - uploadPurgeAfter` (bytes first, then the row), and orphans: driver
+   * uploads that no session references and that nobody modified for ORPHAN_GRACE_MS (see the protocol comment).
+   * Safe to run on several instances at once. Returns how many sessions and orphans this call removed.
    */
   async purgeStale(now = Date.now()): Promise<{ sessions: number; orphans: number }> {
     const { metadata, storage, options } = this.deps;
     const cutoff = new Date(now - options.uploadPurgeAfter);
     let sessions = 0;
     for (;;) {
-      const stale = await metadata.listStaleUploadSessions(cutoff, 100);
-      if (stale.length === 0) break;
+      const stale = await metadata.listStaleUploadSessions(cutoff, PURGE_BATCH);
       for (const s of stale) {
         this.hashes.delete(s.id);
-        if (await metadata.deleteUploadSession(s.id)) {
-          await storage.abortUpload(s.handle);
-          sessions++;
-        }
+        await storage.abortUpload(s.handle);
+        if (await metadata.deleteUploadSession(s.id)) sessions++;
       }
-      if (stale.length < 100) break;
+      if (stale.length < PURGE_BATCH) break;
     }
-    // A live session's row is touched after its bytes are written, so an upload untouched for this long (plus a
-    // margin for that ordering) belongs to no live session.
-    const orphanCutoff = cutoff.getTime() - 60 * 60 * 1000;
+
+    // Candidates are checked against the database only after they were listed as old enough: a session row is
+    // inserted right after its upload is created, so an upload older than the grace whose row is missing at that
+    // point never gets one.
+    const orphanCutoff = now - ORPHAN_GRACE_MS;
+    const candidates: UploadHandle[] = [];
     let orphans = 0;
-    for await (const upload of storage.listUploads()) {
-      if (upload.modifiedAt.getTime() < orphanCutoff) {
-        await storage.abortUpload(upload.handle);
+    const removeUnreferenced = async (): Promise<void> => {
+      const ids = candidates.map((h) => h.id);
+      const referenced = new Set(await metadata.findUploadSessionHandles(ids));
+      for (const handle of candidates) {
+        if (referenced.has(handle.id) || this.unowned.has(handle.id)) continue;
+        await storage.abortUpload(handle);
         orphans++;
       }
+      candidates.length = 0;
+    };
+    for await (const upload of storage.listUploads()) {
+      if (upload.modifiedAt.getTime() >= orphanCutoff || this.unowned.has(upload.handle.id)) continue;
+      candidates.push(upload.handle);
+      if (candidates.length === PURGE_BATCH) await removeUnreferenced();
     }
+    if (candidates.length > 0) await removeUnreferenced();
     return { sessions, orphans };
   }
 
