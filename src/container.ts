@@ -62,6 +62,7 @@ export async function createServices(
       deletes: config.registry.deletes,
       maxManifestSize: config.registry.maxManifestSize,
       uploadPurgeAfter: config.uploads.purgeAfter,
+      minFreeSpace: config.storage.filesystem.minFree,
       blobRedirectSeconds:
         config.storage.driver === 's3' && config.storage.s3.redirect
           ? Math.max(1, Math.round(config.storage.s3.redirectExpiry / 1000))
@@ -112,5 +113,11 @@ function createMetadata(config: Config, log: AuthLog): KyselyMetadataStore {
       onIdleError: (err) => log.warn({ err }, 'PostgreSQL connection error'),
     });
   }
-  return createSqliteStore(config.metadata.sqlite.path ?? path.join(config.data, 'berth.db'));
+  return createSqliteStore(sqliteFile(config) as string);
+}
+
+/** The SQLite database file the configuration names, or null when metadata lives in PostgreSQL. */
+export function sqliteFile(config: Config): string | null {
+  if (config.metadata.driver !== 'sqlite') return null;
+  return config.metadata.sqlite.path ?? path.join(config.data, 'berth.db');
 }

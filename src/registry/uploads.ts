@@ -21,6 +21,10 @@
  *   order would need a database write before any space is freed, which fails on a full disk. A cancel racing a
  *   completion of the same session may make that completion fail with BLOB_UPLOAD_UNKNOWN: one of the two wins,
  *   the blob is committed whole or not at all.
+ * - A full disk: an append whose bytes or row update find no room cuts the upload back to the recorded size, so
+ *   what the request sent neither counts nor holds space, and the session resumes once space is freed. Before
+ *   that, while the storage reports less than `minFreeSpace` free, new uploads are refused and appends go on, so
+ *   that uploads in progress can finish.
  * - Orphans: upload bytes that no session row references. A crash leaves them between `createUpload` and the
  *   row insert, in the middle of a monolithic upload (which never has a row), or after a completion's claim. The
  *   purge removes them once unmodified for ORPHAN_GRACE_MS, which outlasts every such window of a live request
@@ -28,13 +32,14 @@
  *   Several instances may purge at once: aborting an upload is idempotent and only one of them deletes a row.
  */
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { BlobLink, UploadSessionRecord } from '../metadata/store.ts';
 import { type Digest, DigestHasher, type DigestAlgorithm, parseDigest } from '../oci/digest.ts';
 import {
   BlobUploadInvalidError,
   BlobUploadUnknownError,
   DigestInvalidError,
+  InsufficientStorageError,
   RangeInvalidError,
   SizeInvalidError,
 } from '../oci/errors.ts';
@@ -42,6 +47,7 @@ import { type UploadHandle, UploadNotFoundError } from '../storage/driver.ts';
 import { blobKey } from '../storage/paths.ts';
 import { isClientAbort } from './client-abort.ts';
 import { BodyTooLongError, HashingStream } from './hashing-stream.ts';
+import { isStorageFull } from './storage-full.ts';
 import type { RegistryDeps } from './options.ts';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -97,11 +103,28 @@ export class UploadService {
   constructor(private readonly deps: RegistryDeps) {}
 
   /**
+   * Throws INSUFFICIENT_STORAGE when the storage reports less free space than `minFreeSpace`: new sessions and
+   * monolithic uploads are refused then, while appends to open sessions go on until the storage is really full,
+   * so uploads in progress can finish. Also the readiness check of the free space.
+   */
+  async assertRoomForNewUpload(): Promise<void> {
+    const { storage, options } = this.deps;
+    const min = options.minFreeSpace ?? 0;
+    if (min <= 0 || storage.freeSpace === undefined) return;
+    if ((await storage.freeSpace()) < min) {
+      throw new InsufficientStorageError(
+        "the registry's storage is nearly full: new uploads are refused until space is freed",
+      );
+    }
+  }
+
+  /**
    * Opens a new upload session in `repository`, bound to `owner` (see `get`): the caller's identity when access
    * control is on, null when it is off.
    */
   async start(repository: string, owner: string | null): Promise<UploadSessionRecord> {
     const { storage, metadata } = this.deps;
+    await this.assertRoomForNewUpload();
     const handle = await storage.createUpload();
     const id = randomUUID();
     this.unowned.add(handle.id);
@@ -134,6 +157,7 @@ export class UploadService {
   async uploadWhole(repository: string, digest: Digest, body: UploadBody): Promise<BlobLink> {
     const { storage, metadata } = this.deps;
     const { algorithm } = parseDigest(digest);
+    await this.assertRoomForNewUpload();
     const handle = await storage.createUpload();
     this.unowned.add(handle.id);
     try {
@@ -296,8 +320,22 @@ export class UploadService {
         : session.size === 0
           ? new DigestHasher('sha256')
           : null;
-    const { handle, size } = await this.write(session.handle, session.size, body, hasher);
-    if (!(await this.deps.metadata.advanceUploadSession(session.id, session.size, size, handle))) {
+    let written: { handle: UploadHandle; size: number };
+    let advanced: boolean;
+    try {
+      written = await this.write(session.handle, session.size, body, hasher);
+      advanced = await this.deps.metadata.advanceUploadSession(
+        session.id,
+        session.size,
+        written.size,
+        written.handle,
+      );
+    } catch (e) {
+      if (isStorageFull(e)) await this.discardPast(session);
+      throw e;
+    }
+    const { handle, size } = written;
+    if (!advanced) {
       const current = await this.deps.metadata.getUploadSession(session.id);
       if (!current) throw new BlobUploadUnknownError(undefined, { detail: { uuid: session.id } });
       throw new RangeInvalidError('the upload was advanced by another request', {
@@ -306,6 +344,17 @@ export class UploadService {
     }
     if (hasher) this.remember(session.id, { size, hasher });
     return { ...session, size, handle, updatedAt: new Date() };
+  }
+
+  /**
+   * Cuts the upload back to the session's recorded size after an append that found the storage full, so that
+   * what the request wrote does not hold the space until the next append (an empty append at the recorded size
+   * discards the bytes past it, see StorageDriver.appendUpload). Best effort: the next append cuts them anyway.
+   */
+  private async discardPast(session: UploadSessionRecord): Promise<void> {
+    await this.deps.storage
+      .appendUpload(session.handle, session.size, Readable.from([]))
+      .catch(() => undefined);
   }
 
   /** Streams `body` into the upload at `offset`, hashing on the way; checks the announced length. */
