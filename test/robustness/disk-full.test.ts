@@ -9,8 +9,9 @@
  * - A monolithic upload that does not fit leaves nothing behind.
  * - Below `storage.filesystem.minFree`, new uploads are refused and /readyz fails, until space is freed.
  *
- * Mounting needs root (or CAP_SYS_ADMIN); without it the suite is skipped, saying why. test/http/disk-space.test.ts
- * and test/unit/disk-space.test.ts cover the refusal logic and the reserve without a mount.
+ * Mounting needs root (or CAP_SYS_ADMIN); without it the suite is skipped, saying why, except under CI=true where
+ * that is a failure (test/helpers/skip.ts). test/http/disk-space.test.ts and test/unit/disk-space.test.ts cover
+ * the refusal logic and the reserve without a mount.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -29,6 +30,7 @@ import {
   type Response,
   type TestRegistry,
 } from '../helpers/app.ts';
+import { skipOrFail } from '../helpers/skip.ts';
 
 const MiB = 1024 * 1024;
 const TMPFS_SIZE = 40 * MiB;
@@ -45,7 +47,7 @@ async function mountTmpfs(size: number): Promise<{ dir: string } | { skip: strin
 }
 
 const mounted = await mountTmpfs(TMPFS_SIZE);
-const skip = 'skip' in mounted ? mounted.skip : false;
+const skip = skipOrFail('skip' in mounted ? mounted.skip : false);
 const mountDir = 'dir' in mounted ? mounted.dir : '';
 
 /** Files written to fill the disk, removed by `freeSpace()`. */
