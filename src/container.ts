@@ -105,15 +105,14 @@ async function createStorage(config: Config): Promise<StorageDriver> {
 
 /** The metadata store the configuration names (not yet migrated). */
 function createMetadata(config: Config, log: AuthLog): KyselyMetadataStore {
-  if (config.metadata.driver === 'postgres') {
-    const pg = config.metadata.postgres;
-    return createPostgresStore(pg.url as string, {
-      schema: pg.schema ?? undefined,
-      maxConnections: pg.maxConnections,
-      onIdleError: (err) => log.warn({ err }, 'PostgreSQL connection error'),
-    });
-  }
-  return createSqliteStore(sqliteFile(config) as string);
+  const file = sqliteFile(config);
+  if (file !== null) return createSqliteStore(file);
+  const pg = config.metadata.postgres;
+  return createPostgresStore(pg.url as string, {
+    schema: pg.schema ?? undefined,
+    maxConnections: pg.maxConnections,
+    onIdleError: (err) => log.warn({ err }, 'PostgreSQL connection error'),
+  });
 }
 
 /** The SQLite database file the configuration names, or null when metadata lives in PostgreSQL. */

@@ -15,6 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
 import { silentLogger, type Logger } from '../logger.ts';
 import { FreeSpaceProbe, type StatfsFn } from './free-space.ts';
 
@@ -51,7 +52,7 @@ export class DiskReserve {
     this.file = options.file;
     this.size = options.size ?? DEFAULT_DISK_RESERVE_BYTES;
     this.log = options.log ?? silentLogger;
-    this.space = new FreeSpaceProbe(options.file, { statfs: options.statfs, maxAgeMs: 0 });
+    this.space = new FreeSpaceProbe(path.dirname(options.file), { statfs: options.statfs, maxAgeMs: 0 });
   }
 
   /**

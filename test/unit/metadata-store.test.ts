@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { POSTGRES_URL, probePostgres, redact } from '../helpers/postgres.ts';
 import { digestOf } from '../../src/oci/digest.ts';
@@ -64,17 +64,8 @@ async function checkSessionsBeforeUploadOwners(
   });
   const { error } = await migrator.migrateTo('0003-leases');
   assert.equal(error, undefined);
-  await db
-    .insertInto('upload_sessions' as never)
-    .values({
-      id: 'old-session',
-      repository: 'library/app',
-      size: 5,
-      handle: '{"id":"old-handle"}',
-      created_at: 1,
-      updated_at: 1,
-    } as never)
-    .execute();
+  await sql`insert into upload_sessions (id, repository, size, handle, created_at, updated_at)
+    values ('old-session', 'library/app', 5, '{"id":"old-handle"}', 1, 1)`.execute(db);
   await db.destroy();
   const store = open();
   try {

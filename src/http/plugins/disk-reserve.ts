@@ -2,7 +2,7 @@
  * Ties the disk reserve (see `storage/disk-reserve.ts`) to the application: with the embedded SQLite database, a
  * reserve file beside it is created when the app is ready, released as soon as a request fails because the disk
  * is full (before the error is answered, so the cleanup that follows, a cancel or the purge, finds room in the
- * database), re-created once space is back, and left alone when the app closes.
+ * database), and re-created once space is back until the app closes.
  */
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
