@@ -11,6 +11,7 @@ import { registerAdminApi } from './http/admin/api.ts';
 import { registerTokenEndpoint } from './http/auth/token-endpoint.ts';
 import { registerDistributionApi } from './http/distribution/dispatch.ts';
 import { peerCertificateName } from './http/tls.ts';
+import { registerDiskReserve } from './http/plugins/disk-reserve.ts';
 import { clientErrorHandler, registerErrorEnvelope, sendError } from './http/plugins/error-envelope.ts';
 import { registerRawBody } from './http/plugins/raw-body.ts';
 import { UrlBuilder } from './http/urls.ts';
@@ -67,6 +68,7 @@ export function createApp(config: Config, services: Services, options: AppOption
 
   registerRawBody(app);
   registerErrorEnvelope(app);
+  registerDiskReserve(app, config);
 
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('Docker-Distribution-API-Version', 'registry/2.0');
@@ -120,6 +122,9 @@ export function createApp(config: Config, services: Services, options: AppOption
   registerHealth(app, [
     { name: 'storage', check: () => services.storage.ping() },
     { name: 'metadata', check: () => services.metadata.ping() },
+    ...(services.storage.freeSpace
+      ? [{ name: 'disk', check: () => services.registry.uploads.assertRoomForNewUpload() }]
+      : []),
   ]);
   if (services.auth.tokens) registerTokenEndpoint(app, access, services.auth, services.auth.tokens);
   registerAdminApi(app, { config, access, auth: services.auth });

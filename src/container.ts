@@ -69,6 +69,7 @@ export async function createServices(
       deletes: config.registry.deletes,
       maxManifestSize: config.registry.maxManifestSize,
       uploadPurgeAfter: config.uploads.purgeAfter,
+      minFreeSpace: config.storage.filesystem.minFree,
       blobRedirectSeconds:
         config.storage.driver === 's3' && config.storage.s3.redirect
           ? Math.max(1, Math.round(config.storage.s3.redirectExpiry / 1000))
@@ -125,13 +126,18 @@ async function createStorage(config: Config, logger: Logger = silentLogger): Pro
 
 /** The metadata store the configuration names (not yet migrated). */
 function createMetadata(config: Config, log: AuthLog): KyselyMetadataStore {
-  if (config.metadata.driver === 'postgres') {
-    const pg = config.metadata.postgres;
-    return createPostgresStore(pg.url as string, {
-      schema: pg.schema ?? undefined,
-      maxConnections: pg.maxConnections,
-      onIdleError: (err) => log.warn({ err }, 'PostgreSQL connection error'),
-    });
-  }
-  return createSqliteStore(config.metadata.sqlite.path ?? path.join(config.data, 'berth.db'));
+  const file = sqliteFile(config);
+  if (file !== null) return createSqliteStore(file);
+  const pg = config.metadata.postgres;
+  return createPostgresStore(pg.url as string, {
+    schema: pg.schema ?? undefined,
+    maxConnections: pg.maxConnections,
+    onIdleError: (err) => log.warn({ err }, 'PostgreSQL connection error'),
+  });
+}
+
+/** The SQLite database file the configuration names, or null when metadata lives in PostgreSQL. */
+export function sqliteFile(config: Config): string | null {
+  if (config.metadata.driver !== 'sqlite') return null;
+  return config.metadata.sqlite.path ?? path.join(config.data, 'berth.db');
 }

@@ -59,6 +59,14 @@ export const configSchema = z
               .nullable()
               .default(null)
               .describe('Root directory of the filesystem driver; default `<data>/blobs`.'),
+            minFree: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(1024 * 1024 * 1024)
+              .describe(
+                'Free bytes the blob filesystem must keep: below it new uploads are refused (507) and `/readyz` fails, while uploads in progress go on; `0` disables the check.',
+              ),
           })
           .strict()
           .prefault({}),

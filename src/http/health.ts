@@ -1,7 +1,8 @@
 /**
  * Health endpoints for load balancers and orchestrators: `GET /healthz` (liveness: the process answers) and
- * `GET /readyz` (readiness: storage and metadata database answer, each within a timeout). Both are open (no
- * credentials) and say nothing beyond ok/failed per check.
+ * `GET /readyz` (readiness: every check given passes within a timeout: storage and metadata database answer, and,
+ * with filesystem storage, the disk has the free space new uploads need). Both are open (no credentials) and say
+ * nothing beyond ok/failed per check.
  */
 import type { FastifyInstance } from 'fastify';
 

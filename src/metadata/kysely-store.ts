@@ -56,6 +56,7 @@ interface UploadSessionRow {
   handle: string;
   created_at: number;
   updated_at: number;
+  owner: string | null;
 }
 
 const MANIFEST_COLUMNS = [
@@ -464,6 +465,7 @@ export class KyselyMetadataStore implements MetadataStore {
     id: string;
     repository: string;
     handle: UploadHandle;
+    owner?: string | null;
   }): Promise<void> {
     const now = Date.now();
     await this.db
@@ -475,6 +477,7 @@ export class KyselyMetadataStore implements MetadataStore {
         handle: JSON.stringify(session.handle),
         created_at: now,
         updated_at: now,
+        owner: session.owner ?? null,
       })
       .execute();
   }
@@ -540,6 +543,23 @@ export class KyselyMetadataStore implements MetadataStore {
     return rows.map(toUploadSessionRecord);
   }
 
+  async findUploadSessionHandles(handleIds: readonly string[]): Promise<string[]> {
+    if (handleIds.length === 0) return [];
+    // The handle is JSON text written by JSON.stringify; its `id` is read where the row is. The table holds only
+    // live and recently idle sessions, so a scan per call (the purge makes one per batch of candidates) is cheap.
+    const handleId =
+      this.dialect === 'postgres'
+        ? sql<string>`(${sql.ref('handle')}::jsonb ->> 'id')`
+        : sql<string>`json_extract(${sql.ref('handle')}, '$.id')`;
+    const rows = await this.db
+      .selectFrom('upload_sessions')
+      .select(handleId.as('handle_id'))
+      .distinct()
+      .where(handleId, 'in', [...handleIds])
+      .execute();
+    return rows.map((r) => r.handle_id);
+  }
+
   // --- helpers -------------------------------------------------------------------------------------
 
   private async findRepositoryId(db: Executor, name: string): Promise<number | undefined> {
@@ -602,6 +622,7 @@ function toUploadSessionRecord(row: UploadSessionRow): UploadSessionRecord {
     repository: row.repository,
     size: Number(row.size),
     handle: JSON.parse(row.handle) as UploadHandle,
+    owner: row.owner,
     createdAt: new Date(Number(row.created_at)),
     updatedAt: new Date(Number(row.updated_at)),
   };

@@ -74,6 +74,8 @@ export interface UploadSessionsTable {
   handle: string;
   created_at: number;
   updated_at: number;
+  /** Who started the session (`kind:name`); null when anyone allowed to push may use it (0004). */
+  owner: string | null;
 }
 
 /** A boolean stored as an integer: 0 or 1. */

@@ -74,6 +74,11 @@ export interface UploadSessionRecord {
   readonly size: number;
   /** The storage driver's handle, stored verbatim. */
   readonly handle: UploadHandle;
+  /**
+   * The identity of the principal that started the session (e.g. `user:alice`, `robot:robot$ci`), stored
+   * verbatim; null when the session is bound to nobody (access control off, or started before owners existed).
+   */
+  readonly owner: string | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
@@ -172,8 +177,16 @@ export interface MetadataStore {
 
   // --- upload sessions -----------------------------------------------------------------------------
 
-  /** Records a new upload session with size 0. */
-  createUploadSession(session: { id: string; repository: string; handle: UploadHandle }): Promise<void>;
+  /**
+   * Records a new upload session with size 0, owned by `owner` (absent or null: no owner). Fails when a session
+   * with this id exists.
+   */
+  createUploadSession(session: {
+    id: string;
+    repository: string;
+    handle: UploadHandle;
+    owner?: string | null;
+  }): Promise<void>;
 
   /** The session, or null when unknown (never existed, finished, cancelled or purged). */
   getUploadSession(id: string): Promise<UploadSessionRecord | null>;
@@ -195,6 +208,12 @@ export interface MetadataStore {
 
   /** Sessions not updated since `before`, oldest first, at most `limit` (for purging). */
   listStaleUploadSessions(before: Date, limit: number): Promise<UploadSessionRecord[]>;
+
+  /**
+   * Of `handleIds` (ids of storage driver upload handles), those that the handle of some session has as its `id`,
+   * in no particular order and each once: what the purge asks before it removes upload bytes as orphans.
+   */
+  findUploadSessionHandles(handleIds: readonly string[]): Promise<string[]>;
 
   // --- leases --------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'TOOMANYREQUESTS'
   | 'RANGE_INVALID'
   | 'PAGINATION_NUMBER_INVALID'
+  | 'INSUFFICIENT_STORAGE'
   | 'UNKNOWN';
 
 /** code -> [HTTP status, default message]; the one table that maps spec codes to the wire. */
@@ -41,6 +42,9 @@ export const ERROR_CATALOGUE: Record<ErrorCode, readonly [number, string]> = {
   TOOMANYREQUESTS: [429, 'too many requests'],
   RANGE_INVALID: [416, 'invalid content range'],
   PAGINATION_NUMBER_INVALID: [400, 'invalid number of results requested'],
+  // Not a distribution-spec code (the spec has none for this): 507 Insufficient Storage (RFC 4918) tells
+  // clients the request may succeed once space is freed, and they print the message.
+  INSUFFICIENT_STORAGE: [507, "the registry's storage is full"],
   UNKNOWN: [500, 'unknown error'],
 };
 
@@ -133,6 +137,12 @@ export class RangeInvalidError extends RegistryError {
 export class PaginationNumberInvalidError extends RegistryError {
   constructor(message?: string, o: Opts = {}) {
     super('PAGINATION_NUMBER_INVALID', message, o);
+  }
+}
+/** The registry's storage is full (or, for new uploads, nearly full): 507; retrying later may succeed. */
+export class InsufficientStorageError extends RegistryError {
+  constructor(message?: string, o: Opts = {}) {
+    super('INSUFFICIENT_STORAGE', message, o);
   }
 }
 /** A body larger than a limit: the spec's code is SIZE_INVALID, the status 413. */

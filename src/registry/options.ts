@@ -15,6 +15,11 @@ export interface RegistryOptions {
   readonly maxManifestSize: number;
   /** Upload sessions idle longer than this (ms) are purged. */
   readonly uploadPurgeAfter: number;
+  /**
+   * New uploads are refused while the storage reports less free space than this, in bytes (only drivers with
+   * `freeSpace()`); 0 or absent: never.
+   */
+  readonly minFreeSpace?: number;
   /** When set, blob GETs are redirected to presigned storage URLs valid this long (s), if the driver has them. */
   readonly blobRedirectSeconds?: number | null;
 }

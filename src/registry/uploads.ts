@@ -15,15 +15,31 @@
  * - Completion verifies the digest, then claims the session by deleting its row (exactly one request wins), then
  *   commits the bytes atomically to the content-addressed key, then links the blob into the repository. A crash
  *   after the claim leaves an orphaned upload that the purge job removes; the blob never becomes half-visible.
+ * - Cancelling or purging a session frees its bytes first and deletes its row second. A row whose bytes are gone
+ *   answers BLOB_UPLOAD_UNKNOWN as soon as it is used (appending, re-hashing or committing finds no upload), so
+ *   a failure between the two steps loses nothing, and the row goes with the next cancel or purge. The other
+ *   order would need a database write before any space is freed, which fails on a full disk. A cancel racing a
+ *   completion of the same session may make that completion fail with BLOB_UPLOAD_UNKNOWN: one of the two wins,
+ *   the blob is committed whole or not at all.
+ * - A full disk: an append whose bytes or row update find no room cuts the upload back to the recorded size, so
+ *   what the request sent neither counts nor holds space, and the session resumes once space is freed. Before
+ *   that, while the storage reports less than `minFreeSpace` free, new uploads are refused and appends go on, so
+ *   that uploads in progress can finish.
+ * - Orphans: upload bytes that no session row references. A crash leaves them between `createUpload` and the
+ *   row insert, in the middle of a monolithic upload (which never has a row), or after a completion's claim. The
+ *   purge removes them once unmodified for ORPHAN_GRACE_MS, which outlasts every such window of a live request
+ *   on another instance; the uploads this process is writing without a row are in `unowned` and never purged.
+ *   Several instances may purge at once: aborting an upload is idempotent and only one of them deletes a row.
  */
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { BlobLink, UploadSessionRecord } from '../metadata/store.ts';
 import { type Digest, DigestHasher, type DigestAlgorithm, parseDigest } from '../oci/digest.ts';
 import {
   BlobUploadInvalidError,
   BlobUploadUnknownError,
   DigestInvalidError,
+  InsufficientStorageError,
   RangeInvalidError,
   SizeInvalidError,
 } from '../oci/errors.ts';
@@ -32,9 +48,26 @@ import { blobKey } from '../storage/paths.ts';
 import { UUID_RE } from '../util/uuid.ts';
 import { isClientAbort } from './client-abort.ts';
 import { BodyTooLongError, HashingStream } from './hashing-stream.ts';
+import { isStorageFull } from './storage-full.ts';
 import type { RegistryDeps } from './options.ts';
 
 const HASH_CACHE_LIMIT = 4096;
+/** Stale sessions listed, and orphan candidates checked against the database, per query. */
+const PURGE_BATCH = 100;
+
+/**
+ * How long upload bytes that no session references must have gone unmodified before the purge removes them as
+ * orphans. A live upload has no row only for moments, and this outlasts each of them on other instances (this
+ * process knows its own, see `unowned`):
+ * - between `storage.createUpload()` and the insert of its session row: milliseconds;
+ * - during a monolithic `POST ?digest=`: its bytes are modified as they arrive (the filesystem driver writes
+ *   every chunk, the S3 driver stores a segment per `partSize` of body, 8 MiB by default), so only a client
+ *   sending under about 9 KiB/s, or stalling for the whole grace, could be cut off;
+ * - between a completion's claim of the row and the end of its commit: a rename on a filesystem; a server-side
+ *   copy on S3, minutes for the largest blobs.
+ * A crash's leftovers are gone within the grace plus one purge interval.
+ */
+export const ORPHAN_GRACE_MS = 15 * 60 * 1000;
 
 /** A request body with what its headers announced. */
 export interface UploadBody {
@@ -61,16 +94,50 @@ export class UploadService {
   private readonly hashes = new Map<string, HashState>();
   /** Sessions with a request in flight in this process. */
   private readonly busy = new Set<string>();
+  /**
+   * Handle ids of uploads this process is writing or committing while no session row references them (a
+   * monolithic upload, a new session before its row exists, a completion after its claim): never orphans.
+   */
+  private readonly unowned = new Set<string>();
 
   constructor(private readonly deps: RegistryDeps) {}
 
-  /** Opens a new upload session in `repository`. */
-  async start(repository: string): Promise<UploadSessionRecord> {
-    const handle = await this.deps.storage.createUpload();
+  /**
+   * Throws INSUFFICIENT_STORAGE when the storage reports less free space than `minFreeSpace`: new sessions and
+   * monolithic uploads are refused then, while appends to open sessions go on until the storage is really full,
+   * so uploads in progress can finish. Also the readiness check of the free space.
+   */
+  async assertRoomForNewUpload(): Promise<void> {
+    const { storage, options } = this.deps;
+    const min = options.minFreeSpace ?? 0;
+    if (min <= 0 || storage.freeSpace === undefined) return;
+    if ((await storage.freeSpace()) < min) {
+      throw new InsufficientStorageError(
+        "the registry's storage is nearly full: new uploads are refused until space is freed",
+      );
+    }
+  }
+
+  /**
+   * Opens a new upload session in `repository`, bound to `owner` (see `get`): the caller's identity when access
+   * control is on, null when it is off.
+   */
+  async start(repository: string, owner: string | null): Promise<UploadSessionRecord> {
+    const { storage, metadata } = this.deps;
+    await this.assertRoomForNewUpload();
+    const handle = await storage.createUpload();
     const id = randomUUID();
-    await this.deps.metadata.createUploadSession({ id, repository, handle });
+    this.unowned.add(handle.id);
+    try {
+      await metadata.createUploadSession({ id, repository, handle, owner });
+    } catch (e) {
+      await storage.abortUpload(handle).catch(() => undefined);
+      throw e;
+    } finally {
+      this.unowned.delete(handle.id);
+    }
     const now = new Date();
-    return { id, repository, size: 0, handle, createdAt: now, updatedAt: now };
+    return { id, repository, size: 0, handle, owner, createdAt: now, updatedAt: now };
   }
 
   /**
@@ -90,7 +157,9 @@ export class UploadService {
   async uploadWhole(repository: string, digest: Digest, body: UploadBody): Promise<BlobLink> {
     const { storage, metadata } = this.deps;
     const { algorithm } = parseDigest(digest);
+    await this.assertRoomForNewUpload();
     const handle = await storage.createUpload();
+    this.unowned.add(handle.id);
     try {
       const hasher = new DigestHasher(algorithm);
       const written = await this.write(handle, 0, body, hasher);
@@ -103,23 +172,39 @@ export class UploadService {
     } catch (e) {
       await storage.abortUpload(handle).catch(() => undefined);
       throw e;
+    } finally {
+      this.unowned.delete(handle.id);
     }
   }
 
-  /** The session, checked to belong to `repository`; BLOB_UPLOAD_UNKNOWN otherwise. */
-  async get(repository: string, id: string): Promise<UploadSessionRecord> {
+  /**
+   * The session, checked to belong to `repository` and, when both the session and the caller have an owner, to
+   * `owner`; BLOB_UPLOAD_UNKNOWN otherwise, the very answer an unknown id gets, so that ids cannot be probed. A
+   * caller without an owner (access control off) may use any session; a session without one (access control was
+   * off when it started, or it predates owners) is usable by anyone allowed to push.
+   */
+  async get(repository: string, id: string, owner: string | null): Promise<UploadSessionRecord> {
     if (!UUID_RE.test(id))
       throw new BlobUploadUnknownError(undefined, { detail: { uuid: id.slice(0, 100) } });
     const session = await this.deps.metadata.getUploadSession(id);
-    if (!session || session.repository !== repository) {
+    if (
+      !session ||
+      session.repository !== repository ||
+      (owner !== null && session.owner !== null && session.owner !== owner)
+    ) {
       throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
     }
     return session;
   }
 
   /** Appends a chunk (PATCH). With a Content-Range, its start must equal the session size, else 416. */
-  async append(repository: string, id: string, body: UploadBody): Promise<UploadSessionRecord> {
-    const session = await this.get(repository, id);
+  async append(
+    repository: string,
+    id: string,
+    owner: string | null,
+    body: UploadBody,
+  ): Promise<UploadSessionRecord> {
+    const session = await this.get(repository, id, owner);
     return this.exclusive(session, () => this.appendTo(session, body));
   }
 
@@ -130,69 +215,83 @@ export class UploadService {
   async complete(
     repository: string,
     id: string,
+    owner: string | null,
     digestParam: string,
     body: UploadBody | null,
   ): Promise<BlobLink> {
     const digest = parseDigest(digestParam).digest;
-    let session = await this.get(repository, id);
+    let session = await this.get(repository, id, owner);
     return this.exclusive(session, async () => {
       if (body) session = await this.appendTo(session, body);
       const actual = await this.digestOf(session, parseDigest(digest).algorithm);
       this.verify(digest, actual);
-      if (!(await this.deps.metadata.deleteUploadSession(session.id))) {
-        throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
-      }
+      this.unowned.add(session.handle.id);
       try {
+        if (!(await this.deps.metadata.deleteUploadSession(session.id))) {
+          throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
+        }
         await this.deps.storage.commitUpload(session.handle, session.size, blobKey(digest));
       } catch (e) {
         if (e instanceof UploadNotFoundError) throw new BlobUploadUnknownError(e.message);
         throw e;
+      } finally {
+        this.unowned.delete(session.handle.id);
       }
       await this.deps.metadata.linkBlob(repository, digest, session.size);
       return { digest, size: session.size };
     });
   }
 
-  /** Cancels the session (DELETE) and discards its bytes. */
-  async cancel(repository: string, id: string): Promise<void> {
-    const session = await this.get(repository, id);
+  /** Cancels the session (DELETE): discards its bytes, then forgets it (see the protocol comment). */
+  async cancel(repository: string, id: string, owner: string | null): Promise<void> {
+    const session = await this.get(repository, id, owner);
     this.hashes.delete(id);
+    await this.deps.storage.abortUpload(session.handle);
     if (!(await this.deps.metadata.deleteUploadSession(id)))
       throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
-    await this.deps.storage.abortUpload(session.handle);
   }
 
   /**
-   * Purges sessions idle since before `now - uploadPurgeAfter`, and driver uploads that no session owns any more
-   * (left by a crash) and are older than that plus a margin. Safe to run on several instances at once: whoever
-   * deletes a session row cleans its bytes. Returns how many sessions and orphaned uploads were removed.
+   * Purges sessions idle since before `now - uploadPurgeAfter` (bytes first, then the row), and orphans: driver
+   * uploads that no session references and that nobody modified for ORPHAN_GRACE_MS (see the protocol comment).
+   * Safe to run on several instances at once. Returns how many sessions and orphans this call removed.
    */
   async purgeStale(now = Date.now()): Promise<{ sessions: number; orphans: number }> {
     const { metadata, storage, options } = this.deps;
     const cutoff = new Date(now - options.uploadPurgeAfter);
     let sessions = 0;
     for (;;) {
-      const stale = await metadata.listStaleUploadSessions(cutoff, 100);
-      if (stale.length === 0) break;
+      const stale = await metadata.listStaleUploadSessions(cutoff, PURGE_BATCH);
       for (const s of stale) {
         this.hashes.delete(s.id);
-        if (await metadata.deleteUploadSession(s.id)) {
-          await storage.abortUpload(s.handle);
-          sessions++;
-        }
+        await storage.abortUpload(s.handle);
+        if (await metadata.deleteUploadSession(s.id)) sessions++;
       }
-      if (stale.length < 100) break;
+      if (stale.length < PURGE_BATCH) break;
     }
-    // A live session's row is touched after its bytes are written, so an upload untouched for this long (plus a
-    // margin for that ordering) belongs to no live session.
-    const orphanCutoff = cutoff.getTime() - 60 * 60 * 1000;
+
+    // Candidates are checked against the database only after they were listed as old enough: a session row is
+    // inserted right after its upload is created, so an upload older than the grace whose row is missing at that
+    // point never gets one.
+    const orphanCutoff = now - ORPHAN_GRACE_MS;
+    const candidates: UploadHandle[] = [];
     let orphans = 0;
-    for await (const upload of storage.listUploads()) {
-      if (upload.modifiedAt.getTime() < orphanCutoff) {
-        await storage.abortUpload(upload.handle);
+    const removeUnreferenced = async (): Promise<void> => {
+      const ids = candidates.map((h) => h.id);
+      const referenced = new Set(await metadata.findUploadSessionHandles(ids));
+      for (const handle of candidates) {
+        if (referenced.has(handle.id) || this.unowned.has(handle.id)) continue;
+        await storage.abortUpload(handle);
         orphans++;
       }
+      candidates.length = 0;
+    };
+    for await (const upload of storage.listUploads()) {
+      if (upload.modifiedAt.getTime() >= orphanCutoff || this.unowned.has(upload.handle.id)) continue;
+      candidates.push(upload.handle);
+      if (candidates.length === PURGE_BATCH) await removeUnreferenced();
     }
+    if (candidates.length > 0) await removeUnreferenced();
     return { sessions, orphans };
   }
 
@@ -221,8 +320,22 @@ export class UploadService {
         : session.size === 0
           ? new DigestHasher('sha256')
           : null;
-    const { handle, size } = await this.write(session.handle, session.size, body, hasher);
-    if (!(await this.deps.metadata.advanceUploadSession(session.id, session.size, size, handle))) {
+    let written: { handle: UploadHandle; size: number };
+    let advanced: boolean;
+    try {
+      written = await this.write(session.handle, session.size, body, hasher);
+      advanced = await this.deps.metadata.advanceUploadSession(
+        session.id,
+        session.size,
+        written.size,
+        written.handle,
+      );
+    } catch (e) {
+      if (isStorageFull(e)) await this.discardPast(session);
+      throw e;
+    }
+    const { handle, size } = written;
+    if (!advanced) {
       const current = await this.deps.metadata.getUploadSession(session.id);
       if (!current) throw new BlobUploadUnknownError(undefined, { detail: { uuid: session.id } });
       throw new RangeInvalidError('the upload was advanced by another request', {
@@ -231,6 +344,17 @@ export class UploadService {
     }
     if (hasher) this.remember(session.id, { size, hasher });
     return { ...session, size, handle, updatedAt: new Date() };
+  }
+
+  /**
+   * Cuts the upload back to the session's recorded size after an append that found the storage full, so that
+   * what the request wrote does not hold the space until the next append (an empty append at the recorded size
+   * discards the bytes past it, see StorageDriver.appendUpload). Best effort: the next append cuts them anyway.
+   */
+  private async discardPast(session: UploadSessionRecord): Promise<void> {
+    await this.deps.storage
+      .appendUpload(session.handle, session.size, Readable.from([]))
+      .catch(() => undefined);
   }
 
   /** Streams `body` into the upload at `offset`, hashing on the way; checks the announced length. */

@@ -116,6 +116,14 @@ export interface StorageDriver {
    */
   presignedUrl?(key: string, expiresSeconds: number): Promise<string>;
 
+  /**
+   * Optional: how many bytes can still be written where the driver keeps its bytes (the free space of the
+   * filesystem holding them, as an unprivileged writer may use it). Only drivers over a bounded local filesystem
+   * have it; object storage leaves it undefined. The answer may be up to about a second old (so that callers on
+   * request paths need not cache it); throws when the filesystem cannot be queried.
+   */
+  freeSpace?(): Promise<number>;
+
   /** Checks that the backend answers (readiness). Throws when it does not. */
   ping(): Promise<void>;
 

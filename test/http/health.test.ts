@@ -16,10 +16,13 @@ describe('health endpoints', () => {
     assert.deepEqual(JSON.parse(res.body), { status: 'ok' });
   });
 
-  it('/readyz answers 200 when storage and database answer', async () => {
+  it('/readyz answers 200 when storage and database answer and the disk has room', async () => {
     const res = await reg.inject({ method: 'GET', url: '/readyz' });
     assert.equal(res.statusCode, 200);
-    assert.deepEqual(JSON.parse(res.body), { status: 'ready', checks: { storage: 'ok', metadata: 'ok' } });
+    assert.deepEqual(JSON.parse(res.body), {
+      status: 'ready',
+      checks: { storage: 'ok', metadata: 'ok', disk: 'ok' },
+    });
   });
 
   it('/readyz answers 503 naming the failed check when storage does not answer', async () => {
@@ -31,11 +34,43 @@ describe('health endpoints', () => {
       assert.equal(res.statusCode, 503);
       assert.deepEqual(JSON.parse(res.body), {
         status: 'unavailable',
-        checks: { storage: 'failed', metadata: 'ok' },
+        checks: { storage: 'failed', metadata: 'ok', disk: 'ok' },
       });
       assert.ok(!res.body.includes('bucket gone'), 'no internal detail leaks');
     } finally {
       storage.ping = original;
+    }
+  });
+
+  it('/readyz answers 503 when the blob filesystem has less free space than storage.filesystem.minFree', async () => {
+    // More than any disk here has: the check fails on real statfs figures.
+    const other = await createTestRegistry({ 'storage.filesystem.minFree': 2 ** 52 });
+    try {
+      const res = await other.inject({ method: 'GET', url: '/readyz' });
+      assert.equal(res.statusCode, 503);
+      assert.deepEqual(JSON.parse(res.body), {
+        status: 'unavailable',
+        checks: { storage: 'ok', metadata: 'ok', disk: 'failed' },
+      });
+    } finally {
+      await other.dispose();
+    }
+  });
+
+  it('/readyz has no disk check with S3 storage', async () => {
+    const other = await createTestRegistry({
+      'storage.driver': 's3',
+      'storage.s3.bucket': 'never-contacted',
+      'storage.s3.endpoint': 'http://127.0.0.1:9',
+    });
+    try {
+      const res = await other.inject({ method: 'GET', url: '/readyz' });
+      assert.deepEqual(Object.keys((JSON.parse(res.body) as { checks: object }).checks).sort(), [
+        'metadata',
+        'storage',
+      ]);
+    } finally {
+      await other.dispose();
     }
   });
 

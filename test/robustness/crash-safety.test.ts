@@ -13,12 +13,14 @@
  *      right digest) or, when its completing PUT was in flight, answers 404 BLOB_UPLOAD_UNKNOWN;
  *    - the catalog and tag lists answer.
  * 4. An explicit scenario: sessions whose chunks had completed before the kill continue after restart, and a chunk
- *    cut by the kill does not count (Range shows only completed chunks; continuing yields the right digest).
+ *    cut by the kill does not count (Range shows only completed chunks; continuing yields the right digest). The
+ *    bytes of the monolithic push cut by the kill, which no session owns, are gone after the first purge round
+ *    (the restart is dated an hour after the kill, past the orphan grace), and no session's bytes are touched.
  *
  * Reproduce another schedule with `BERTH_CRASH_SEED=<n>`; the seed is part of the suite name.
  */
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -96,8 +98,11 @@ async function* stalled(data: Buffer, release: Promise<void>): AsyncGenerator<Bu
   await release;
 }
 
-/** `PRAGMA integrity_check` on a copy of the database files (so the check itself changes nothing). */
-async function checkDatabase(dataDir: string): Promise<void> {
+/** Runs `fn` on a copy of the database files, so that looking changes nothing the restarted server will see. */
+async function withDatabaseCopy<T>(
+  dataDir: string,
+  fn: (conn: InstanceType<typeof Database>) => T,
+): Promise<T> {
   const db = path.join(dataDir, 'berth.db');
   await stat(db); // the embedded default puts it there
   const copyDir = await mkdtemp(path.join(tmpdir(), 'berth-dbcheck-'));
@@ -111,18 +116,48 @@ async function checkDatabase(dataDir: string): Promise<void> {
     }
     const conn = new Database(path.join(copyDir, 'berth.db'));
     try {
-      assert.equal(
-        conn.pragma('integrity_check', { simple: true }),
-        'ok',
-        'SQLite integrity_check after SIGKILL',
-      );
-      assert.deepEqual(conn.pragma('foreign_key_check'), [], 'SQLite foreign_key_check after SIGKILL');
+      return fn(conn);
     } finally {
       conn.close();
     }
   } finally {
     await rm(copyDir, { recursive: true, force: true });
   }
+}
+
+/** `PRAGMA integrity_check` and `foreign_key_check` on a copy of the database files. */
+async function checkDatabase(dataDir: string): Promise<void> {
+  await withDatabaseCopy(dataDir, (conn) => {
+    assert.equal(
+      conn.pragma('integrity_check', { simple: true }),
+      'ok',
+      'SQLite integrity_check after SIGKILL',
+    );
+    assert.deepEqual(conn.pragma('foreign_key_check'), [], 'SQLite foreign_key_check after SIGKILL');
+  });
+}
+
+/** The upload ids that session rows reference. */
+function sessionUploadIds(dataDir: string): Promise<string[]> {
+  return withDatabaseCopy(dataDir, (conn) => {
+    const rows = conn.prepare('select handle from upload_sessions').all() as { handle: string }[];
+    return rows.map((r) => (JSON.parse(r.handle) as { id: string }).id).sort();
+  });
+}
+
+/** Whether some process holds the upload purge lease (read live: WAL mode lets a reader in beside the server). */
+function purgeLeaseHeld(dataDir: string): boolean {
+  const conn = new Database(path.join(dataDir, 'berth.db'), { readonly: true });
+  try {
+    return conn.prepare("select 1 from leases where name = 'upload-purge'").get() !== undefined;
+  } finally {
+    conn.close();
+  }
+}
+
+/** The upload ids the filesystem driver holds bytes for. */
+async function storedUploadIds(dataDir: string): Promise<string[]> {
+  return (await readdir(path.join(dataDir, 'blobs', '_uploads'))).sort();
 }
 
 function errorCode(res: HttpResponse): string | undefined {
@@ -755,12 +790,37 @@ describe('upload sessions continue after SIGKILL', () => {
         `partial writes not all observed on disk (sizes: ${(await fileSizes(dataDir)).join(', ')}); killing anyway`,
       );
     }
+    // The process dies holding the purge lease (its first round has run), as a long-running one would.
+    const leaseDeadline = Date.now() + 10_000;
+    while (!purgeLeaseHeld(dataDir) && Date.now() < leaseDeadline) await sleep(50);
+    assert.ok(purgeLeaseHeld(dataDir), 'the first process took the purge lease');
     await berth.kill();
     release();
     await Promise.all(cut);
     await checkDatabase(dataDir);
+
+    // The cut monolithic push left bytes that no session owns. Date every upload's bytes an hour back, as if the
+    // restart came that long after the kill: the first purge round must take the orphan and leave the rest.
+    const owned = await sessionUploadIds(dataDir);
+    const stored = await storedUploadIds(dataDir);
+    assert.equal(owned.length, 5, 'S1 to S5 have their rows');
+    assert.equal(stored.length, 6, 'and one more upload holds the bytes of M');
+    const anHourAgo = new Date(Date.now() - 3600_000);
+    for (const id of stored) {
+      await utimes(path.join(dataDir, 'blobs', '_uploads', id, 'data'), anHourAgo, anHourAgo);
+    }
     berth = await startBerth({ dataDir });
     const v = berth.url;
+    const restarted = berth;
+    const deadline = Date.now() + 20_000;
+    while (!restarted.output().includes('purged stale uploads') && Date.now() < deadline) await sleep(50);
+    const purged = restarted
+      .output()
+      .split('\n')
+      .find((line) => line.includes('purged stale uploads'));
+    assert.ok(purged, `no purge round reported within 20 s of the restart:\n${restarted.output()}`);
+    assert.match(purged, /"sessions":0,"orphans":1/);
+    assert.deepEqual(await storedUploadIds(dataDir), owned, 'only the orphan is gone');
 
     const status = async (loc: string): Promise<HttpResponse> => {
       const res = await request(v, loc);

@@ -1117,7 +1117,7 @@ const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
  * holding keys `blobs/<alg>/<xx>/<hex>` (src/storage/paths.ts) and its private `_uploads/<id>/data`, `_tmp/<id>`.
  */
 const DATA_DIR_FILES = new RegExp(
-  `^(berth\\.db(-wal|-shm|-journal)?|blobs/blobs/sha256/[0-9a-f]{2}/[0-9a-f]{64}|blobs/blobs/sha512/[0-9a-f]{2}/[0-9a-f]{128}|blobs/_uploads/${UUID}/data|blobs/_tmp/${UUID})$`,
+  `^(berth\\.db(-wal|-shm|-journal)?|berth\\.reserve|blobs/blobs/sha256/[0-9a-f]{2}/[0-9a-f]{64}|blobs/blobs/sha512/[0-9a-f]{2}/[0-9a-f]{128}|blobs/_uploads/${UUID}/data|blobs/_tmp/${UUID})$`,
 );
 
 /** Content the cases refer to: a repository with a blob, a config, a tagged manifest and open upload sessions. */

@@ -13,12 +13,20 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { linkBlobsInPostgres, linkBlobsInSqlite } from '../helpers/bulk-links.ts';
 import { POSTGRES_URL, postgresSkipReason } from '../helpers/postgres.ts';
 import { digestOf } from '../../src/oci/digest.ts';
 import { BetterSqlite3, createPostgresStore, createSqliteStore } from '../../src/metadata/dialects.ts';
-import { MIGRATION_TABLE, migrationsFor } from '../../src/metadata/migrations/index.ts';
+import type { KyselyMetadataStore } from '../../src/metadata/kysely-store.ts';
+import {
+  BerthMigrationProvider,
+  MIGRATION_LOCK_TABLE,
+  MIGRATION_TABLE,
+  migrationsFor,
+} from '../../src/metadata/migrations/index.ts';
+import type { SqlDialect } from '../../src/metadata/schema.ts';
 import { runStoreSuite } from '../../src/metadata/testing/store-suite.ts';
 import type { Digest } from '../../src/oci/digest.ts';
 
@@ -35,6 +43,42 @@ async function tempDir(): Promise<string> {
 interface MigrationRow {
   name: string;
   timestamp: string;
+}
+
+/**
+ * An upload session written by a release before 0004 (no owner column): migrates `db` up to 0003 only, inserts the
+ * row as that schema had it, then lets `open()` (the current store) migrate the rest. The session must have no
+ * owner and stay usable.
+ */
+async function checkSessionsBeforeUploadOwners(
+  db: Kysely<unknown>,
+  dialect: SqlDialect,
+  open: () => KyselyMetadataStore,
+  schema?: string,
+): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: new BerthMigrationProvider(dialect),
+    migrationTableName: MIGRATION_TABLE,
+    migrationLockTableName: MIGRATION_LOCK_TABLE,
+    migrationTableSchema: schema,
+  });
+  const { error } = await migrator.migrateTo('0003-leases');
+  assert.equal(error, undefined);
+  await sql`insert into upload_sessions (id, repository, size, handle, created_at, updated_at)
+    values ('old-session', 'library/app', 5, '{"id":"old-handle"}', 1, 1)`.execute(db);
+  await db.destroy();
+  const store = open();
+  try {
+    await store.migrate();
+    const session = await store.getUploadSession('old-session');
+    assert.equal(session?.owner, null, 'a session from before 0004 has no owner');
+    assert.equal(session?.size, 5);
+    assert.deepEqual(await store.findUploadSessionHandles(['old-handle']), ['old-handle']);
+    assert.equal(await store.advanceUploadSession('old-session', 5, 9, { id: 'old-handle' }), true);
+  } finally {
+    await store.close();
+  }
 }
 
 // --- SQLite ----------------------------------------------------------------------------------------
@@ -117,6 +161,17 @@ describe('SQLite specifics', () => {
         await second.close();
       }
       assert.deepEqual(readMigrations(file), applied, 'migration records are unchanged');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('0004 gives sessions that existed before it no owner, and they stay usable', async () => {
+    const dir = await tempDir();
+    try {
+      const file = join(dir, 'metadata.db');
+      const db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: new BetterSqlite3(file) }) });
+      await checkSessionsBeforeUploadOwners(db, 'sqlite', () => createSqliteStore(file));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -309,6 +364,25 @@ if (postgresSkip !== false) {
         for (const row of ours) assert.equal(row.collation, 'C', `${row.table}.${row.column} collation`);
       } finally {
         await store.close();
+        await dropSchema(schema);
+      }
+    });
+
+    it('0004 gives sessions that existed before it no owner, and they stay usable', async () => {
+      const schema = freshSchema();
+      const pool = new pg.Pool({
+        connectionString: POSTGRES_URL,
+        max: 1,
+        options: `-c search_path=${schema}`,
+      });
+      try {
+        await checkSessionsBeforeUploadOwners(
+          new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) }),
+          'postgres',
+          () => createPostgresStore(POSTGRES_URL, { schema }),
+          schema,
+        );
+      } finally {
         await dropSchema(schema);
       }
     });

@@ -20,6 +20,16 @@ function uploadBody(request: FastifyRequest): UploadBody {
   };
 }
 
+/**
+ * Who an upload session is bound to: the caller's identity (`user:alice`, `robot:robot$ci`) when access control is
+ * on, else null (anyone may use any session, as in an open registry).
+ */
+function uploadOwner(ctx: RouteContext): string | null {
+  if (!ctx.access.enabled) return null;
+  const { kind, name } = ctx.caller.principal;
+  return `${kind}:${name}`;
+}
+
 function sendSession(ctx: RouteContext, reply: FastifyReply, status: number, id: string, size: number): void {
   reply
     .code(status)
@@ -69,20 +79,25 @@ export const uploadStartRoutes: MethodTable = {
     } else if (hasBody(request)) {
       throw new BlobUploadInvalidError('a POST with a body must carry ?digest=');
     }
-    const session = await registry.uploads.start(params.name);
+    const session = await registry.uploads.start(params.name, uploadOwner(ctx));
     sendSession(ctx, ctx.reply, 202, session.id, 0);
   },
 };
 
 export const uploadRoutes: MethodTable = {
   async GET(ctx) {
-    const session = await ctx.registry.uploads.get(ctx.params.name, ctx.params.uuid as string);
+    const session = await ctx.registry.uploads.get(
+      ctx.params.name,
+      ctx.params.uuid as string,
+      uploadOwner(ctx),
+    );
     sendSession(ctx, ctx.reply, 204, session.id, session.size);
   },
   async PATCH(ctx) {
     const session = await ctx.registry.uploads.append(
       ctx.params.name,
       ctx.params.uuid as string,
+      uploadOwner(ctx),
       uploadBody(ctx.request),
     );
     sendSession(ctx, ctx.reply, 202, session.id, session.size);
@@ -92,15 +107,21 @@ export const uploadRoutes: MethodTable = {
     const digest = queryParam(request.query, 'digest');
     if (digest === undefined) {
       // Validate the session first so an unknown upload is still BLOB_UPLOAD_UNKNOWN.
-      await registry.uploads.get(params.name, params.uuid as string);
+      await registry.uploads.get(params.name, params.uuid as string, uploadOwner(ctx));
       throw new DigestInvalidError('PUT must carry ?digest=');
     }
     const body = hasBody(request) ? uploadBody(request) : null;
-    const link = await registry.uploads.complete(params.name, params.uuid as string, digest, body);
+    const link = await registry.uploads.complete(
+      params.name,
+      params.uuid as string,
+      uploadOwner(ctx),
+      digest,
+      body,
+    );
     sendCreated(ctx, link.digest);
   },
   async DELETE(ctx) {
-    await ctx.registry.uploads.cancel(ctx.params.name, ctx.params.uuid as string);
+    await ctx.registry.uploads.cancel(ctx.params.name, ctx.params.uuid as string, uploadOwner(ctx));
     ctx.reply.code(204).send();
   },
 };

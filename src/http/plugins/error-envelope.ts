@@ -1,13 +1,14 @@
 /**
  * The one place that writes the spec's error envelope `{"errors":[{"code","message","detail"}]}`. Handlers throw
- * RegistryError subclasses; framework errors (bad URL, body too large...) and anything unexpected are mapped
- * here, the latter to 500 UNKNOWN with the cause logged but never sent.
+ * RegistryError subclasses; framework errors (bad URL, body too large...), a full disk (507) and anything
+ * unexpected are mapped here, the latter to 500 UNKNOWN with the cause logged but never sent.
  */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { type ErrorCode, RegistryError } from '../../oci/errors.ts';
+import { type ErrorCode, InsufficientStorageError, RegistryError } from '../../oci/errors.ts';
 import { isClientAbort } from '../../registry/client-abort.ts';
+import { isStorageFull } from '../../registry/storage-full.ts';
 
 export function errorBody(code: ErrorCode, message: string, detail?: unknown): string {
   return JSON.stringify({ errors: [{ code, message, ...(detail !== undefined ? { detail } : {}) }] });
@@ -29,6 +30,10 @@ export function toRegistryError(error: unknown, request: FastifyRequest): Regist
   if (isClientAbort(error)) {
     request.log.debug({ err: error }, 'client went away mid-request');
     return new RegistryError('BLOB_UPLOAD_INVALID', 'the request body ended early');
+  }
+  if (isStorageFull(error)) {
+    request.log.warn({ err: error }, 'storage full');
+    return new InsufficientStorageError();
   }
   const fe = error as Partial<FastifyError> & { code?: string };
   switch (fe.code) {

@@ -8,8 +8,9 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import type { SqlDialect } from '../schema.ts';
 import { initialMigration } from './0001-initial.ts';
-import { leasesMigration } from './0003-leases.ts';
 import { accessControlMigration } from './0002-access-control.ts';
+import { leasesMigration } from './0003-leases.ts';
+import { uploadOwnerMigration } from './0004-upload-owner.ts';
 import { loginFailuresMigration } from './0005-login-failures.ts';
 
 /** Table recording which migrations ran (name and ISO timestamp). */
@@ -24,6 +25,7 @@ export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
     '0001-initial': initialMigration(dialect),
     '0002-access-control': accessControlMigration(dialect),
     '0003-leases': leasesMigration(dialect),
+    '0004-upload-owner': uploadOwnerMigration(),
     '0005-login-failures': loginFailuresMigration(dialect),
   };
 }

@@ -773,6 +773,7 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
         assert.equal(session.repository, 'library/app');
         assert.equal(session.size, 0);
         assert.deepEqual(session.handle, h);
+        assert.equal(session.owner, null, 'a session created without an owner has none');
         assert.ok(session.createdAt instanceof Date && session.updatedAt instanceof Date);
         assert.ok(session.createdAt.getTime() >= before && session.createdAt.getTime() <= after);
         assert.equal(session.updatedAt.getTime(), session.createdAt.getTime());
@@ -782,6 +783,55 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
           false,
           'an upload does not create the repository',
         );
+      });
+
+      it('keeps the owner verbatim, through advances and in stale listings', async () => {
+        const id = randomUUID();
+        await store.createUploadSession({
+          id,
+          repository: 'library/app',
+          handle: handle('h0'),
+          owner: 'robot:robot$ci',
+        });
+        assert.equal((await store.getUploadSession(id))?.owner, 'robot:robot$ci');
+        assert.equal(await store.advanceUploadSession(id, 0, 7, handle('h1')), true);
+        assert.equal((await store.getUploadSession(id))?.owner, 'robot:robot$ci');
+        const other = randomUUID();
+        await store.createUploadSession({
+          id: other,
+          repository: 'library/app',
+          handle: handle('h2'),
+          owner: null,
+        });
+        const stale = await store.listStaleUploadSessions(new Date(Date.now() + 1000), 10);
+        assert.deepEqual(
+          stale.map((s) => [s.id, s.owner]).sort(),
+          [
+            [id, 'robot:robot$ci'],
+            [other, null],
+          ].sort(),
+        );
+      });
+
+      it('finds which upload handle ids sessions reference', async () => {
+        const a = randomUUID();
+        const b = randomUUID();
+        await store.createUploadSession({ id: a, repository: 'library/app', handle: handle('up-a') });
+        await store.createUploadSession({
+          id: b,
+          repository: 'other/app',
+          handle: handle('up-b', { parts: [{ name: 'part-0-x', size: 5 }], id2: 'up-c' }),
+        });
+        // The id is read from the latest handle an advance stored.
+        assert.equal(await store.advanceUploadSession(a, 0, 3, handle('up-a', { parts: [] })), true);
+        assert.deepEqual(
+          (await store.findUploadSessionHandles(['up-b', 'up-c', 'up-a', 'up-z', 'up-a'])).sort(),
+          ['up-a', 'up-b'],
+        );
+        assert.deepEqual(await store.findUploadSessionHandles([]), []);
+        assert.deepEqual(await store.findUploadSessionHandles(['nothing']), []);
+        assert.equal(await store.deleteUploadSession(b), true);
+        assert.deepEqual(await store.findUploadSessionHandles(['up-a', 'up-b']), ['up-a']);
       });
 
       it('advances with compare-and-set on the size', async () => {

@@ -44,6 +44,7 @@ import {
   uploadIdOf,
 } from '../driver-helpers.ts';
 import { leaseFileRange, openFileRange } from '../file-range-stream.ts';
+import { FreeSpaceProbe, type StatfsFn } from '../free-space.ts';
 import { DEFAULT_OPEN_FILE_CACHE, OpenFileCache, type OpenFileCacheOptions } from '../open-file-cache.ts';
 
 /** Top-level names the driver keeps for itself; keys starting with them are refused. */
@@ -56,6 +57,8 @@ export interface FilesystemDriverOptions {
   readonly root: string;
   /** Limits of the cache of open descriptors that immutable reads share (see OpenFileCache). */
   readonly openFiles?: OpenFileCacheOptions;
+  /** How `freeSpace()` reads the filesystem's free space; default `fs.promises.statfs` (tests inject one). */
+  readonly statfs?: StatfsFn;
 }
 
 /**
@@ -72,12 +75,14 @@ export class FilesystemDriver implements StorageDriver {
   private readonly uploadsDir: string;
   /** Descriptors of committed objects read with `immutable`; told of every put, commit and delete. */
   private readonly openFiles: OpenFileCache;
+  private readonly space: FreeSpaceProbe;
 
   constructor(options: FilesystemDriverOptions) {
     this.root = path.resolve(options.root);
     this.openFiles = new OpenFileCache(options.openFiles ?? DEFAULT_OPEN_FILE_CACHE);
     this.tmpDir = path.join(this.root, TMP_DIR);
     this.uploadsDir = path.join(this.root, UPLOADS_DIR);
+    this.space = new FreeSpaceProbe(this.root, { statfs: options.statfs });
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {
@@ -317,6 +322,11 @@ export class FilesystemDriver implements StorageDriver {
         cause: err,
       });
     }
+  }
+
+  /** statfs(2) of the root's filesystem, sampled at most once a second (see StorageDriver.freeSpace). */
+  freeSpace(): Promise<number> {
+    return this.space.available();
   }
 
   /** Closes the cached descriptors; reads still streaming close theirs when they end. */
