@@ -13,6 +13,8 @@ import { registerDistributionApi } from './http/distribution/dispatch.ts';
 import { peerCertificateName } from './http/tls.ts';
 import { clientErrorHandler, registerErrorEnvelope, sendError } from './http/plugins/error-envelope.ts';
 import { registerRawBody } from './http/plugins/raw-body.ts';
+import { serverOptions } from './http/server-options.ts';
+import { proxyTrust } from './http/trusted-proxies.ts';
 import { UrlBuilder } from './http/urls.ts';
 import { registerHealth } from './http/health.ts';
 import { registerV1Search } from './http/v1-search.ts';
@@ -29,8 +31,9 @@ export interface AppOptions {
 }
 
 export function createApp(config: Config, services: Services, options: AppOptions = {}): FastifyInstance {
+  const trust = proxyTrust(config.http.trustedProxies);
   const app = Fastify({
-    ...(options.https ? { https: options.https } : {}),
+    ...serverOptions(options.https ?? null, trust),
     logger:
       options.logger === false
         ? false
@@ -92,6 +95,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     publicUrl: config.publicUrl,
     relativeUrls: config.http.relativeUrls,
     trustForwardedHeaders: config.http.trustForwardedHeaders,
+    trustedProxy: trust,
   });
   const access = new AccessControl({
     mode: config.auth.mode,

@@ -73,6 +73,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
 
 /** Environment values are strings; turn them into what the key's type expects. */
 function fromEnv(value: string, type: string): unknown {
+  if (type === 'array') {
+    return value
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+  }
   if (value === '' || value === 'null') return type === 'string' || type === 'enum' ? value || null : null;
   if (type === 'boolean') {
     if (/^(true|1|yes|on)$/i.test(value)) return true;

@@ -4,6 +4,7 @@
  * can be overridden by an environment variable `BERTH_<PATH>` in UPPER_SNAKE_CASE (see `env.ts`).
  */
 import { z } from 'zod';
+import { parseAddressRange } from './address-range.ts';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -227,6 +228,17 @@ export const configSchema = z
         shutdownTimeout: duration
           .prefault('30s')
           .describe('On SIGTERM/SIGINT, how long in-flight requests may take before the process exits.'),
+        trustedProxies: z
+          .array(
+            z.string().refine((v) => parseAddressRange(v) !== null, {
+              error: (issue) =>
+                `${JSON.stringify(issue.input)} is not an IP address or CIDR range such as 10.0.0.0/8 or 2001:db8::/32`,
+            }),
+          )
+          .default([])
+          .describe(
+            'Addresses and CIDR ranges of reverse proxies whose `X-Forwarded-For` is believed: the client address is the rightmost address of the chain not in this list. Empty: trust nobody, the client is the peer.',
+          ),
       })
       .strict()
       .prefault({}),

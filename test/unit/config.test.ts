@@ -67,6 +67,37 @@ describe('configuration', () => {
     );
   });
 
+  it('reads http.trustedProxies from YAML or a comma-separated variable, and refuses what is not an address or CIDR', async () => {
+    assert.deepEqual(loadConfig({ env: {} }).http.trustedProxies, []);
+    assert.deepEqual(
+      loadConfig({ env: { BERTH_HTTP_TRUSTED_PROXIES: ' 10.0.0.0/8, 192.0.2.7,2001:db8::/32 ,' } }).http
+        .trustedProxies,
+      ['10.0.0.0/8', '192.0.2.7', '2001:db8::/32'],
+    );
+    assert.deepEqual(loadConfig({ env: { BERTH_HTTP_TRUSTED_PROXIES: '' } }).http.trustedProxies, []);
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-config-'));
+    const file = path.join(dir, 'berth.yml');
+    await writeFile(file, 'http:\n  trustedProxies: [::1, fd00::/8]\n');
+    assert.deepEqual(loadConfig({ file, env: {} }).http.trustedProxies, ['::1', 'fd00::/8']);
+    for (const bad of [
+      '10.0.0.0/33',
+      'proxy.example.com',
+      '10.0.0.0/0',
+      '2001:db8::/129',
+      'fe80::1%eth0',
+      '10.0.0/8',
+    ]) {
+      assert.throws(
+        () => loadConfig({ env: { BERTH_HTTP_TRUSTED_PROXIES: `192.0.2.7,${bad}` } }),
+        (e: unknown) =>
+          e instanceof ConfigError &&
+          e.message.includes('config key http.trustedProxies.1:') &&
+          e.message.includes(JSON.stringify(bad)),
+        bad,
+      );
+    }
+  });
+
   it('documents every key and its environment variable in docs/configuration.md', async () => {
     const doc = await readFile(path.join(PROJECT_ROOT, 'docs', 'configuration.md'), 'utf8');
     for (const leaf of configLeaves()) {
