@@ -13,7 +13,7 @@ import { registerDistributionApi } from './http/distribution/dispatch.ts';
 import { peerCertificateName } from './http/tls.ts';
 import { clientErrorHandler, registerErrorEnvelope, sendError } from './http/plugins/error-envelope.ts';
 import { registerRawBody } from './http/plugins/raw-body.ts';
-import { serverOptions } from './http/server-options.ts';
+import { limitConnections, serverOptions } from './http/server-options.ts';
 import { proxyTrust } from './http/trusted-proxies.ts';
 import { UrlBuilder } from './http/urls.ts';
 import { registerHealth } from './http/health.ts';
@@ -33,7 +33,7 @@ export interface AppOptions {
 export function createApp(config: Config, services: Services, options: AppOptions = {}): FastifyInstance {
   const trust = proxyTrust(config.http.trustedProxies);
   const app = Fastify({
-    ...serverOptions(options.https ?? null, trust),
+    ...serverOptions(config.http, options.https ?? null, trust),
     logger:
       options.logger === false
         ? false
@@ -68,7 +68,8 @@ export function createApp(config: Config, services: Services, options: AppOption
     },
   });
 
-  registerRawBody(app);
+  limitConnections(app.server, config.http.maxConnections, app.log);
+  registerRawBody(app, { bodyIdleTimeout: config.http.bodyIdleTimeout });
   registerErrorEnvelope(app);
 
   app.addHook('onRequest', (_request, reply, done) => {

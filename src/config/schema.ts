@@ -21,6 +21,9 @@ export const duration = z
     return Math.round(Number(m[1]) * (UNIT_MS[m[2] as string] as number));
   });
 
+/** A duration that must not be zero (a timeout of 0 would mean "never" to Node). */
+const positiveDuration = duration.refine((ms) => ms > 0, 'must be greater than 0');
+
 const listenAddress = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000 or [::1]:5000');
@@ -239,6 +242,25 @@ export const configSchema = z
           .describe(
             'Addresses and CIDR ranges of reverse proxies whose `X-Forwarded-For` is believed: the client address is the rightmost address of the chain not in this list. Empty: trust nobody, the client is the peer.',
           ),
+        headersTimeout: positiveDuration
+          .prefault('30s')
+          .describe(
+            'A connection that has not sent complete request headers within this time gets 408 and is closed; also bounds the TLS handshake.',
+          ),
+        keepAliveTimeout: positiveDuration
+          .prefault('75s')
+          .describe('An idle keep-alive connection (no request in progress) is closed after this time.'),
+        bodyIdleTimeout: positiveDuration
+          .prefault('60s')
+          .describe(
+            'A request whose body stops arriving (no bytes received for this time while the server waits for them) is cut and its connection closed; not a limit on the whole request.',
+          ),
+        maxConnections: z
+          .number()
+          .int()
+          .positive()
+          .default(4096)
+          .describe('Most open client connections; connections beyond it are closed at once.'),
       })
       .strict()
       .prefault({}),
