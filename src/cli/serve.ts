@@ -8,11 +8,17 @@ import { createApp } from '../app.ts';
 import { loadConfig } from '../config/load.ts';
 import { createServices } from '../container.ts';
 import { describeCertificate, loadTlsOptions, watchTls } from '../http/tls.ts';
+import { VERSION } from '../version.ts';
 
 export interface ServeFlags {
   readonly config?: string;
   readonly listen?: string;
   readonly data?: string;
+}
+
+/** True for a host only this machine can reach: `localhost`, `127.0.0.0/8`, `::1`. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(host);
 }
 
 /** Splits `HOST:PORT` (`[v6]:PORT` for IPv6). */
@@ -75,7 +81,21 @@ export async function serve(flags: ServeFlags): Promise<void> {
     stopTlsWatch = watchTls(app.server as unknown as TlsServer, config.tls, app.log);
   }
   app.log.info(
-    { data: config.data, storage: config.storage.driver, metadata: config.metadata.driver },
+    {
+      version: VERSION,
+      listen: config.listen,
+      tls: https !== null,
+      auth: config.auth.mode,
+      data: config.data,
+      storage: config.storage.driver,
+      metadata: config.metadata.driver,
+    },
     'berth ready',
   );
+  if (config.auth.mode === 'none' && !isLoopback(host)) {
+    app.log.warn(
+      { listen: config.listen },
+      'the registry is open (auth.mode: none) on a non-loopback address: anyone who can reach it may push, pull and delete',
+    );
+  }
 }
