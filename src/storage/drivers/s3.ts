@@ -415,6 +415,19 @@ export class S3Driver implements StorageDriver {
     }
   }
 
+  /** Puts and deletes `_uploads/<uuid>/probe`: an upload without a marker, which the purge removes if left. */
+  async checkWritable(): Promise<void> {
+    const key = `${this.root}${UPLOADS_DIR}/${randomUUID()}/probe`;
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: 'berth' }));
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      throw new StorageError(`cannot write to S3 bucket ${this.bucket}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
   async close(): Promise<void> {
     this.client.destroy();
   }
