@@ -3,6 +3,7 @@ import path from 'node:path';
 import { bootstrapAdmin } from './auth/bootstrap.ts';
 import { createAuthServices, type AuthLog, type AuthServices } from './auth/setup.ts';
 import type { Config } from './config/schema.ts';
+import { describeFailure, StartupError } from './config/startup-error.ts';
 import { createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
 import type { KyselyMetadataStore } from './metadata/kysely-store.ts';
 import type { MetadataStore } from './metadata/store.ts';
@@ -31,7 +32,7 @@ export async function createServices(
   options: ServiceOptions = {},
 ): Promise<Services> {
   const storage = await createStorage(config);
-  const metadata = createMetadata(config, log);
+  const metadata = await openMetadata(config, log);
   try {
     await metadata.migrate();
   } catch (e) {
@@ -102,6 +103,29 @@ async function createStorage(config: Config): Promise<StorageDriver> {
   return new FilesystemDriver({ root: config.storage.filesystem.root ?? path.join(config.data, 'blobs') });
 }
 
+/**
+ * The metadata store, opened and answering (not yet migrated). A database that cannot be opened or reached is a
+ * StartupError naming the key that points at it.
+ */
+async function openMetadata(config: Config, log: AuthLog): Promise<KyselyMetadataStore> {
+  let store: KyselyMetadataStore | undefined;
+  try {
+    store = createMetadata(config, log);
+    await store.ping();
+    return store;
+  } catch (e) {
+    await store?.close().catch(() => undefined);
+    const [key, what] =
+      config.metadata.driver === 'postgres'
+        ? ['metadata.postgres.url', 'cannot connect to PostgreSQL']
+        : [
+            config.metadata.sqlite.path === null ? 'data' : 'metadata.sqlite.path',
+            `cannot open the SQLite database ${sqlitePath(config)}`,
+          ];
+    throw new StartupError(key, `${what}: ${describeFailure(e)}`, { cause: e });
+  }
+}
+
 /** The metadata store the configuration names (not yet migrated). */
 function createMetadata(config: Config, log: AuthLog): KyselyMetadataStore {
   if (config.metadata.driver === 'postgres') {
@@ -112,5 +136,9 @@ function createMetadata(config: Config, log: AuthLog): KyselyMetadataStore {
       onIdleError: (err) => log.warn({ err }, 'PostgreSQL connection error'),
     });
   }
-  return createSqliteStore(config.metadata.sqlite.path ?? path.join(config.data, 'berth.db'));
+  return createSqliteStore(sqlitePath(config));
+}
+
+function sqlitePath(config: Config): string {
+  return config.metadata.sqlite.path ?? path.join(config.data, 'berth.db');
 }

@@ -12,9 +12,9 @@ import { type Config, configSchema } from './schema.ts';
 import { didYouMean } from './suggest.ts';
 
 export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
   }
 }
 

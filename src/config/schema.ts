@@ -26,7 +26,8 @@ const positiveDuration = duration.refine((ms) => ms > 0, 'must be greater than 0
 
 const listenAddress = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000 or [::1]:5000');
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000 or [::1]:5000')
+  .refine((v) => Number(/:(\d+)$/.exec(v)?.[1] ?? 0) <= 65_535, 'the port must be between 0 and 65535');
 
 export const configSchema = z
   .object({
