@@ -19,7 +19,7 @@ export interface ServeFlags {
 }
 
 /** True for a host only this machine can reach: `localhost`, `127.0.0.0/8`, `::1`. */
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(host);
 }
 

@@ -16,10 +16,9 @@ export class StartupError extends ConfigError {
   }
 }
 
-/** What went wrong, in one line: the error's message, else its code (a failed connect may have neither). */
+/** What went wrong, in one line: the error's message, else its code (a failed connect may have no message). */
 export function describeFailure(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   if (error.message !== '') return error.message.replace(/\s*\n\s*/g, ' ');
-  if (error instanceof AggregateError) return error.errors.map(describeFailure).join('; ');
   return (error as { code?: string }).code ?? error.name;
 }

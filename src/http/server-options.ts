@@ -36,7 +36,7 @@ export function serverOptions(
     keepAliveTimeout: http.keepAliveTimeout,
     requestTimeout: 0,
     connectionTimeout: 0,
-    ...(trust ? { trustProxy: (address: string) => trust(address) } : {}),
+    ...(trust ? { trustProxy: trust } : {}),
   };
 }
 
