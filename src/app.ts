@@ -14,6 +14,8 @@ import { peerCertificateName } from './http/tls.ts';
 import { registerDiskReserve } from './http/plugins/disk-reserve.ts';
 import { clientErrorHandler, registerErrorEnvelope, sendError } from './http/plugins/error-envelope.ts';
 import { registerRawBody } from './http/plugins/raw-body.ts';
+import { limitConnections, serverOptions } from './http/server-options.ts';
+import { proxyTrust } from './http/trusted-proxies.ts';
 import { UrlBuilder } from './http/urls.ts';
 import { registerHealth } from './http/health.ts';
 import { registerV1Search } from './http/v1-search.ts';
@@ -30,8 +32,9 @@ export interface AppOptions {
 }
 
 export function createApp(config: Config, services: Services, options: AppOptions = {}): FastifyInstance {
+  const trust = proxyTrust(config.http.trustedProxies);
   const app = Fastify({
-    ...(options.https ? { https: options.https } : {}),
+    ...serverOptions(config.http, options.https ?? null, trust),
     logger:
       options.logger === false
         ? false
@@ -66,7 +69,8 @@ export function createApp(config: Config, services: Services, options: AppOption
     },
   });
 
-  registerRawBody(app);
+  limitConnections(app.server, config.http.maxConnections, app.log);
+  registerRawBody(app, { bodyIdleTimeout: config.http.bodyIdleTimeout });
   registerErrorEnvelope(app);
   registerDiskReserve(app, config);
 
@@ -99,6 +103,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     publicUrl: config.publicUrl,
     relativeUrls: config.http.relativeUrls,
     trustForwardedHeaders: config.http.trustForwardedHeaders,
+    trustedProxy: trust,
   });
   const access = new AccessControl({
     mode: config.auth.mode,

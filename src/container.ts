@@ -6,6 +6,7 @@ import { bootstrapAdmin } from './auth/bootstrap.ts';
 import { createAuthServices, type AuthLog, type AuthServices } from './auth/setup.ts';
 import { ConfigError } from './config/load.ts';
 import type { Config } from './config/schema.ts';
+import { describeFailure, StartupError } from './config/startup-error.ts';
 import { silentLogger, type Logger } from './logger.ts';
 import { createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
 import type { KyselyMetadataStore } from './metadata/kysely-store.ts';
@@ -37,7 +38,7 @@ export async function createServices(
   options: ServiceOptions = {},
 ): Promise<Services> {
   const storage = await createStorage(config, options.logger);
-  const metadata = createMetadata(config, log);
+  const metadata = await openMetadata(config, log);
   try {
     await metadata.migrate();
   } catch (e) {
@@ -122,6 +123,29 @@ async function createStorage(config: Config, logger: Logger = silentLogger): Pro
     });
   }
   return new FilesystemDriver({ root: config.storage.filesystem.root ?? path.join(config.data, 'blobs') });
+}
+
+/**
+ * The metadata store, opened and answering (not yet migrated). A database that cannot be opened or reached is a
+ * StartupError naming the key that points at it.
+ */
+async function openMetadata(config: Config, log: AuthLog): Promise<KyselyMetadataStore> {
+  let store: KyselyMetadataStore | undefined;
+  try {
+    store = createMetadata(config, log);
+    await store.ping();
+    return store;
+  } catch (e) {
+    await store?.close().catch(() => undefined);
+    const [key, what] =
+      config.metadata.driver === 'postgres'
+        ? ['metadata.postgres.url', 'cannot connect to PostgreSQL']
+        : [
+            config.metadata.sqlite.path === null ? 'data' : 'metadata.sqlite.path',
+            `cannot open the SQLite database ${sqliteFile(config)}`,
+          ];
+    throw new StartupError(key, `${what}: ${describeFailure(e)}`, { cause: e });
+  }
 }
 
 /** The metadata store the configuration names (not yet migrated). */

@@ -3,10 +3,12 @@ import { Command } from 'commander';
 import { registerAdminCommands } from './cli/admin/index.ts';
 import { registerCertCommand } from './cli/cert.ts';
 import { ConfigError } from './config/load.ts';
+import { VERSION } from './version.ts';
 
 const program = new Command()
   .name('berth')
   .description('Berth, a self-hosted OCI container registry')
+  .version(VERSION)
   .showHelpAfterError();
 
 program

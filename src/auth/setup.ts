@@ -1,5 +1,6 @@
 /** Builds the authentication and authorization services from configuration (used by `container.ts`). */
 import type { Config } from '../config/schema.ts';
+import { describeFailure, StartupError } from '../config/startup-error.ts';
 import type { AuthStore } from '../metadata/auth-store.ts';
 import { AuditLog } from './audit.ts';
 import { Authenticator } from './authenticator.ts';
@@ -32,7 +33,14 @@ export async function createAuthServices(
 ): Promise<AuthServices> {
   const auth = config.auth;
   const audit = new AuditLog(store, (err) => log.error({ err }, 'cannot write the audit log'));
-  const htpasswd = auth.htpasswd.path ? new Htpasswd(auth.htpasswd.path, (m) => log.warn(m)) : null;
+  let htpasswd: Htpasswd | null = null;
+  if (auth.htpasswd.path) {
+    try {
+      htpasswd = new Htpasswd(auth.htpasswd.path, (m) => log.warn(m));
+    } catch (e) {
+      throw new StartupError('auth.htpasswd.path', describeFailure(e), { cause: e });
+    }
+  }
   const limiter = new LoginLimiter(store, {
     maxFailures: auth.maxFailedLogins,
     maxFailuresPerAddress: auth.maxFailedLoginsPerAddress,
@@ -53,6 +61,8 @@ export async function createAuthServices(
     const external = await externalKeyResolver({
       jwksUrl: auth.token.trustJwksUrl,
       certBundle: auth.token.trustCertBundle,
+    }).catch((e: unknown) => {
+      throw new StartupError('auth.token.trustCertBundle', describeFailure(e), { cause: e });
     });
     tokens = new TokenService(keys, store, external, {
       issuer: auth.token.issuer,

@@ -6,13 +6,21 @@ import { X509Certificate } from 'node:crypto';
 import type { Server as TlsServer } from 'node:tls';
 import { createApp } from '../app.ts';
 import { loadConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { describeFailure, StartupError } from '../config/startup-error.ts';
 import { createServices } from '../container.ts';
 import { describeCertificate, loadTlsOptions, watchTls } from '../http/tls.ts';
+import { VERSION } from '../version.ts';
 
 export interface ServeFlags {
   readonly config?: string;
   readonly listen?: string;
   readonly data?: string;
+}
+
+/** True for a host only this machine can reach: `localhost`, `127.0.0.0/8`, `::1`. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(host);
 }
 
 /** Splits `HOST:PORT` (`[v6]:PORT` for IPv6). */
@@ -30,6 +38,12 @@ export async function serve(flags: ServeFlags): Promise<void> {
   // Before anything is opened: a bad certificate or key stops the process with a ConfigError (exit 2).
   const https = loadTlsOptions(config.tls);
   const services = await createServices(config);
+  try {
+    await services.storage.checkWritable();
+  } catch (e) {
+    await services.close();
+    throw new StartupError(storageKey(config), describeFailure(e), { cause: e });
+  }
   const app = createApp(config, services, { https });
   let stopTlsWatch: (() => void) | undefined;
   let closing = false;
@@ -61,7 +75,7 @@ export async function serve(flags: ServeFlags): Promise<void> {
     await app.listen({ host, port });
   } catch (e) {
     await services.close();
-    throw e;
+    throw listenFailure(e, config.listen);
   }
   if (https && !closing) {
     const leaf = new X509Certificate(String(https.cert));
@@ -75,7 +89,39 @@ export async function serve(flags: ServeFlags): Promise<void> {
     stopTlsWatch = watchTls(app.server as unknown as TlsServer, config.tls, app.log);
   }
   app.log.info(
-    { data: config.data, storage: config.storage.driver, metadata: config.metadata.driver },
+    {
+      version: VERSION,
+      listen: config.listen,
+      tls: https !== null,
+      auth: config.auth.mode,
+      data: config.data,
+      storage: config.storage.driver,
+      metadata: config.metadata.driver,
+    },
     'berth ready',
   );
+  if (config.auth.mode === 'none' && !isLoopback(host)) {
+    app.log.warn(
+      { listen: config.listen },
+      'the registry is open (auth.mode: none) on a non-loopback address: anyone who can reach it may push, pull and delete',
+    );
+  }
+}
+
+/** The key that names the blob storage. */
+function storageKey(config: Config): string {
+  if (config.storage.driver === 's3') return 'storage.s3.bucket';
+  return config.storage.filesystem.root === null ? 'data' : 'storage.filesystem.root';
+}
+
+/** A StartupError naming `listen` for the ways binding the address fails; other errors as they are. */
+function listenFailure(error: unknown, listen: string): unknown {
+  const problems: Record<string, string> = {
+    EADDRINUSE: `${listen} is already in use`,
+    EACCES: `no permission to listen on ${listen} (ports below 1024 need privileges)`,
+    EADDRNOTAVAIL: `${listen}: the address is not one of this machine's`,
+    ENOTFOUND: `${listen}: the host name does not resolve`,
+  };
+  const problem = problems[(error as { code?: string }).code ?? ''];
+  return problem === undefined ? error : new StartupError('listen', problem, { cause: error });
 }

@@ -1,19 +1,37 @@
 /**
  * Loads the configuration: defaults, then the YAML file (if any), then `BERTH_*` environment variables, then
- * command-line flags. Any problem throws a ConfigError whose message names the offending key.
+ * command-line flags. Any problem throws a ConfigError whose message names the offending key; an unknown key or
+ * `BERTH_*` variable is a problem too (a mistyped `BERTH_AUTH_MODE` must not leave the registry open), with the
+ * closest known name as a hint.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import { configLeaves } from './leaves.ts';
+import { type ConfigLeaf, configLeaves } from './leaves.ts';
 import { type Config, configSchema } from './schema.ts';
+import { didYouMean } from './suggest.ts';
 
 export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
   }
 }
+
+/**
+ * `BERTH_*` variables that are not configuration keys yet legitimate: the configuration file and the first
+ * administrator's password (read by the commands), and the knobs of the test and benchmark harness (which starts
+ * Berth processes with its own environment). Any other `BERTH_*` variable that names no key stops the process.
+ */
+export const NON_CONFIG_VARIABLES: readonly string[] = [
+  'BERTH_CONFIG',
+  'BERTH_ADMIN_PASSWORD',
+  'BERTH_TEST_POSTGRES_URL',
+  'BERTH_E2E_TARGET',
+  'BERTH_E2E_STORAGE_DRIVER',
+  'BERTH_FUZZ_SEED',
+  'BERTH_CRASH_SEED',
+];
 
 export interface LoadOptions {
   /** A YAML file to read. */
@@ -46,7 +64,9 @@ export function loadConfig(options: LoadOptions = {}): Config {
   }
   const input = raw as Record<string, unknown>;
   const env = options.env ?? process.env;
-  for (const leaf of configLeaves()) {
+  const leaves = configLeaves();
+  checkEnvironmentNames(env, leaves);
+  for (const leaf of leaves) {
     const value = env[leaf.env];
     if (value === undefined) continue;
     setPath(input, leaf.path, fromEnv(value, leaf.type));
@@ -59,8 +79,11 @@ export function loadConfig(options: LoadOptions = {}): Config {
     const problems = result.error.issues.map((issue) => {
       const base = issue.path.join('.');
       if (issue.code === 'unrecognized_keys') {
-        const keys = issue.keys.map((k) => (base ? `${base}.${k}` : k));
-        return `unknown config key ${keys.join(', ')}`;
+        const known = keyPaths(leaves);
+        return issue.keys
+          .map((k) => (base ? `${base}.${k}` : k))
+          .map((key) => `unknown config key ${key}${didYouMean(key, known)}`)
+          .join('; ');
       }
       return `config key ${base || '(root)'}: ${issue.message}`;
     });
@@ -71,8 +94,35 @@ export function loadConfig(options: LoadOptions = {}): Config {
   return config;
 }
 
+/** Throws a ConfigError for every `BERTH_*` variable that is neither a key's variable nor a known other one. */
+function checkEnvironmentNames(env: NodeJS.ProcessEnv, leaves: readonly ConfigLeaf[]): void {
+  const known = [...leaves.map((leaf) => leaf.env), ...NON_CONFIG_VARIABLES];
+  const unknown = Object.keys(env).filter((name) => name.startsWith('BERTH_') && !known.includes(name));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      unknown.map((name) => `unknown environment variable ${name}${didYouMean(name, known)}`).join('; '),
+    );
+  }
+}
+
+/** Every dotted key path: the leaves and the sections above them (`storage`, `storage.s3`, ...). */
+function keyPaths(leaves: readonly ConfigLeaf[]): Set<string> {
+  const paths = new Set<string>();
+  for (const leaf of leaves) {
+    const parts = leaf.path.split('.');
+    for (let i = 1; i <= parts.length; i++) paths.add(parts.slice(0, i).join('.'));
+  }
+  return paths;
+}
+
 /** Environment values are strings; turn them into what the key's type expects. */
 function fromEnv(value: string, type: string): unknown {
+  if (type === 'array') {
+    return value
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+  }
   if (value === '' || value === 'null') return type === 'string' || type === 'enum' ? value || null : null;
   if (type === 'boolean') {
     if (/^(true|1|yes|on)$/i.test(value)) return true;

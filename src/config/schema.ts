@@ -4,6 +4,7 @@
  * can be overridden by an environment variable `BERTH_<PATH>` in UPPER_SNAKE_CASE (see `env.ts`).
  */
 import { z } from 'zod';
+import { parseAddressRange } from './address-range.ts';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -20,9 +21,13 @@ export const duration = z
     return Math.round(Number(m[1]) * (UNIT_MS[m[2] as string] as number));
   });
 
+/** A duration that must not be zero (a timeout of 0 would mean "never" to Node). */
+const positiveDuration = duration.refine((ms) => ms > 0, 'must be greater than 0');
+
 const listenAddress = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000 or [::1]:5000');
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000 or [::1]:5000')
+  .refine((v) => Number(/:(\d+)$/.exec(v)?.[1] ?? 0) <= 65_535, 'the port must be between 0 and 65535');
 
 export const configSchema = z
   .object({
@@ -235,6 +240,36 @@ export const configSchema = z
         shutdownTimeout: duration
           .prefault('30s')
           .describe('On SIGTERM/SIGINT, how long in-flight requests may take before the process exits.'),
+        trustedProxies: z
+          .array(
+            z.string().refine((v) => parseAddressRange(v) !== null, {
+              error: (issue) =>
+                `${JSON.stringify(issue.input)} is not an IP address or CIDR range such as 10.0.0.0/8 or 2001:db8::/32`,
+            }),
+          )
+          .default([])
+          .describe(
+            'Addresses and CIDR ranges of reverse proxies whose `X-Forwarded-For` is believed: the client address is the rightmost address of the chain not in this list. Empty: trust nobody, the client is the peer.',
+          ),
+        headersTimeout: positiveDuration
+          .prefault('30s')
+          .describe(
+            'A connection that has not sent complete request headers within this time gets 408 and is closed; also bounds the TLS handshake.',
+          ),
+        keepAliveTimeout: positiveDuration
+          .prefault('75s')
+          .describe('An idle keep-alive connection (no request in progress) is closed after this time.'),
+        bodyIdleTimeout: positiveDuration
+          .prefault('60s')
+          .describe(
+            'A request whose body stops arriving (no bytes received for this time while the server waits for them) is cut and its connection closed; not a limit on the whole request.',
+          ),
+        maxConnections: z
+          .number()
+          .int()
+          .positive()
+          .default(4096)
+          .describe('Most open client connections; connections beyond it are closed at once.'),
       })
       .strict()
       .prefault({}),

@@ -2,13 +2,21 @@
  * Absolute URLs for `Location` headers: a configured public URL wins; otherwise `X-Forwarded-Proto` and
  * `X-Forwarded-Host` (first value, when trusted) or the request's own scheme and `Host`. Relative URLs when
  * configured so.
+ *
+ * Forwarded headers are trusted when `trustForwardedHeaders` is on and, if trusted proxies are configured, the
+ * peer is one of them. Without a proxy list they are taken from anyone: they only shape the URLs sent back to the
+ * same client, so a client that forges them misleads nobody but itself.
  */
+import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
+import type { ProxyTrust } from './trusted-proxies.ts';
 
 export interface UrlOptions {
   readonly publicUrl: string | null;
   readonly relativeUrls: boolean;
   readonly trustForwardedHeaders: boolean;
+  /** The configured trusted proxies (`http.trustedProxies`); null when none are. */
+  readonly trustedProxy?: ProxyTrust | null;
 }
 
 export class UrlBuilder {
@@ -23,9 +31,11 @@ export class UrlBuilder {
     if (this.options.relativeUrls) return '';
     if (this.publicBase !== null) return this.publicBase;
     const headers = request.headers;
-    let proto: string = request.protocol;
+    // The socket's own scheme: Fastify's `request.protocol` follows X-Forwarded-Proto from trusted proxies even
+    // when trustForwardedHeaders is off.
+    let proto = (request.raw.socket as TLSSocket).encrypted ? 'https' : 'http';
     let host = headers.host ?? '';
-    if (this.options.trustForwardedHeaders) {
+    if (this.trustsForwardedHeaders(request)) {
       const fProto = first(headers['x-forwarded-proto']);
       const fHost = first(headers['x-forwarded-host']);
       if (fProto === 'http' || fProto === 'https') proto = fProto;
@@ -33,6 +43,11 @@ export class UrlBuilder {
     }
     if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) return '';
     return `${proto}://${host}`;
+  }
+
+  private trustsForwardedHeaders(request: FastifyRequest): boolean {
+    const { trustForwardedHeaders, trustedProxy } = this.options;
+    return trustForwardedHeaders && (!trustedProxy || trustedProxy(request.raw.socket.remoteAddress));
   }
 
   /** The absolute base for this request, even when Location URLs are relative (token realms must be absolute). */

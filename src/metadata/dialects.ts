@@ -2,7 +2,8 @@
  * Factories of `KyselyMetadataStore` for the supported databases: SQLite (better-sqlite3, a file or `:memory:`)
  * and PostgreSQL (`pg` pool).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type BetterSqlite3Type from 'better-sqlite3';
@@ -141,7 +142,25 @@ export function createSqliteStore(file: string): KyselyMetadataStore {
   const db = new Kysely<Database>({
     dialect: new BerthSqliteDialect({ database: withStatementCache(database) }),
   });
-  return new KyselyMetadataStore(db, 'sqlite');
+  return new KyselyMetadataStore(db, 'sqlite', { check: inMemory ? undefined : sameFile(file) });
+}
+
+/**
+ * A check that `file` is still the file open now. SQLite keeps working on an open database whose file was deleted
+ * or replaced (by hand, a botched restore, a cleanup job), but nothing it writes then survives a restart: readiness
+ * must fail. The file's identity is its device and inode numbers.
+ */
+function sameFile(file: string): () => Promise<void> {
+  const opened = statSync(file);
+  return async () => {
+    const now = await stat(file).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') throw new Error(`SQLite database ${file} was removed`);
+      throw e;
+    });
+    if (now.dev !== opened.dev || now.ino !== opened.ino) {
+      throw new Error(`SQLite database ${file} was replaced by another file`);
+    }
+  };
 }
 
 /** Options of `createPostgresStore`. */

@@ -34,6 +34,8 @@ export interface KyselyMetadataStoreOptions {
    * `search_path` (tables are not schema-qualified). Default: the connection's `current_schema()`.
    */
   readonly schema?: string | undefined;
+  /** A check `ping()` runs after its query (SQLite: the database file is still the one opened). */
+  readonly check?: (() => Promise<void>) | undefined;
 }
 
 type Executor = Kysely<Database> | Transaction<Database>;
@@ -154,6 +156,7 @@ export class KyselyMetadataStore implements MetadataStore {
 
   async ping(): Promise<void> {
     await sql`select 1`.execute(this.db);
+    await this.options.check?.();
   }
 
   async close(): Promise<void> {

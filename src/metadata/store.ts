@@ -100,7 +100,10 @@ export interface MetadataStore {
   /** Applies pending forward-only migrations. Safe to call concurrently from several processes. */
   migrate(): Promise<void>;
 
-  /** Checks the database answers (readiness). Throws when it does not. */
+  /**
+   * Checks the database answers (readiness), and for a database file that it is still the file this store
+   * opened (not removed or replaced under the running process). Throws when not.
+   */
   ping(): Promise<void>;
 
   /** Closes connections. The store is unusable afterwards. */

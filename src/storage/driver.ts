@@ -127,6 +127,15 @@ export interface StorageDriver {
   /** Checks that the backend answers (readiness). Throws when it does not. */
   ping(): Promise<void>;
 
+  /**
+   * Checks that the storage takes writes, by writing a small probe object in the driver's upload area and removing
+   * it again; run at start, so that storage that is read-only, full or misconfigured stops the process instead of
+   * failing every push. Throws a `StorageError` saying where and why when the write or the removal fails. Leaves
+   * nothing behind, except after a crash in the middle: the probe is then an upload no session owns, which
+   * `listUploads` yields and the purge of orphaned uploads removes.
+   */
+  checkWritable(): Promise<void>;
+
   /** Releases resources (connections, handles). */
   close(): Promise<void>;
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createTestRegistry, type TestRegistry } from '../helpers/app.ts';
 
@@ -84,6 +85,18 @@ describe('health endpoints', () => {
     } finally {
       await other.app.close();
       await rm(other.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('/readyz answers 503 when the SQLite database file was removed under the running registry', async () => {
+    const other = await createTestRegistry();
+    try {
+      await rm(path.join(other.dataDir, 'berth.db'));
+      const res = await other.inject({ method: 'GET', url: '/readyz' });
+      assert.equal(res.statusCode, 503);
+      assert.equal((JSON.parse(res.body) as { checks: Record<string, string> }).checks.metadata, 'failed');
+    } finally {
+      await other.dispose();
     }
   });
 });

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { configLeaves } from '../../src/config/leaves.ts';
-import { ConfigError, loadConfig } from '../../src/config/load.ts';
+import { ConfigError, loadConfig, NON_CONFIG_VARIABLES } from '../../src/config/load.ts';
 import { parseListen } from '../../src/cli/serve.ts';
 import { PROJECT_ROOT } from '../helpers/server.ts';
 
@@ -67,6 +67,108 @@ describe('configuration', () => {
     );
   });
 
+  it('reads http.trustedProxies from YAML or a comma-separated variable, and refuses what is not an address or CIDR', async () => {
+    assert.deepEqual(loadConfig({ env: {} }).http.trustedProxies, []);
+    assert.deepEqual(
+      loadConfig({ env: { BERTH_HTTP_TRUSTED_PROXIES: ' 10.0.0.0/8, 192.0.2.7,2001:db8::/32 ,' } }).http
+        .trustedProxies,
+      ['10.0.0.0/8', '192.0.2.7', '2001:db8::/32'],
+    );
+    assert.deepEqual(loadConfig({ env: { BERTH_HTTP_TRUSTED_PROXIES: '' } }).http.trustedProxies, []);
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-config-'));
+    const file = path.join(dir, 'berth.yml');
+    await writeFile(file, 'http:\n  trustedProxies: [::1, fd00::/8]\n');
+    assert.deepEqual(loadConfig({ file, env: {} }).http.trustedProxies, ['::1', 'fd00::/8']);
+    for (const bad of [
+      '10.0.0.0/33',
+      'proxy.example.com',
+      '10.0.0.0/0',
+      '2001:db8::/129',
+      'fe80::1%eth0',
+      '10.0.0/8',
+    ]) {
+      assert.throws(
+        () => loadConfig({ env: { BERTH_HTTP_TRUSTED_PROXIES: `192.0.2.7,${bad}` } }),
+        (e: unknown) =>
+          e instanceof ConfigError &&
+          e.message.includes('config key http.trustedProxies.1:') &&
+          e.message.includes(JSON.stringify(bad)),
+        bad,
+      );
+    }
+  });
+
+  it('refuses unknown BERTH_* variables and YAML keys, suggesting the closest known name', async () => {
+    const refused = (env: NodeJS.ProcessEnv, message: string): void =>
+      assert.throws(
+        () => loadConfig({ env }),
+        (e: unknown) => e instanceof ConfigError && e.message === message,
+      );
+    refused(
+      { BERTH_AUTH_MOD: 'token' },
+      'unknown environment variable BERTH_AUTH_MOD (did you mean BERTH_AUTH_MODE?)',
+    );
+    refused(
+      { BERTH_STORAGE_S3_BUKET: 'b', BERTH_LISTEN: '127.0.0.1:5000', BERTH_WHATEVER: 'x' },
+      'unknown environment variable BERTH_STORAGE_S3_BUKET (did you mean BERTH_STORAGE_S3_BUCKET?); ' +
+        'unknown environment variable BERTH_WHATEVER',
+    );
+    refused(
+      { BERTH_ADMIN_PASWORD: 'x' },
+      'unknown environment variable BERTH_ADMIN_PASWORD (did you mean BERTH_ADMIN_PASSWORD?)',
+    );
+    // Other variables, and BERTH_ in any other case or position, are none of Berth's business.
+    assert.equal(
+      loadConfig({ env: { berth_auth_mod: 'x', MY_BERTH_X: 'y', PATH: '/bin' } }).auth.mode,
+      'none',
+    );
+    // The variables that are not keys but are read elsewhere are accepted.
+    const others = Object.fromEntries(NON_CONFIG_VARIABLES.map((name) => [name, '1']));
+    assert.equal(loadConfig({ env: { ...others, BERTH_AUTH_MODE: 'token' } }).auth.mode, 'token');
+
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-config-'));
+    const file = path.join(dir, 'berth.yml');
+    await writeFile(file, 'auth:\n  mod: token\nstorage:\n  bucket: b\nlisten_addr: x\n');
+    assert.throws(
+      () => loadConfig({ file, env: {} }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.message.includes('unknown config key listen_addr') &&
+        !e.message.includes('listen_addr (did you mean') &&
+        e.message.includes('unknown config key storage.bucket (did you mean storage.s3.bucket?)') &&
+        e.message.includes('unknown config key auth.mod (did you mean auth.mode?)'),
+    );
+  });
+
+  it('knows every BERTH_* variable the code, the tests and the benchmarks use, and documents the non-keys', async () => {
+    const known = new Set([...configLeaves().map((leaf) => leaf.env), ...NON_CONFIG_VARIABLES]);
+    const used = new Set<string>();
+    for (const dir of ['src', 'test', 'bench']) {
+      const files = await readdir(path.join(PROJECT_ROOT, dir), { recursive: true });
+      for (const file of files.filter((f) => f.endsWith('.ts'))) {
+        const text = await readFile(path.join(PROJECT_ROOT, dir, file), 'utf8');
+        for (const m of text.matchAll(/\bBERTH_[A-Z0-9_]*[A-Z0-9]\b/g)) used.add(m[0]);
+      }
+    }
+    // Names the tests use to show that unknown variables are refused.
+    for (const typo of [
+      'BERTH_AUTH_MOD',
+      'BERTH_STORAGE_S3_BUKET',
+      'BERTH_WHATEVER',
+      'BERTH_ADMIN_PASWORD',
+    ]) {
+      used.delete(typo);
+    }
+    assert.deepEqual(
+      [...used].filter((name) => !known.has(name)),
+      [],
+    );
+    const doc = await readFile(path.join(PROJECT_ROOT, 'docs', 'configuration.md'), 'utf8');
+    for (const name of NON_CONFIG_VARIABLES) {
+      assert.ok(doc.includes(`\`${name}\``), `docs/configuration.md lacks ${name}`);
+    }
+  });
+
   it('documents every key and its environment variable in docs/configuration.md', async () => {
     const doc = await readFile(path.join(PROJECT_ROOT, 'docs', 'configuration.md'), 'utf8');
     for (const leaf of configLeaves()) {
@@ -94,5 +196,23 @@ describe('configuration', () => {
     );
     assert.equal(r.status, 2);
     assert.match(r.stderr, /berth: config key registry\.deletes/);
+  });
+
+  it('makes `berth serve` exit 2 on a mistyped BERTH_* variable instead of ignoring it', () => {
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'src/main.ts', 'serve', '--listen', '127.0.0.1:0'],
+      {
+        cwd: PROJECT_ROOT,
+        env: { ...process.env, BERTH_AUTH_MOD: 'token' },
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    assert.equal(r.status, 2);
+    assert.equal(
+      r.stderr,
+      'berth: unknown environment variable BERTH_AUTH_MOD (did you mean BERTH_AUTH_MODE?)\n',
+    );
   });
 });

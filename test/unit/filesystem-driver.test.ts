@@ -322,6 +322,21 @@ describe('FilesystemDriver', () => {
     const below = new FilesystemDriver({ root: path.join(file, 'below') });
     await assert.rejects(below.ping(), StorageError);
   });
+
+  it('checkWritable creates a missing root and leaves an empty upload area; fails naming the root when it cannot write', async () => {
+    await driver.checkWritable();
+    assert.deepEqual(await entries(path.join(root, '_uploads')), []);
+
+    const file = path.join(base, 'a-file');
+    await writeFile(file, 'x');
+    for (const broken of [file, path.join(file, 'below')]) {
+      await assert.rejects(
+        new FilesystemDriver({ root: broken }).checkWritable(),
+        (err) =>
+          err instanceof StorageError && err.message.includes(broken) && /ENOTDIR|EEXIST/.test(err.message),
+      );
+    }
+  });
 });
 
 /** A body that yields `prefix`, then errors. */

@@ -188,6 +188,25 @@ describe('SQLite specifics', () => {
     }
   });
 
+  it('ping fails once the database file was removed or replaced under the open store', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'metadata.db');
+    const store = createSqliteStore(file);
+    try {
+      await store.migrate();
+      await store.ping();
+      await rm(file);
+      await assert.rejects(store.ping(), /SQLite database .* was removed/);
+      // A new file at the same path (a restore copied into place) is not the database the store writes to.
+      const other = createSqliteStore(file);
+      await other.close();
+      await assert.rejects(store.ping(), /SQLite database .* was replaced/);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('several processes can migrate and write the same database at once', async () => {
     const dir = await tempDir();
     try {

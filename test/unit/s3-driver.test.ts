@@ -513,6 +513,19 @@ describe('S3Driver', () => {
     }
   });
 
+  it('checkWritable fails with StorageError naming a missing bucket', async () => {
+    const bucket = `berth-missing-${randomUUID().slice(0, 8)}`;
+    const missing = new S3Driver({ ...options, bucket });
+    try {
+      await assert.rejects(
+        missing.checkWritable(),
+        (err) => err instanceof StorageError && err.message.includes(bucket),
+      );
+    } finally {
+      await missing.close();
+    }
+  });
+
   it('leaves the bucket empty', async () => {
     assert.deepEqual(await rawKeys(s3, options.bucket), []);
     assert.deepEqual(await multipartUploads(s3, options.bucket), []);

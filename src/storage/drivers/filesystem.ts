@@ -329,6 +329,29 @@ export class FilesystemDriver implements StorageDriver {
     return this.space.available();
   }
 
+  /** Writes, fsyncs and removes `_uploads/<uuid>/probe`, creating the root when it is missing (as `ping`). */
+  async checkWritable(): Promise<void> {
+    const dir = this.uploadDir(randomUUID());
+    try {
+      const fh = await openCreating(path.join(dir, 'probe'), 'wx');
+      try {
+        await fh.writeFile('berth');
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rm(dir, { recursive: true });
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw new StorageError(
+        `cannot write to the filesystem storage at ${this.root}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+
   /** Closes the cached descriptors; reads still streaming close theirs when they end. */
   async close(): Promise<void> {
     this.openFiles.close();

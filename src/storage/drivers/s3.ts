@@ -14,6 +14,7 @@
  * (78 GiB at 8 MiB). A crash in the middle of a `put` leaves an invisible incomplete multipart upload: give the
  * bucket a lifecycle rule that aborts incomplete multipart uploads after a day or so.
  */
+import { randomUUID } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
@@ -23,6 +24,7 @@ import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { silentLogger, type Logger } from '../../logger.ts';
 import {
   assertValidKey,
+  StorageError,
   type ByteRange,
   type ObjectInfo,
   type StorageDriver,
@@ -174,6 +176,19 @@ export class S3Driver implements StorageDriver {
 
   async ping(): Promise<void> {
     return this.bucket.ping();
+  }
+
+  /** Puts and deletes `_uploads/<uuid>/probe`: an upload without a marker, which the purge removes if left. */
+  async checkWritable(): Promise<void> {
+    const key = this.keys.uploadKey(randomUUID(), 'probe');
+    try {
+      await this.bucket.putObject(key, Buffer.from('berth'));
+      await this.bucket.deleteObject(key);
+    } catch (err) {
+      throw new StorageError(`cannot write to S3 bucket ${this.bucket.name}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
 
   async close(): Promise<void> {

@@ -96,6 +96,15 @@ export function runDriverSuite(name: string, factory: () => Promise<DriverFixtur
         await driver.ping();
       });
 
+      it('checkWritable writes and removes a probe, leaving no object and no upload', async () => {
+        const uploadsBefore = await uploadIds(driver);
+        const objectsBefore = sorted(await collect(driver.list('')));
+        await driver.checkWritable();
+        await driver.checkWritable();
+        assert.deepEqual(await uploadIds(driver), uploadsBefore);
+        assert.deepEqual(sorted(await collect(driver.list(''))), objectsBefore);
+      });
+
       it(
         'round-trips a Uint8Array body through put, stat, read and delete',
         scoped(async (s) => {

@@ -1,0 +1,6 @@
+/** The version of Berth, from package.json (one directory above this module in `src/` and in `dist/` alike). */
+import { readFileSync } from 'node:fs';
+
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
