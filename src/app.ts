@@ -2,8 +2,7 @@
  * Builds the HTTP application (without listening): tests call `inject()` on it, `berth serve` listens.
  */
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
-import pino from 'pino';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config/schema.ts';
 import type { Services } from './container.ts';
 import { AccessControl, callerOf } from './http/auth/access-control.ts';
@@ -18,6 +17,7 @@ import { limitConnections, serverOptions } from './http/server-options.ts';
 import { proxyTrust } from './http/trusted-proxies.ts';
 import { UrlBuilder } from './http/urls.ts';
 import { registerHealth } from './http/health.ts';
+import { createProcessLogger } from './http/process-logger.ts';
 import { registerV1Search } from './http/v1-search.ts';
 import { RegistryError } from './oci/errors.ts';
 import { startUploadPurge } from './registry/upload-purge.ts';
@@ -25,8 +25,8 @@ import { startUploadPurge } from './registry/upload-purge.ts';
 export interface AppOptions {
   /** Start the background upload purge (off in unit tests). */
   readonly backgroundJobs?: boolean;
-  /** A logger destination override (tests). */
-  readonly logger?: boolean;
+  /** The logger (see `http/process-logger.ts`); `false` for none (tests). Default: a new process logger. */
+  readonly logger?: FastifyBaseLogger | false;
   /** Serve HTTPS with these options (see `http/tls.ts`). */
   readonly https?: HttpsServerOptions | null;
 }
@@ -35,20 +35,9 @@ export function createApp(config: Config, services: Services, options: AppOption
   const trust = proxyTrust(config.http.trustedProxies);
   const app = Fastify({
     ...serverOptions(config.http, options.https ?? null, trust),
-    logger:
-      options.logger === false
-        ? false
-        : {
-            level: config.log.level,
-            redact: {
-              paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'],
-              remove: true,
-            },
-            // Asynchronous writes to stdout: lines logged while a write is in flight go out together in the
-            // next one, so a busy registry makes one write(2) per batch of access-log lines rather than one per
-            // request, and the event loop never waits on the log consumer. Pending lines are flushed at exit.
-            stream: pino.destination({ dest: 1, sync: false }),
-          },
+    ...(options.logger === false
+      ? { logger: false }
+      : { loggerInstance: (options.logger ?? createProcessLogger(config)) as FastifyBaseLogger }),
     // One access-log line per request is written by our own hook (or none), not fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,

@@ -9,6 +9,7 @@ import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { describeFailure, StartupError } from '../config/startup-error.ts';
 import { createServices } from '../container.ts';
+import { createProcessLogger } from '../http/process-logger.ts';
 import { describeCertificate, loadTlsOptions, watchTls } from '../http/tls.ts';
 import { VERSION } from '../version.ts';
 
@@ -37,14 +38,15 @@ export async function serve(flags: ServeFlags): Promise<void> {
   });
   // Before anything is opened: a bad certificate or key stops the process with a ConfigError (exit 2).
   const https = loadTlsOptions(config.tls);
-  const services = await createServices(config);
+  const logger = createProcessLogger(config);
+  const services = await createServices(config, logger, { logger });
   try {
     await services.storage.checkWritable();
   } catch (e) {
     await services.close();
     throw new StartupError(storageKey(config), describeFailure(e), { cause: e });
   }
-  const app = createApp(config, services, { https });
+  const app = createApp(config, services, { https, logger });
   let stopTlsWatch: (() => void) | undefined;
   let closing = false;
   const shutdown = (signal: string): void => {

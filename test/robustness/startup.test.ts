@@ -78,6 +78,9 @@ describe('berth start-up', () => {
     try {
       assert.equal((await readyLine(closed)).auth, 'token');
       assert.doesNotMatch(closed.output(), OPEN_WARNING);
+      // The services log through the process's logger too: here, that nobody can administer the registry.
+      const noAdmin = logLines(closed).find((l) => /no administrator exists/.test(String(l.msg)));
+      assert.equal(noAdmin?.level, 40, `the services' warning in:\n${closed.output()}`);
     } finally {
       await closed.dispose();
     }
