@@ -54,6 +54,7 @@ describe('client address with trusted proxies', () => {
     reg = await createTestRegistry({
       'auth.mode': 'token',
       'auth.maxFailedLogins': 2,
+      'auth.maxFailedLoginsPerAddress': 2,
       'http.trustedProxies': PROXIES,
     });
   });
@@ -100,7 +101,7 @@ describe('client address with trusted proxies', () => {
         .then((res) => res.statusCode);
     assert.equal(await attempt('limit-a', '198.51.100.20'), 401);
     assert.equal(await attempt('limit-b', '198.51.100.20'), 401);
-    // That address has used up its failures, on any account...
+    // That address has reached its ceiling, on any account...
     assert.equal(await attempt('limit-c', '198.51.100.20'), 429);
     // ...while another client behind the same proxy has not.
     assert.equal(await attempt('limit-d', '198.51.100.21'), 401);
