@@ -3,12 +3,13 @@
  * containerised Berth and pulls it back. No image registry is reachable here, so the Node.js base image is made
  * locally: a minimal Debian root filesystem from Debian's packages (debootstrap) plus node and npm from npm's
  * `node` and `npm` packages, the shape of the official `node:<line>-bookworm-slim` images. The base is cached as a
- * tarball (`BERTH_TEST_CACHE`, else ~/.cache/berth-test) because debootstrap takes a few minutes. Skipped, with
- * the reason, without the tools or root; under CI=true a missing tool fails the test instead.
+ * tarball (`BERTH_TEST_CACHE`, else ~/.cache/berth-test; delete it to take a newer Node 24) because debootstrap
+ * takes a few minutes. Skipped, with the reason, without the tools or root; under CI=true a missing tool fails
+ * the test instead.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import tls from 'node:tls';
@@ -61,7 +62,7 @@ async function ensureBaseTarball(work: string): Promise<void> {
   const build = (await readdir(nested)).find((d) => /^node-(linux|darwin|win)-/.test(d));
   assert.ok(build, `npm's node package installed no binary under ${nested}`);
   await copyFile(path.join(nested, build, 'bin', 'node'), path.join(rootfs, 'usr', 'local', 'bin', 'node'));
-  await run('chmod', ['0755', path.join(rootfs, 'usr', 'local', 'bin', 'node')]);
+  await chmod(path.join(rootfs, 'usr', 'local', 'bin', 'node'), 0o755);
   // npm, as the official images have it: /usr/local/lib/node_modules/npm, linked from /usr/local/bin.
   const packed = await run('npm', ['pack', '--silent', '--pack-destination', work, 'npm@11'], {
     timeoutMs: 300_000,
@@ -72,22 +73,11 @@ async function ensureBaseTarball(work: string): Promise<void> {
   await run('tar', ['-xzf', tarball, '-C', npmDir, '--strip-components=1', '--no-same-owner']);
   await symlink('../lib/node_modules/npm/bin/npm-cli.js', path.join(rootfs, 'usr', 'local', 'bin', 'npm'));
   await symlink('../lib/node_modules/npm/bin/npx-cli.js', path.join(rootfs, 'usr', 'local', 'bin', 'npx'));
+  // Downloaded packages and package lists, as the official slim images drop them.
   for (const d of ['var/cache/apt/archives', 'var/lib/apt/lists']) {
-    await run('find', [
-      path.join(rootfs, d),
-      '-mindepth',
-      '1',
-      '-maxdepth',
-      '1',
-      '!',
-      '-name',
-      'partial',
-      '-exec',
-      'rm',
-      '-rf',
-      '{}',
-      '+',
-    ]);
+    for (const entry of await readdir(path.join(rootfs, d))) {
+      if (entry !== 'partial') await rm(path.join(rootfs, d, entry), { recursive: true, force: true });
+    }
   }
   await mkdir(CACHE_DIR, { recursive: true });
   const partial = `${BASE_TAR}.partial-${process.pid}`;
