@@ -43,6 +43,11 @@ export interface StartOptions {
    * after building) instead of the TypeScript sources through tsx. The caller builds first (`buildDist`).
    */
   compiled?: boolean;
+  /**
+   * The node arguments that run `berth serve` (e.g. an installed package's `bin/berth.js` and `serve`), in place of
+   * the sources or the build of this checkout; `cwd` is then the working directory.
+   */
+  command?: { args: string[]; cwd: string };
 }
 
 /** The node arguments of package.json's `start` script, e.g. `['--max-semi-space-size=8', 'dist/main.js', 'serve']`. */
@@ -61,9 +66,10 @@ export async function startBerth(options: StartOptions = {}): Promise<RunningBer
   const child = spawn(
     process.execPath,
     [
-      ...(options.compiled
-        ? npmStartArgs()
-        : ['--import', 'tsx', path.join(PROJECT_ROOT, 'src', 'main.ts'), 'serve']),
+      ...(options.command?.args ??
+        (options.compiled
+          ? npmStartArgs()
+          : ['--import', 'tsx', path.join(PROJECT_ROOT, 'src', 'main.ts'), 'serve'])),
       '--listen',
       options.listen ?? '127.0.0.1:0',
       '--data',
@@ -71,7 +77,7 @@ export async function startBerth(options: StartOptions = {}): Promise<RunningBer
       ...(options.args ?? []),
     ],
     {
-      cwd: PROJECT_ROOT,
+      cwd: options.command?.cwd ?? PROJECT_ROOT,
       env: { ...process.env, BERTH_LOG_LEVEL: 'info', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
