@@ -31,6 +31,9 @@ export const NON_CONFIG_VARIABLES: readonly string[] = [
   'BERTH_E2E_STORAGE_DRIVER',
   'BERTH_FUZZ_SEED',
   'BERTH_CRASH_SEED',
+  'BERTH_TEST_CACHE',
+  'BERTH_DEBIAN_MIRROR',
+  'BERTH_CI_NODE_CACHE',
 ];
 
 export interface LoadOptions {
