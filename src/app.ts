@@ -17,7 +17,7 @@ import { limitConnections, serverOptions } from './http/server-options.ts';
 import { proxyTrust } from './http/trusted-proxies.ts';
 import { UrlBuilder } from './http/urls.ts';
 import { registerHealth } from './http/health.ts';
-import { createProcessLogger } from './http/process-logger.ts';
+import { bindRemoteAddress, createProcessLogger } from './http/process-logger.ts';
 import { registerV1Search } from './http/v1-search.ts';
 import { RegistryError } from './oci/errors.ts';
 import { startUploadPurge } from './registry/upload-purge.ts';
@@ -65,8 +65,8 @@ export function createApp(config: Config, services: Services, options: AppOption
 
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('Docker-Distribution-API-Version', 'registry/2.0');
-    // Every line logged about a request, the access-log line included, names the client's address.
-    request.log = request.log.child({ remote: request.ip });
+    // Every line logged about the request, the access-log line included, names the client's address.
+    bindRemoteAddress(request.log, request.ip);
     done();
   });
   if (config.log.accessLog) {

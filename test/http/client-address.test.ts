@@ -4,7 +4,15 @@
  * limiter per address); forwarded URL headers only from trusted proxies once a list is configured.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { createApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { createServices } from '../../src/container.ts';
+import { createProcessLogger } from '../../src/http/process-logger.ts';
 import { createTestRegistry, type TestRegistry } from '../helpers/app.ts';
 import { basic } from '../helpers/auth.ts';
 
@@ -126,5 +134,61 @@ describe('client address without trusted proxies (the default)', () => {
 
   it('still honours X-Forwarded-Proto/Host for URLs from any peer (http.trustForwardedHeaders)', async () => {
     assert.equal(await realmSeenBy(reg, '203.0.113.9'), 'https://registry.example.com/auth/token');
+  });
+});
+
+describe('the remote address in log lines', () => {
+  it('is the address request.ip finds, for every shape of chain', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-remote-'));
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const config = loadConfig({
+      env: {},
+      overrides: { data: dir, 'auth.mode': 'token', 'http.trustedProxies': PROXIES },
+    });
+    const services = await createServices(config);
+    const app = createApp(config, services, {
+      backgroundJobs: false,
+      logger: createProcessLogger(config, sink),
+    });
+    try {
+      const cases: [peer: string, forwardedFor: string | undefined][] = [
+        ['203.0.113.9', '198.51.100.1'],
+        ['10.1.2.3', undefined],
+        ['10.1.2.3', '198.51.100.2'],
+        ['10.0.0.2', '1.1.1.1, 198.51.100.7, 10.9.9.9'],
+        ['10.0.0.2', '198.51.100.8, 203.0.113.50'],
+        ['10.0.0.2', '10.0.0.9, 10.0.0.3'],
+        ['10.0.0.2', ' , 198.51.100.9 ,,'],
+        ['2001:db8::5', '2001:db8:ffff::1, 203.0.113.4'],
+        ['::ffff:10.0.0.1', '198.51.100.5'],
+      ];
+      for (const [i, [peer, forwardedFor]] of cases.entries()) {
+        const username = `remote${i}`;
+        const res = await app.inject({
+          method: 'GET',
+          url: '/v2/',
+          remoteAddress: peer,
+          headers: {
+            ...basic(username, 'wrong'),
+            ...(forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor }),
+          },
+        });
+        assert.equal(res.statusCode, 401);
+        const audit = await services.auth.store.queryAudit({ actor: username, limit: 1 });
+        const access = lines.findLast((l) => l.msg === 'request');
+        assert.ok(audit.items[0]?.sourceAddr, 'request.ip reached the audit log');
+        assert.equal(access?.remote, audit.items[0]?.sourceAddr, `${peer} via ${forwardedFor}`);
+      }
+    } finally {
+      await app.close();
+      await services.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
