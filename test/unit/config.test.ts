@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +8,16 @@ import { configLeaves } from '../../src/config/leaves.ts';
 import { ConfigError, loadConfig, NON_CONFIG_VARIABLES } from '../../src/config/load.ts';
 import { parseListen } from '../../src/cli/serve.ts';
 import { PROJECT_ROOT } from '../helpers/server.ts';
+
+/** Runs `berth serve` on a free port with `env` added to the environment, to its exit (a start that fails). */
+function serveWith(env: Record<string, string>): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve', '--listen', '127.0.0.1:0'], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+}
 
 describe('configuration', () => {
   it('has the embedded default when nothing is given', () => {
@@ -184,31 +194,13 @@ describe('configuration', () => {
   });
 
   it('makes `berth serve` exit 2 with a message naming the key', () => {
-    const r = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', 'src/main.ts', 'serve', '--listen', '127.0.0.1:0'],
-      {
-        cwd: PROJECT_ROOT,
-        env: { ...process.env, BERTH_REGISTRY_DELETES: 'sometimes' },
-        encoding: 'utf8',
-        timeout: 30_000,
-      },
-    );
+    const r = serveWith({ BERTH_REGISTRY_DELETES: 'sometimes' });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /berth: config key registry\.deletes/);
   });
 
   it('makes `berth serve` exit 2 on a mistyped BERTH_* variable instead of ignoring it', () => {
-    const r = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', 'src/main.ts', 'serve', '--listen', '127.0.0.1:0'],
-      {
-        cwd: PROJECT_ROOT,
-        env: { ...process.env, BERTH_AUTH_MOD: 'token' },
-        encoding: 'utf8',
-        timeout: 30_000,
-      },
-    );
+    const r = serveWith({ BERTH_AUTH_MOD: 'token' });
     assert.equal(r.status, 2);
     assert.equal(
       r.stderr,
