@@ -90,7 +90,7 @@ export class Authenticator {
       if (ctx.auditSuccess) await this.auditLogin(hit, ctx);
       return hit;
     }
-    await this.limiter.check(username, ctx.sourceAddr);
+    const recentFailures = await this.limiter.check(username, ctx.sourceAddr);
     const result = await this.verify(username, password);
     if (typeof result === 'string') {
       await this.limiter.fail(username, ctx.sourceAddr);
@@ -107,7 +107,8 @@ export class Authenticator {
       });
       return null;
     }
-    await this.limiter.succeed(username, ctx.sourceAddr);
+    // Forgiving failures is a database write: only when there are some.
+    if (recentFailures > 0) await this.limiter.succeed(username, ctx.sourceAddr);
     this.verified.set(key, result);
     if (ctx.auditSuccess) await this.auditLogin(result, ctx);
     return result;

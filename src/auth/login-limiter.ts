@@ -47,18 +47,22 @@ export class LoginLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Throws TOOMANYREQUESTS (429, Retry-After) when the pair or the address is over its limit. */
-  async check(account: string, address: string): Promise<void> {
+  /**
+   * Throws TOOMANYREQUESTS (429, Retry-After) when the pair or the address is over its limit; otherwise returns
+   * how many recent failures the pair has (a success need forgive nothing when there are none).
+   */
+  async check(account: string, address: string): Promise<number> {
     const [pair, all] = await Promise.all([
       this.lockedUntil(account, address),
       this.lockedUntil(undefined, address),
     ]);
-    const wait = Math.max(pair, all) - this.now();
+    const wait = Math.max(pair.until, all.until) - this.now();
     if (wait > 0) {
       throw new RegistryError('TOOMANYREQUESTS', 'too many failed logins; try again later', {
         headers: { 'Retry-After': String(Math.ceil(wait / 1000)) },
       });
     }
+    return pair.failures;
   }
 
   /** Records a failed attempt. */
@@ -86,7 +90,7 @@ export class LoginLimiter {
     });
     const out: LoginLock[] = [];
     for (const group of groups) {
-      const until = await this.lockedUntil(group.account ?? undefined, group.address);
+      const { until } = await this.lockedUntil(group.account ?? undefined, group.address);
       if (until > now) out.push(toLock(group, until));
     }
     return out;
@@ -103,8 +107,14 @@ export class LoginLimiter {
     return this.store.clearLoginFailures(filter);
   }
 
-  /** When the pair (or, without `account`, the address) may try again: epoch ms, or 0 when it may now. */
-  private async lockedUntil(account: string | undefined, address: string): Promise<number> {
+  /**
+   * When the pair (or, without `account`, the address) may try again (epoch ms, or 0 when it may now), and how
+   * many recent failures it has (at most its limit).
+   */
+  private async lockedUntil(
+    account: string | undefined,
+    address: string,
+  ): Promise<{ until: number; failures: number }> {
     const limit = account === undefined ? this.limits.maxFailuresPerAddress : this.limits.maxFailures;
     const recent = await this.store.recentLoginFailures({
       account,
@@ -114,7 +124,10 @@ export class LoginLimiter {
     });
     // The limit-th most recent failure opens the lock; it lifts when that failure leaves the window.
     const opener = recent.length >= limit ? recent[limit - 1] : undefined;
-    return opener === undefined ? 0 : opener.getTime() + this.limits.window;
+    return {
+      until: opener === undefined ? 0 : opener.getTime() + this.limits.window,
+      failures: recent.length,
+    };
   }
 }
 
