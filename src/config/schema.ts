@@ -418,6 +418,105 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    jobs: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Run background jobs (webhook deliveries, upload purge, and every later background task) on this instance. Instances sharing a database share the queue; turn it off on instances that should only serve requests.',
+          ),
+        concurrency: z
+          .number()
+          .int()
+          .positive()
+          .default(4)
+          .describe('Jobs this instance runs at once.'),
+        pollInterval: positiveDuration
+          .prefault('1s')
+          .describe(
+            'How often an idle runner looks for due jobs (work enqueued on this instance starts at once).',
+          ),
+        leaseDuration: positiveDuration
+          .prefault('30s')
+          .describe(
+            "How long a claimed job stays claimed without renewal; a running job renews its lease every third of it, so a dead instance's jobs are taken over by another after at most this time.",
+          ),
+        retention: duration
+          .prefault('7d')
+          .describe(
+            'Succeeded and cancelled jobs, and dispatched events, are deleted after this time; dead jobs are kept until retried or cancelled.',
+          ),
+      })
+      .strict()
+      .prefault({}),
+    webhooks: z
+      .object({
+        allowedHosts: z
+          .array(z.string().min(1))
+          .default([])
+          .describe(
+            'Host names or IP addresses webhook endpoints may use although they are (or resolve to) loopback, private, link-local or cloud metadata addresses, which are otherwise refused.',
+          ),
+        timeout: positiveDuration
+          .prefault('10s')
+          .describe('A delivery that has not received a complete response within this time has failed.'),
+        deliveryLogSize: z
+          .number()
+          .int()
+          .positive()
+          .default(50)
+          .describe('Delivery attempts kept per endpoint in its delivery log.'),
+        secretGracePeriod: duration
+          .prefault('24h')
+          .describe(
+            "After an endpoint's secret is rotated, deliveries are signed with the old secret too for this long.",
+          ),
+      })
+      .strict()
+      .prefault({}),
+    metrics: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe('Serve Prometheus metrics at `/metrics`.'),
+        listen: listenAddress
+          .nullable()
+          .default(null)
+          .describe(
+            'Serve `/metrics` on this separate address (`HOST:PORT`, plain HTTP) instead of the registry listener.',
+          ),
+        token: z
+          .string()
+          .min(16)
+          .nullable()
+          .default(null)
+          .describe(
+            'When set, `/metrics` requires `Authorization: Bearer <token>` (16 characters or more).',
+          ),
+      })
+      .strict()
+      .prefault({}),
+    tracing: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Export OpenTelemetry traces (HTTP requests, storage and database operations) over OTLP/HTTP; the exporter is configured by the standard `OTEL_EXPORTER_OTLP_*` environment variables, the service name by `OTEL_SERVICE_NAME` (default `berth`).',
+          ),
+        sampleRatio: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(1)
+          .describe(
+            "Share of new traces recorded (0 to 1); a request carrying a W3C `traceparent` follows its parent's sampling decision.",
+          ),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z

@@ -194,6 +194,88 @@ export interface LeasesTable {
   expires_at: number;
 }
 
+/** The transactional outbox (0006): one row per domain event, see `events/`. */
+export interface EventsTable {
+  seq: Generated<number>;
+  /** The event's id (a UUID), as delivered to subscribers. */
+  id: string;
+  type: string;
+  repository: string | null;
+  occurred_at: number;
+  /** The whole event as JSON text. */
+  payload: string;
+  /** When the relay handed it to its subscribers; null while pending. */
+  dispatched_at: number | null;
+}
+
+/** What a job is doing (see `jobs/`). */
+export type JobState = 'queued' | 'running' | 'succeeded' | 'dead' | 'cancelled';
+
+/** The job queue (0006). */
+export interface JobsTable {
+  id: Generated<number>;
+  queue: string;
+  /** JSON text. */
+  payload: string;
+  state: JobState;
+  /** Unique per queue while the row exists: enqueueing a key twice is a no-op. */
+  dedupe_key: string | null;
+  /** Attempts started so far. */
+  attempts: Generated<number>;
+  max_attempts: number;
+  /** When a queued job is due (epoch ms). */
+  run_at: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  finished_at: number | null;
+}
+
+/** Webhook endpoints (0006). */
+export interface WebhooksTable {
+  id: Generated<number>;
+  name: string;
+  /** null: global (every repository); else the namespace whose repositories it hears about. */
+  namespace: string | null;
+  url: string;
+  format: string;
+  /** JSON array of event types; empty: all. */
+  events: string;
+  repository_glob: string;
+  tag_glob: string;
+  include_pulls: Generated<Flag>;
+  /** JSON object of static request headers. */
+  headers: string;
+  /** The `whsec_...` signing secret. */
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_until: number | null;
+  enabled: Generated<Flag>;
+  disabled_reason: string | null;
+  created_by: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** One delivery attempt of one event to one endpoint (0006). */
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  webhook_id: number;
+  event_id: string;
+  event_type: string;
+  job_id: number | null;
+  attempt: number;
+  /** `delivered`, `failed` (will retry), `dead` (gave up), `gone` (410: endpoint disabled), `refused` (SSRF). */
+  outcome: string;
+  status_code: number | null;
+  duration_ms: number;
+  error: string | null;
+  response_snippet: string | null;
+  at: number;
+}
+
 /** The whole metadata database. */
 export interface Database {
   repositories: RepositoriesTable;
@@ -215,4 +297,8 @@ export interface Database {
   audit_events: AuditEventsTable;
   leases: LeasesTable;
   login_failures: LoginFailuresTable;
+  events: EventsTable;
+  jobs: JobsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }

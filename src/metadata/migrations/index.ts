@@ -12,6 +12,7 @@ import { accessControlMigration } from './0002-access-control.ts';
 import { leasesMigration } from './0003-leases.ts';
 import { uploadOwnerMigration } from './0004-upload-owner.ts';
 import { loginFailuresMigration } from './0005-login-failures.ts';
+import { eventsAndJobsMigration } from './0006-events-and-jobs.ts';
 
 /** Table recording which migrations ran (name and ISO timestamp). */
 export const MIGRATION_TABLE = 'berth_migrations';
@@ -27,6 +28,7 @@ export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
     '0003-leases': leasesMigration(dialect),
     '0004-upload-owner': uploadOwnerMigration(),
     '0005-login-failures': loginFailuresMigration(dialect),
+    '0006-events-and-jobs': eventsAndJobsMigration(dialect),
   };
 }
 
