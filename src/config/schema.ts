@@ -426,12 +426,7 @@ export const configSchema = z
           .describe(
             'Run background jobs (webhook deliveries, upload purge, and every later background task) on this instance. Instances sharing a database share the queue; turn it off on instances that should only serve requests.',
           ),
-        concurrency: z
-          .number()
-          .int()
-          .positive()
-          .default(4)
-          .describe('Jobs this instance runs at once.'),
+        concurrency: z.number().int().positive().default(4).describe('Jobs this instance runs at once.'),
         pollInterval: positiveDuration
           .prefault('1s')
           .describe(
@@ -477,10 +472,7 @@ export const configSchema = z
       .prefault({}),
     metrics: z
       .object({
-        enabled: z
-          .boolean()
-          .default(true)
-          .describe('Serve Prometheus metrics at `/metrics`.'),
+        enabled: z.boolean().default(true).describe('Serve Prometheus metrics at `/metrics`.'),
         listen: listenAddress
           .nullable()
           .default(null)
@@ -492,9 +484,7 @@ export const configSchema = z
           .min(16)
           .nullable()
           .default(null)
-          .describe(
-            'When set, `/metrics` requires `Authorization: Bearer <token>` (16 characters or more).',
-          ),
+          .describe('When set, `/metrics` requires `Authorization: Bearer <token>` (16 characters or more).'),
       })
       .strict()
       .prefault({}),

@@ -12,6 +12,7 @@ import type { Digest } from '../oci/digest.ts';
 import type { UploadHandle } from '../storage/driver.ts';
 import { CompiledRead } from './compiled-read.ts';
 import { KyselyAuthStore } from './kysely-auth-store.ts';
+import { KyselyWebhookStore } from './kysely-webhook-store.ts';
 import { isOneOf, selectFromList } from './list-parameter.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
 import type { Database, SqlDialect } from './schema.ts';
@@ -108,6 +109,7 @@ function hotReads(db: Kysely<Database>) {
 export class KyselyMetadataStore implements MetadataStore {
   private closed = false;
   private auth: KyselyAuthStore | undefined;
+  private webhooks: KyselyWebhookStore | undefined;
 
   /**
    * @param db the Kysely instance; the store owns it and destroys it on `close()`.
@@ -152,6 +154,12 @@ export class KyselyMetadataStore implements MetadataStore {
   authStore(): KyselyAuthStore {
     this.auth ??= new KyselyAuthStore(this.db, this.dialect);
     return this.auth;
+  }
+
+  /** The WebhookStore over this store's database (created on first use, then the same instance). */
+  webhookStore(): KyselyWebhookStore {
+    this.webhooks ??= new KyselyWebhookStore(this.db, this.dialect);
+    return this.webhooks;
   }
 
   async ping(): Promise<void> {

@@ -71,7 +71,11 @@ export function eventsAndJobsMigration(dialect: SqlDialect): Migration {
         .execute();
       // Claiming looks for due queued jobs and expired leases; listing goes by queue and state.
       await db.schema.createIndex('jobs_due_idx').on('jobs').columns(['state', 'run_at']).execute();
-      await db.schema.createIndex('jobs_queue_state_idx').on('jobs').columns(['queue', 'state', 'id']).execute();
+      await db.schema
+        .createIndex('jobs_queue_state_idx')
+        .on('jobs')
+        .columns(['queue', 'state', 'id'])
+        .execute();
       await db.schema.createIndex('jobs_finished_idx').on('jobs').column('finished_at').execute();
 
       await db.schema
