@@ -107,7 +107,6 @@ export function createApp(config: Config, services: Services, options: AppOption
   });
   registerDistributionApi(app, {
     access,
-    audit: services.auth.audit,
     registry: services.registry,
     urls,
     limits: { catalogPageSize: config.registry.catalogPageSize, tagsPageSize: config.registry.tagsPageSize },
@@ -123,6 +122,16 @@ export function createApp(config: Config, services: Services, options: AppOption
   if (services.auth.tokens) registerTokenEndpoint(app, access, services.auth, services.auth.tokens);
   registerAdminApi(app, { config, access, auth: services.auth });
 
+  if (options.backgroundJobs !== false) {
+    app.addHook('onReady', async () => {
+      services.relay.start();
+      await services.pullEvents.start();
+    });
+    app.addHook('onClose', async () => {
+      await services.pullEvents.stop();
+      await services.relay.stop();
+    });
+  }
   if (options.backgroundJobs !== false && config.uploads.purgeInterval > 0) {
     let stop: (() => void) | undefined;
     app.addHook('onReady', async () => {

@@ -7,10 +7,13 @@ import { createAuthServices, type AuthLog, type AuthServices } from './auth/setu
 import { ConfigError } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { describeFailure, StartupError } from './config/startup-error.ts';
+import { PullEventRecorder } from './events/pull-events.ts';
+import { EventRelay, type EventSubscriber } from './events/relay.ts';
 import { silentLogger, type Logger } from './logger.ts';
 import { createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
 import type { KyselyMetadataStore } from './metadata/kysely-store.ts';
 import type { MetadataStore } from './metadata/store.ts';
+import type { WebhookStore } from './metadata/webhook-store.ts';
 import { Registry } from './registry/registry.ts';
 import type { StorageDriver } from './storage/driver.ts';
 import { FilesystemDriver } from './storage/drivers/filesystem.ts';
@@ -20,6 +23,12 @@ export interface Services {
   readonly metadata: MetadataStore;
   readonly registry: Registry;
   readonly auth: AuthServices;
+  /** Webhook endpoints and their delivery log. */
+  readonly webhooks: WebhookStore;
+  /** Hands committed events to their subscribers (started by the app with its background work). */
+  readonly relay: EventRelay;
+  /** Records pull events while some subscriber wants them (started with the relay). */
+  readonly pullEvents: PullEventRecorder;
   /** Closes the metadata store and the storage driver. */
   close(): Promise<void>;
 }
@@ -63,9 +72,19 @@ export async function createServices(
     await metadata.close();
     throw e;
   }
+  const logger = options.logger ?? silentLogger;
+  const webhooks = metadata.webhookStore();
+  const pullEvents = new PullEventRecorder(metadata, { wanted: () => webhooks.wantsPulls(), logger });
+  const subscribers: EventSubscriber[] = [];
+  const relay = new EventRelay(metadata, subscribers, {
+    pollIntervalMs: config.jobs.pollInterval,
+    retentionMs: config.jobs.retention,
+    logger,
+  });
   const registry = new Registry({
     storage,
     metadata,
+    pullEvents,
     options: {
       deletes: config.registry.deletes,
       maxManifestSize: config.registry.maxManifestSize,
@@ -82,6 +101,9 @@ export async function createServices(
     metadata,
     registry,
     auth,
+    relay,
+    pullEvents,
+    webhooks,
     async close() {
       await metadata.close();
       await storage.close();

@@ -18,6 +18,7 @@ export const EVENT_TYPES = [
   'tag.moved',
   'tag.deleted',
   'blob.mounted',
+  'blob.deleted',
   'blob.pulled',
 ] as const;
 

@@ -6,8 +6,11 @@
  * failing on a lock upgrade. On PostgreSQL (READ COMMITTED), inserts use ON CONFLICT so racing writers never hit a
  * unique violation, and the rows putManifest checks are locked `FOR SHARE` until it commits.
  */
+import { randomUUID } from 'node:crypto';
 import { Migrator, sql } from 'kysely';
 import type { Kysely, RawBuilder, Transaction } from 'kysely';
+import { auditEntryOf } from '../events/audit.ts';
+import type { DomainEvent, NewDomainEvent } from '../events/event.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { UploadHandle } from '../storage/driver.ts';
 import { CompiledRead } from './compiled-read.ts';
@@ -18,13 +21,20 @@ import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from '.
 import type { Database, SqlDialect } from './schema.ts';
 import type {
   BlobLink,
+  DeleteManifestOutcome,
+  DeleteTagOutcome,
+  EventsOf,
+  LinkBlobOutcome,
   ManifestRecord,
   MetadataStore,
   Page,
   PageOptions,
   PutManifestInput,
+  PutManifestOutcome,
   PutManifestResult,
   ReferrerRecord,
+  StoredEvent,
+  UnlinkBlobOutcome,
   UploadSessionRecord,
 } from './store.ts';
 
@@ -110,6 +120,7 @@ export class KyselyMetadataStore implements MetadataStore {
   private closed = false;
   private auth: KyselyAuthStore | undefined;
   private webhooks: KyselyWebhookStore | undefined;
+  private readonly committedListeners: (() => void)[] = [];
 
   /**
    * @param db the Kysely instance; the store owns it and destroys it on `close()`.
@@ -229,10 +240,16 @@ export class KyselyMetadataStore implements MetadataStore {
 
   // --- blobs ---------------------------------------------------------------------------------------
 
-  async linkBlob(repository: string, digest: Digest, size: number): Promise<void> {
+  async linkBlob(
+    repository: string,
+    digest: Digest,
+    size: number,
+    events?: EventsOf<LinkBlobOutcome>,
+  ): Promise<void> {
     const now = Date.now();
-    await this.db.transaction().execute(async (trx) => {
-      const repositoryId = await this.ensureRepository(trx, repository, now);
+    await this.writing(events !== undefined, async (trx) => {
+      const existing = events === undefined ? undefined : await this.findRepositoryId(trx, repository);
+      const repositoryId = existing ?? (await this.ensureRepository(trx, repository, now));
       await trx
         .insertInto('blobs')
         .values({ digest, size, created_at: now })
@@ -243,6 +260,7 @@ export class KyselyMetadataStore implements MetadataStore {
         .values({ repository_id: repositoryId, digest, created_at: now })
         .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
         .execute();
+      if (events) await this.storeEvents(trx, events({ repositoryCreated: existing === undefined }), now);
     });
   }
 
@@ -269,21 +287,39 @@ export class KyselyMetadataStore implements MetadataStore {
     return row === undefined ? null : { digest: row.digest, size: Number(row.size) };
   }
 
-  async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
-    const result = await this.db
-      .deleteFrom('repository_blobs')
-      .where('digest', '=', digest)
-      .where('repository_id', '=', (eb) =>
-        eb.selectFrom('repositories').select('id').where('name', '=', repository),
-      )
-      .executeTakeFirst();
-    return result.numDeletedRows > 0n;
+  async unlinkBlob(
+    repository: string,
+    digest: Digest,
+    events?: EventsOf<UnlinkBlobOutcome>,
+  ): Promise<boolean> {
+    return this.writing(events !== undefined, async (trx) => {
+      const result = await trx
+        .deleteFrom('repository_blobs')
+        .where('digest', '=', digest)
+        .where('repository_id', '=', (eb) =>
+          eb.selectFrom('repositories').select('id').where('name', '=', repository),
+        )
+        .executeTakeFirst();
+      if (result.numDeletedRows === 0n) return false;
+      if (events) {
+        const blob = await trx
+          .selectFrom('blobs')
+          .select('size')
+          .where('digest', '=', digest)
+          .executeTakeFirst();
+        await this.storeEvents(trx, events({ size: Number(blob?.size ?? 0) }), Date.now());
+      }
+      return true;
+    });
   }
 
   // --- manifests and tags --------------------------------------------------------------------------
 
   // Descriptors and tags are as many as the client sent: each list is bound as one parameter (list-parameter.ts).
-  async putManifest(input: PutManifestInput): Promise<PutManifestResult> {
+  async putManifest(
+    input: PutManifestInput,
+    events?: EventsOf<PutManifestOutcome>,
+  ): Promise<PutManifestResult> {
     const blobs = [...new Set(input.blobs)];
     const manifests = [...new Set(input.manifests)];
     const tags = [...new Set(input.tags)];
@@ -291,7 +327,7 @@ export class KyselyMetadataStore implements MetadataStore {
     const { dialect } = this;
     const pg = dialect === 'postgres';
 
-    return this.db.transaction().execute(async (trx): Promise<PutManifestResult> => {
+    const result = await this.db.transaction().execute(async (trx): Promise<PutManifestResult> => {
       const existingId = await this.findRepositoryId(trx, input.repository);
 
       const linked = new Set<Digest>();
@@ -322,6 +358,28 @@ export class KyselyMetadataStore implements MetadataStore {
       }
 
       const repositoryId = existingId ?? (await this.ensureRepository(trx, input.repository, now));
+      // What the events report: the tags' previous targets and whether the manifest is new, read before writing.
+      const movedTags = new Map<string, Digest>();
+      let manifestCreated = true;
+      if (events && existingId !== undefined) {
+        if (tags.length > 0) {
+          const rows = await trx
+            .selectFrom('tags as t')
+            .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+            .select(['t.name', 'm.digest'])
+            .where('t.repository_id', '=', existingId)
+            .where(isOneOf(dialect, 't.name', tags))
+            .execute();
+          for (const row of rows) if (row.digest !== input.digest) movedTags.set(row.name, row.digest);
+        }
+        const existing = await trx
+          .selectFrom('manifests')
+          .select('id')
+          .where('repository_id', '=', existingId)
+          .where('digest', '=', input.digest)
+          .executeTakeFirst();
+        manifestCreated = existing === undefined;
+      }
       // DO UPDATE (a no-op on the digest) rather than DO NOTHING: it returns the id of an existing row and locks
       // it, so a concurrent deleteManifest cannot remove it under our tags.
       const manifest = await trx
@@ -386,8 +444,14 @@ export class KyselyMetadataStore implements MetadataStore {
           )
           .execute();
       }
+      if (events) {
+        const outcome = { repositoryCreated: existingId === undefined, manifestCreated, movedTags };
+        await this.storeEvents(trx, events(outcome), now);
+      }
       return { ok: true };
     });
+    if (result.ok && events) this.notifyCommitted();
+    return result;
   }
 
   async getManifest(repository: string, digest: Digest): Promise<ManifestRecord | null> {
@@ -400,17 +464,41 @@ export class KyselyMetadataStore implements MetadataStore {
     return row === undefined ? null : toManifestRecord(repository, row);
   }
 
-  async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+  async deleteManifest(
+    repository: string,
+    digest: Digest,
+    events?: EventsOf<DeleteManifestOutcome>,
+  ): Promise<boolean> {
+    return this.writing(events !== undefined, async (trx) => {
+      // The tags go with the manifest (ON DELETE CASCADE): the events name them, so read them first.
+      const tagRows = events
+        ? await trx
+            .selectFrom('tags as t')
+            .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+            .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+            .select('t.name')
+            .where('r.name', '=', repository)
+            .where('m.digest', '=', digest)
+            .orderBy('t.name')
+            .execute()
+        : [];
       const deleted = await trx
         .deleteFrom('manifests')
         .where('digest', '=', digest)
         .where('repository_id', '=', (eb) =>
           eb.selectFrom('repositories').select('id').where('name', '=', repository),
         )
-        .returning('id')
+        .returning(['id', 'media_type', 'size'])
         .executeTakeFirst();
       if (deleted === undefined) return false;
+      if (events) {
+        const outcome = {
+          mediaType: deleted.media_type,
+          size: Number(deleted.size),
+          tags: tagRows.map((r) => r.name),
+        };
+        await this.storeEvents(trx, events(outcome), Date.now());
+      }
       // ON DELETE CASCADE already removed these; deleting explicitly keeps the contract even without it.
       await trx.deleteFrom('tags').where('manifest_id', '=', deleted.id).execute();
       await trx.deleteFrom('manifest_references').where('manifest_id', '=', deleted.id).execute();
@@ -418,15 +506,36 @@ export class KyselyMetadataStore implements MetadataStore {
     });
   }
 
-  async deleteTag(repository: string, tag: string): Promise<boolean> {
-    const result = await this.db
-      .deleteFrom('tags')
-      .where('name', '=', tag)
-      .where('repository_id', '=', (eb) =>
-        eb.selectFrom('repositories').select('id').where('name', '=', repository),
-      )
-      .executeTakeFirst();
-    return result.numDeletedRows > 0n;
+  async deleteTag(repository: string, tag: string, events?: EventsOf<DeleteTagOutcome>): Promise<boolean> {
+    if (!events) {
+      const result = await this.db
+        .deleteFrom('tags')
+        .where('name', '=', tag)
+        .where('repository_id', '=', (eb) =>
+          eb.selectFrom('repositories').select('id').where('name', '=', repository),
+        )
+        .executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    }
+    return this.writing(true, async (trx) => {
+      const row = await trx
+        .selectFrom('tags as t')
+        .innerJoin('repositories as r', 'r.id', 't.repository_id')
+        .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+        .select(['t.repository_id', 'm.digest', 'm.media_type'])
+        .where('r.name', '=', repository)
+        .where('t.name', '=', tag)
+        .executeTakeFirst();
+      if (row === undefined) return false;
+      const result = await trx
+        .deleteFrom('tags')
+        .where('repository_id', '=', row.repository_id)
+        .where('name', '=', tag)
+        .executeTakeFirst();
+      if (result.numDeletedRows === 0n) return false;
+      await this.storeEvents(trx, events({ digest: row.digest, mediaType: row.media_type }), Date.now());
+      return true;
+    });
   }
 
   async listTags(repository: string, options: PageOptions): Promise<Page<string>> {
@@ -471,6 +580,118 @@ export class KyselyMetadataStore implements MetadataStore {
   }
 
   // --- upload sessions -----------------------------------------------------------------------------
+
+  // --- the event outbox ---------------------------------------------------------------------------
+
+  async appendEvents(events: readonly NewDomainEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.writing(true, (trx) => this.storeEvents(trx, events, Date.now()));
+  }
+
+  async pendingEvents(limit: number): Promise<StoredEvent[]> {
+    const rows = await this.db
+      .selectFrom('events')
+      .select(['seq', 'payload'])
+      .where('dispatched_at', 'is', null)
+      .orderBy('seq')
+      .limit(checkCount('limit', limit))
+      .execute();
+    return rows.map((r) => ({ seq: Number(r.seq), event: JSON.parse(r.payload) as DomainEvent }));
+  }
+
+  async markEventsDispatched(seqs: readonly number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.db
+      .updateTable('events')
+      .set({ dispatched_at: Date.now() })
+      .where('seq', 'in', [...seqs])
+      .where('dispatched_at', 'is', null)
+      .execute();
+  }
+
+  async pruneEvents(before: Date, limit: number): Promise<number> {
+    const result = await this.db
+      .deleteFrom('events')
+      .where('seq', 'in', (eb) =>
+        eb
+          .selectFrom('events')
+          .select('seq')
+          .where('dispatched_at', '<', before.getTime())
+          .orderBy('seq')
+          .limit(checkCount('limit', limit)),
+      )
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  onEventsCommitted(listener: () => void): void {
+    this.committedListeners.push(listener);
+  }
+
+  /**
+   * Runs `work` in a transaction when `transactional` (a write that stores events must commit them with its
+   * change), else on the database directly; after a transaction that committed, wakes the outbox listeners.
+   */
+  private async writing<T>(transactional: boolean, work: (db: Executor) => Promise<T>): Promise<T> {
+    if (!transactional) return work(this.db);
+    const result = await this.db.transaction().execute(work);
+    if (result !== false) this.notifyCommitted();
+    return result;
+  }
+
+  private notifyCommitted(): void {
+    for (const listener of this.committedListeners) {
+      try {
+        listener();
+      } catch {
+        // A listener only wakes a loop; its failure must not fail a committed write.
+      }
+    }
+  }
+
+  /** Inserts `events` (and the audit records of those audited) with the transaction `trx`. */
+  private async storeEvents(trx: Executor, events: readonly NewDomainEvent[], now: number): Promise<void> {
+    if (events.length === 0) return;
+    const occurredAt = new Date(now);
+    const stored: DomainEvent[] = events.map((e) => ({
+      ...e,
+      id: randomUUID(),
+      occurredAt: occurredAt.toISOString(),
+    }));
+    await trx
+      .insertInto('events')
+      .values(
+        stored.map((e) => ({
+          id: e.id,
+          type: e.type,
+          repository: e.target.repository,
+          occurred_at: now,
+          payload: JSON.stringify(e),
+        })),
+      )
+      .execute();
+    const audits = stored.flatMap((e) => {
+      const entry = auditEntryOf(e, occurredAt);
+      return entry === null ? [] : [entry];
+    });
+    if (audits.length > 0) {
+      await trx
+        .insertInto('audit_events')
+        .values(
+          audits.map((a) => ({
+            time: a.time.getTime(),
+            actor: a.actor,
+            actor_kind: a.actorKind,
+            action: a.action,
+            target: a.target,
+            source_addr: a.sourceAddr,
+            success: a.success ? 1 : 0,
+            detail: a.detail === null ? null : JSON.stringify(a.detail),
+          })),
+        )
+        .execute();
+    }
+  }
 
   async createUploadSession(session: {
     id: string;

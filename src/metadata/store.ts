@@ -9,6 +9,7 @@
  * - Names, tags and digests are validated by callers; the store stores them verbatim (case-sensitive).
  * - Lists are sorted by byte-wise (C collation) order of the name; `after` is exclusive.
  */
+import type { DomainEvent, NewDomainEvent } from '../events/event.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { UploadHandle } from '../storage/driver.ts';
 
@@ -83,6 +84,54 @@ export interface UploadSessionRecord {
   readonly updatedAt: Date;
 }
 
+/**
+ * The domain events a write stores in its own transaction (the outbox), computed from what the write found and
+ * changed (`outcome`). Called inside the transaction, only when the write succeeds; must not throw.
+ */
+export type EventsOf<Outcome> = (outcome: Outcome) => readonly NewDomainEvent[];
+
+/** What `linkBlob` changed. */
+export interface LinkBlobOutcome {
+  /** The repository did not exist before. */
+  readonly repositoryCreated: boolean;
+}
+
+/** What a successful `putManifest` changed. */
+export interface PutManifestOutcome {
+  readonly repositoryCreated: boolean;
+  /** The manifest was not in the repository before (false: a repeated push). */
+  readonly manifestCreated: boolean;
+  /** Of the tags pointed at the manifest, those that pointed at another manifest before, with that manifest. */
+  readonly movedTags: ReadonlyMap<string, Digest>;
+}
+
+/** What a successful `deleteManifest` removed. */
+export interface DeleteManifestOutcome {
+  readonly mediaType: string;
+  readonly size: number;
+  /** The tags that pointed at it (deleted with it). */
+  readonly tags: readonly string[];
+}
+
+/** What a successful `deleteTag` removed. */
+export interface DeleteTagOutcome {
+  /** The manifest the tag pointed at. */
+  readonly digest: Digest;
+  readonly mediaType: string;
+}
+
+/** What a successful `unlinkBlob` removed. */
+export interface UnlinkBlobOutcome {
+  readonly size: number;
+}
+
+/** An event of the outbox, with its position. */
+export interface StoredEvent {
+  /** Commit order on this database (increasing). */
+  readonly seq: number;
+  readonly event: DomainEvent;
+}
+
 export interface Page<T> {
   readonly items: T[];
   /** True when items exist after the last one returned. */
@@ -132,7 +181,12 @@ export interface MetadataStore {
    * Records that the blob `digest` of `size` bytes is stored and visible in `repository` (creating the
    * repository if needed). Idempotent. The caller has already committed the bytes to storage.
    */
-  linkBlob(repository: string, digest: Digest, size: number): Promise<void>;
+  linkBlob(
+    repository: string,
+    digest: Digest,
+    size: number,
+    events?: EventsOf<LinkBlobOutcome>,
+  ): Promise<void>;
 
   /** The blob as visible in `repository`, or null when it is not linked there. */
   getBlobLink(repository: string, digest: Digest): Promise<BlobLink | null>;
@@ -141,7 +195,7 @@ export interface MetadataStore {
   findBlob(digest: Digest): Promise<BlobLink | null>;
 
   /** Removes the blob's link from `repository`; returns false when it was not linked. Bytes stay for GC. */
-  unlinkBlob(repository: string, digest: Digest): Promise<boolean>;
+  unlinkBlob(repository: string, digest: Digest, events?: EventsOf<UnlinkBlobOutcome>): Promise<boolean>;
 
   // --- manifests and tags --------------------------------------------------------------------------
 
@@ -151,7 +205,7 @@ export interface MetadataStore {
    * nothing is written and they are listed. Pushing an existing digest again is idempotent (tags still move).
    * Creates the repository if needed.
    */
-  putManifest(input: PutManifestInput): Promise<PutManifestResult>;
+  putManifest(input: PutManifestInput, events?: EventsOf<PutManifestOutcome>): Promise<PutManifestResult>;
 
   /** The manifest `digest` in `repository`, or null. */
   getManifest(repository: string, digest: Digest): Promise<ManifestRecord | null>;
@@ -160,10 +214,14 @@ export interface MetadataStore {
   getManifestByTag(repository: string, tag: string): Promise<ManifestRecord | null>;
 
   /** Deletes the manifest and every tag pointing at it; returns false when it did not exist. */
-  deleteManifest(repository: string, digest: Digest): Promise<boolean>;
+  deleteManifest(
+    repository: string,
+    digest: Digest,
+    events?: EventsOf<DeleteManifestOutcome>,
+  ): Promise<boolean>;
 
   /** Deletes the tag only (the manifest stays, reachable by digest); returns false when it did not exist. */
-  deleteTag(repository: string, tag: string): Promise<boolean>;
+  deleteTag(repository: string, tag: string, events?: EventsOf<DeleteTagOutcome>): Promise<boolean>;
 
   /** Tag names of the repository in byte-wise order, after `after`, at most `limit`. */
   listTags(repository: string, options: PageOptions): Promise<Page<string>>;
@@ -217,6 +275,25 @@ export interface MetadataStore {
    * in no particular order and each once: what the purge asks before it removes upload bytes as orphans.
    */
   findUploadSessionHandles(handleIds: readonly string[]): Promise<string[]>;
+
+  // --- the event outbox ---------------------------------------------------------------------------
+  // Writes given `events` store them in their own transaction, with the audit records of those that are audited
+  // (`events/audit.ts`). The relay (`events/relay.ts`) reads them back in commit order and marks them dispatched.
+
+  /** Stores events outside any write (pull events: best effort), each with a new id and the current time. */
+  appendEvents(events: readonly NewDomainEvent[]): Promise<void>;
+
+  /** Undispatched events in commit order, at most `limit`. */
+  pendingEvents(limit: number): Promise<StoredEvent[]>;
+
+  /** Marks the events dispatched (idempotent). */
+  markEventsDispatched(seqs: readonly number[]): Promise<void>;
+
+  /** Deletes dispatched events dispatched before `before`, at most `limit`; returns how many. */
+  pruneEvents(before: Date, limit: number): Promise<number>;
+
+  /** Calls `listener` after each commit that stored events (in this process), e.g. to wake the relay. */
+  onEventsCommitted(listener: () => void): void;
 
   // --- leases --------------------------------------------------------------------------------------
 

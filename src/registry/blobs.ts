@@ -3,11 +3,13 @@
  * into it); its bytes are stored once by digest and shared.
  */
 import type { Readable } from 'node:stream';
+import type { EventContext } from '../events/event.ts';
 import type { BlobLink } from '../metadata/store.ts';
 import type { Digest } from '../oci/digest.ts';
 import { BlobUnknownError, RangeInvalidError, UnsupportedError } from '../oci/errors.ts';
 import { type ByteRange, ObjectNotFoundError, RangeNotSatisfiableError } from '../storage/driver.ts';
 import { blobKey } from '../storage/paths.ts';
+import { blobDeleted, SYSTEM_CONTEXT } from './events.ts';
 import type { RegistryDeps } from './options.ts';
 
 export interface OpenBlob {
@@ -63,10 +65,30 @@ export class BlobService {
     return storage.presignedUrl(blobKey(digest), seconds);
   }
 
+  /**
+   * Records that the blob was pulled (a GET from its first byte), when some subscriber wants pull events. Best
+   * effort and off the request's path: never throws, never delays the pull.
+   */
+  recordPull(repository: string, link: BlobLink, contextOf: () => EventContext): void {
+    const sink = this.deps.pullEvents;
+    if (!sink?.active) return;
+    const context = contextOf();
+    sink.record({
+      type: 'blob.pulled',
+      target: { repository, digest: link.digest, size: link.size },
+      actor: context.actor,
+      request: context.request,
+    });
+  }
+
   /** Unlinks the blob from the repository (bytes are reclaimed by garbage collection). */
-  async delete(repository: string, digest: Digest): Promise<void> {
+  async delete(repository: string, digest: Digest, context: EventContext = SYSTEM_CONTEXT): Promise<void> {
     if (!this.deps.options.deletes) throw new UnsupportedError('deletes are disabled on this registry');
-    const removed = await this.deps.metadata.unlinkBlob(repository, digest);
+    const removed = await this.deps.metadata.unlinkBlob(
+      repository,
+      digest,
+      blobDeleted(context, repository, digest),
+    );
     if (!removed) throw new BlobUnknownError(undefined, { detail: { digest } });
   }
 }

@@ -2,6 +2,7 @@
  * Manifests: push (validated, stored as exact bytes, referenced content checked), pull by tag or digest,
  * delete by digest (manifest and its tags) or by tag (untag).
  */
+import type { EventContext } from '../events/event.ts';
 import type { ManifestRecord } from '../metadata/store.ts';
 import { type Digest, digestOf, parseDigest } from '../oci/digest.ts';
 import {
@@ -13,6 +14,7 @@ import {
 } from '../oci/errors.ts';
 import { parseManifest } from '../oci/manifest.ts';
 import { InvalidTagError, isValidTag, type Reference } from '../oci/reference.ts';
+import { manifestDeleted, manifestPushed, SYSTEM_CONTEXT, tagDeleted } from './events.ts';
 import type { RegistryDeps } from './options.ts';
 
 export interface PutManifestRequest {
@@ -29,6 +31,8 @@ export interface PutManifestRequest {
    * moving it (a caller without the right to overwrite tags).
    */
   readonly beforeTagMove?: (tag: string, current: Digest) => Promise<void>;
+  /** Who pushes, for the events (default: the system). */
+  readonly context?: EventContext;
 }
 
 export interface PutManifestResponse {
@@ -64,18 +68,29 @@ export class ManifestService {
       }
     }
 
-    const result = await this.deps.metadata.putManifest({
+    const tagList = [...tags];
+    const events = manifestPushed(request.context ?? SYSTEM_CONTEXT, {
       repository,
       digest,
       mediaType: parsed.mediaType,
-      payload: body,
-      subject: parsed.subject,
-      artifactType: parsed.artifactType,
-      annotations: parsed.annotations,
-      blobs: parsed.blobs,
-      manifests: parsed.manifests,
-      tags: [...tags],
+      size: body.length,
+      tags: tagList,
     });
+    const result = await this.deps.metadata.putManifest(
+      {
+        repository,
+        digest,
+        mediaType: parsed.mediaType,
+        payload: body,
+        subject: parsed.subject,
+        artifactType: parsed.artifactType,
+        annotations: parsed.annotations,
+        blobs: parsed.blobs,
+        manifests: parsed.manifests,
+        tags: tagList,
+      },
+      events,
+    );
     if (!result.ok) {
       // As distribution does, a missing child manifest of an index is MANIFEST_BLOB_UNKNOWN as well.
       const missing = [...result.missingBlobs, ...result.missingManifests];
@@ -83,7 +98,7 @@ export class ManifestService {
         detail: { digests: missing },
       });
     }
-    return { digest, subject: parsed.subject, tags: [...tags] };
+    return { digest, subject: parsed.subject, tags: tagList };
   }
 
   /** The manifest by tag or digest; MANIFEST_UNKNOWN when absent. */
@@ -102,13 +117,43 @@ export class ManifestService {
   }
 
   /** Deletes by digest (the manifest and every tag on it) or by tag (the tag only). */
-  async delete(repository: string, reference: Reference): Promise<void> {
+  async delete(
+    repository: string,
+    reference: Reference,
+    context: EventContext = SYSTEM_CONTEXT,
+  ): Promise<void> {
     if (!this.deps.options.deletes) throw new UnsupportedError('deletes are disabled on this registry');
     const { metadata } = this.deps;
     const removed =
       reference.kind === 'tag'
-        ? await metadata.deleteTag(repository, reference.tag)
-        : await metadata.deleteManifest(repository, reference.digest);
+        ? await metadata.deleteTag(repository, reference.tag, tagDeleted(context, repository, reference.tag))
+        : await metadata.deleteManifest(
+            repository,
+            reference.digest,
+            manifestDeleted(context, repository, reference.digest),
+          );
     if (!removed) throw new ManifestUnknownError();
+  }
+
+  /**
+   * Records that `record` was pulled (a GET, not a HEAD), when some subscriber wants pull events. Best effort and
+   * off the request's path: never throws, never delays the pull.
+   */
+  recordPull(record: ManifestRecord, reference: Reference, contextOf: () => EventContext): void {
+    const sink = this.deps.pullEvents;
+    if (!sink?.active) return;
+    const context = contextOf();
+    sink.record({
+      type: 'manifest.pulled',
+      target: {
+        repository: record.repository,
+        digest: record.digest,
+        mediaType: record.mediaType,
+        size: record.size,
+        ...(reference.kind === 'tag' ? { tag: reference.tag } : {}),
+      },
+      actor: context.actor,
+      request: context.request,
+    });
   }
 }

@@ -1,3 +1,4 @@
+import type { NewDomainEvent } from '../events/event.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { StorageDriver } from '../storage/driver.ts';
 
@@ -6,6 +7,16 @@ export interface RegistryDeps {
   readonly storage: StorageDriver;
   readonly metadata: MetadataStore;
   readonly options: RegistryOptions;
+  /** Where pull events go (best effort, see `pull-events.ts`); absent: pulls are not recorded. */
+  readonly pullEvents?: PullEventSink;
+}
+
+/** Takes pull events off the request path. */
+export interface PullEventSink {
+  /** Whether some subscriber wants pull events now (cheap: a cached answer). */
+  readonly active: boolean;
+  /** Records the event; returns at once, never throws. */
+  record(event: NewDomainEvent): void;
 }
 
 export interface RegistryOptions {

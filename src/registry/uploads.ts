@@ -49,6 +49,8 @@ import { UUID_RE } from '../util/uuid.ts';
 import { isClientAbort } from './client-abort.ts';
 import { BodyTooLongError, HashingStream } from './hashing-stream.ts';
 import { isStorageFull } from './storage-full.ts';
+import type { EventContext } from '../events/event.ts';
+import { blobLinked, blobMounted, SYSTEM_CONTEXT } from './events.ts';
 import type { RegistryDeps } from './options.ts';
 
 const HASH_CACHE_LIMIT = 4096;
@@ -144,17 +146,27 @@ export class UploadService {
    * Links the blob into `repository` from `from` (or from anywhere in the registry when `from` is absent).
    * Returns the blob, or null when it cannot be mounted (then the caller opens a normal session).
    */
-  async mount(repository: string, digest: Digest, from: string | undefined): Promise<BlobLink | null> {
+  async mount(
+    repository: string,
+    digest: Digest,
+    from: string | undefined,
+    context: EventContext = SYSTEM_CONTEXT,
+  ): Promise<BlobLink | null> {
     const { metadata } = this.deps;
     const link =
       from !== undefined ? await metadata.getBlobLink(from, digest) : await metadata.findBlob(digest);
     if (!link) return null;
-    await metadata.linkBlob(repository, digest, link.size);
+    await metadata.linkBlob(repository, digest, link.size, blobMounted(context, repository, link, from));
     return link;
   }
 
   /** Stores a whole blob sent in one request (`POST ?digest=` with a body), verifying its digest. */
-  async uploadWhole(repository: string, digest: Digest, body: UploadBody): Promise<BlobLink> {
+  async uploadWhole(
+    repository: string,
+    digest: Digest,
+    body: UploadBody,
+    context: EventContext = SYSTEM_CONTEXT,
+  ): Promise<BlobLink> {
     const { storage, metadata } = this.deps;
     const { algorithm } = parseDigest(digest);
     await this.assertRoomForNewUpload();
@@ -167,7 +179,7 @@ export class UploadService {
       this.verify(digest, hasher.digest());
       // The handle the append returned is the one that knows the bytes (S3: the segments written).
       await storage.commitUpload(written.handle, size, blobKey(digest));
-      await metadata.linkBlob(repository, digest, size);
+      await metadata.linkBlob(repository, digest, size, blobLinked(context, repository));
       return { digest, size };
     } catch (e) {
       await storage.abortUpload(handle).catch(() => undefined);
@@ -218,6 +230,7 @@ export class UploadService {
     owner: string | null,
     digestParam: string,
     body: UploadBody | null,
+    context: EventContext = SYSTEM_CONTEXT,
   ): Promise<BlobLink> {
     const digest = parseDigest(digestParam).digest;
     let session = await this.get(repository, id, owner);
@@ -237,7 +250,7 @@ export class UploadService {
       } finally {
         this.unowned.delete(session.handle.id);
       }
-      await this.deps.metadata.linkBlob(repository, digest, session.size);
+      await this.deps.metadata.linkBlob(repository, digest, session.size, blobLinked(context, repository));
       return { digest, size: session.size };
     });
   }

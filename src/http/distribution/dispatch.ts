@@ -4,7 +4,6 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessControl, Need } from '../auth/access-control.ts';
-import type { AuditLog } from '../../auth/audit.ts';
 import type { Action } from '../../auth/principal.ts';
 import { RegistryError } from '../../oci/errors.ts';
 import { assertRepositoryName, isValidRepositoryName } from '../../oci/reference.ts';
@@ -84,7 +83,6 @@ function needOf(
 
 export interface DistributionOptions {
   readonly access: AccessControl;
-  readonly audit: AuditLog;
   readonly registry: Registry;
   readonly urls: UrlBuilder;
   readonly limits: { readonly catalogPageSize: number; readonly tagsPageSize: number };
@@ -128,19 +126,6 @@ export function registerDistributionApi(app: FastifyInstance, options: Distribut
       caller,
       access: options.access,
     });
-    // Pushes and deletes go to the audit log once they have succeeded.
-    if (
-      (match.route === 'manifest' && (method === 'PUT' || method === 'DELETE')) ||
-      (match.route === 'blob' && method === 'DELETE')
-    ) {
-      await options.audit.record({
-        actor: caller.principal,
-        action: method === 'PUT' ? 'push' : 'delete',
-        target: targetOf(name, match.params),
-        sourceAddr: request.ip,
-        detail: method === 'PUT' ? { digest: reply.getHeader('docker-content-digest') ?? null } : null,
-      });
-    }
   };
   // Every method the server knows reaches `handle`, so a method an endpoint lacks (OPTIONS, TRACE...) is 405
   // UNSUPPORTED with an Allow header rather than a 404 from the not-found handler.

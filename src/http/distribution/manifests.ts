@@ -6,6 +6,7 @@ import { parseReference } from '../../oci/reference.ts';
 import { queryParams } from '../headers.ts';
 import { readBody } from '../plugins/raw-body.ts';
 import { routePath } from '../routes.ts';
+import { eventContextOf } from './event-context.ts';
 import type { Handler, MethodTable } from './context.ts';
 
 /**
@@ -33,7 +34,7 @@ function matchesEtag(request: FastifyRequest, digest: string): boolean {
   });
 }
 
-const fetchManifest: Handler = async ({ request, reply, params, registry }) => {
+const fetchManifest: Handler = async ({ request, reply, params, registry, caller }) => {
   const reference = parseReference(params.reference as string, false);
   const manifest = await registry.manifests.get(params.name, reference);
   if (!accepts(request, manifest.mediaType)) {
@@ -50,6 +51,7 @@ const fetchManifest: Handler = async ({ request, reply, params, registry }) => {
     return reply.code(304).send();
   }
   if (request.method === 'HEAD') return reply.code(200).send();
+  registry.manifests.recordPull(manifest, reference, () => eventContextOf(request, caller));
   return reply.code(200).send(manifest.payload);
 };
 
@@ -69,6 +71,7 @@ export const manifestRoutes: MethodTable = {
       body,
       contentType: baseMediaType(request.headers['content-type']),
       tags: queryParams(request.query, 'tag'),
+      context: eventContextOf(request, caller),
       // Moving an existing tag needs more than push (the maintainer role); an open registry skips the lookup.
       ...(access.enabled
         ? {
@@ -91,9 +94,9 @@ export const manifestRoutes: MethodTable = {
     if (result.tags.length > 0) reply.header('OCI-Tag', result.tags);
     return reply.send();
   },
-  async DELETE({ reply, params, registry }) {
+  async DELETE({ request, reply, params, registry, caller }) {
     const reference = parseReference(params.reference as string, false);
-    await registry.manifests.delete(params.name, reference);
+    await registry.manifests.delete(params.name, reference, eventContextOf(request, caller));
     return reply.code(202).header('Content-Length', '0').send();
   },
 };

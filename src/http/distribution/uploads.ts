@@ -2,6 +2,7 @@
  * Upload endpoints: `POST /v2/<name>/blobs/uploads/` (session, monolithic `?digest=`, mount `?mount=&from=`),
  * `PATCH|PUT|GET|DELETE /v2/<name>/blobs/uploads/<uuid>`.
  */
+import { eventContextOf } from './event-context.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { parseDigest } from '../../oci/digest.ts';
 import { isValidRepositoryName } from '../../oci/reference.ts';
@@ -69,12 +70,22 @@ export const uploadStartRoutes: MethodTable = {
           ? isValidRepositoryName(from) && (await ctx.access.can(ctx.caller, from, 'pull'))
           : !ctx.access.enabled;
       if (mayRead) {
-        const link = await registry.uploads.mount(params.name, digest, from);
+        const link = await registry.uploads.mount(
+          params.name,
+          digest,
+          from,
+          eventContextOf(request, ctx.caller),
+        );
         if (link) return sendCreated(ctx, digest);
       }
     } else if (digestParam !== undefined) {
       const digest = parseDigest(digestParam).digest;
-      const link = await registry.uploads.uploadWhole(params.name, digest, uploadBody(request));
+      const link = await registry.uploads.uploadWhole(
+        params.name,
+        digest,
+        uploadBody(request),
+        eventContextOf(request, ctx.caller),
+      );
       return sendCreated(ctx, link.digest);
     } else if (hasBody(request)) {
       throw new BlobUploadInvalidError('a POST with a body must carry ?digest=');
@@ -117,6 +128,7 @@ export const uploadRoutes: MethodTable = {
       uploadOwner(ctx),
       digest,
       body,
+      eventContextOf(request, ctx.caller),
     );
     sendCreated(ctx, link.digest);
   },

@@ -15,6 +15,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { digestOf } from '../../oci/digest.ts';
 import type { Digest } from '../../oci/digest.ts';
 import type { UploadHandle } from '../../storage/driver.ts';
+import type { NewDomainEvent } from '../../events/event.ts';
 import type { MetadataStore, PutManifestInput, PutManifestResult } from '../store.ts';
 
 /** What the suite needs per test: a fresh, empty store (migrated or not) and a way to dispose of it. */
@@ -942,6 +943,138 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
         const holders = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6'];
         const results = await Promise.all(holders.map((h) => store.tryAcquireLease('race', h, 60_000)));
         assert.equal(results.filter(Boolean).length, 1);
+      });
+    });
+
+    describe('event outbox', () => {
+      const event = (
+        repository: string,
+        type: NewDomainEvent['type'] = 'manifest.pushed',
+      ): NewDomainEvent => ({
+        type,
+        target: { repository },
+        actor: { name: 'alice', kind: 'user' },
+        request: null,
+      });
+
+      it('stores the events a write computes from its outcome, with it, in commit order', async () => {
+        let commits = 0;
+        store.onEventsCommitted(() => commits++);
+        const outcomes: unknown[] = [];
+        const [blob] = await linkedBlobs('outbox/app', 1);
+        const input = manifestInput('outbox/app', { blobs: [blob as Digest], tags: ['v1'] });
+        const result = await store.putManifest(input, (outcome) => {
+          outcomes.push(outcome);
+          return [event('outbox/app'), event('outbox/app', 'tag.moved')];
+        });
+        assert.deepEqual(result, { ok: true });
+        assert.deepEqual(outcomes.slice(), [
+          { repositoryCreated: false, manifestCreated: true, movedTags: new Map() },
+        ]);
+        const other = manifestInput('outbox/app', { blobs: [blob as Digest], tags: ['v1'] });
+        await store.putManifest(other, (outcome) => {
+          outcomes.push(outcome);
+          return [];
+        });
+        assert.deepEqual(outcomes[1], {
+          repositoryCreated: false,
+          manifestCreated: true,
+          movedTags: new Map([['v1', input.digest]]),
+        });
+        const pending = await store.pendingEvents(10);
+        assert.deepEqual(
+          pending.map((p) => p.event.type),
+          ['manifest.pushed', 'tag.moved'],
+        );
+        assert.ok((pending[0]?.seq ?? 0) < (pending[1]?.seq ?? 0));
+        assert.equal(pending[0]?.event.actor?.name, 'alice');
+        assert.notEqual(pending[0]?.event.id, pending[1]?.event.id);
+        assert.equal(commits, 2);
+      });
+
+      it('a write that fails or changes nothing stores no event', async () => {
+        const missing = manifestInput('outbox/none', { blobs: [randomDigest()], tags: ['v1'] });
+        const result = await store.putManifest(missing, () => [event('outbox/none')]);
+        assert.equal(result.ok, false);
+        assert.equal(
+          await store.deleteTag('outbox/none', 'v1', () => [event('outbox/none', 'tag.deleted')]),
+          false,
+        );
+        assert.equal(
+          await store.deleteManifest('outbox/none', missing.digest, () => [
+            event('outbox/none', 'manifest.deleted'),
+          ]),
+          false,
+        );
+        assert.equal(
+          await store.unlinkBlob('outbox/none', randomDigest(), () => [event('outbox/none')]),
+          false,
+        );
+        assert.deepEqual(await store.pendingEvents(10), []);
+      });
+
+      it('reports what deletes removed and whether a link created the repository', async () => {
+        const created: boolean[] = [];
+        const digest = randomDigest();
+        await store.linkBlob('outbox/del', digest, 7, (o) => {
+          created.push(o.repositoryCreated);
+          return [];
+        });
+        await store.linkBlob('outbox/del', randomDigest(), 7, (o) => {
+          created.push(o.repositoryCreated);
+          return [];
+        });
+        assert.deepEqual(created, [true, false]);
+        const input = await put(manifestInput('outbox/del', { blobs: [digest], tags: ['b', 'a'] }));
+        const tagOutcomes: unknown[] = [];
+        assert.equal(
+          await store.deleteTag('outbox/del', 'b', (o) => {
+            tagOutcomes.push(o);
+            return [event('outbox/del', 'tag.deleted')];
+          }),
+          true,
+        );
+        assert.deepEqual(tagOutcomes, [{ digest: input.digest, mediaType: IMAGE_MANIFEST }]);
+        const manifestOutcomes: unknown[] = [];
+        assert.equal(
+          await store.deleteManifest('outbox/del', input.digest, (o) => {
+            manifestOutcomes.push(o);
+            return [event('outbox/del', 'manifest.deleted')];
+          }),
+          true,
+        );
+        assert.deepEqual(manifestOutcomes, [
+          { mediaType: IMAGE_MANIFEST, size: input.payload.length, tags: ['a'] },
+        ]);
+        const unlinked: unknown[] = [];
+        assert.equal(
+          await store.unlinkBlob('outbox/del', digest, (o) => {
+            unlinked.push(o);
+            return [];
+          }),
+          true,
+        );
+        assert.deepEqual(unlinked, [{ size: 7 }]);
+        assert.equal((await store.pendingEvents(10)).length, 2);
+      });
+
+      it('marks events dispatched (idempotently) and prunes only dispatched ones older than the cut', async () => {
+        await store.appendEvents([event('outbox/a'), event('outbox/b'), event('outbox/c')]);
+        const pending = await store.pendingEvents(2);
+        assert.deepEqual(
+          pending.map((p) => p.event.target.repository),
+          ['outbox/a', 'outbox/b'],
+        );
+        await store.markEventsDispatched(pending.map((p) => p.seq));
+        await store.markEventsDispatched(pending.map((p) => p.seq));
+        assert.deepEqual(
+          (await store.pendingEvents(10)).map((p) => p.event.target.repository),
+          ['outbox/c'],
+        );
+        assert.equal(await store.pruneEvents(new Date(Date.now() - 60_000), 100), 0);
+        assert.equal(await store.pruneEvents(new Date(Date.now() + 1000), 1), 1);
+        assert.equal(await store.pruneEvents(new Date(Date.now() + 1000), 100), 1);
+        assert.equal((await store.pendingEvents(10)).length, 1, 'the pending event stays');
       });
     });
   });
