@@ -91,6 +91,7 @@ export function distributionAction(type: WebhookEvent['type']): DistributionActi
       return 'pull';
     case 'manifest.deleted':
     case 'tag.deleted':
+    case 'blob.deleted':
     case 'repository.deleted':
       return 'delete';
     case 'blob.mounted':
