@@ -750,11 +750,23 @@ export class AdminService {
     };
   }
 
-  private isSystem(actor: Actor): boolean {
+  // The checks below are shared with the other administration services (`webhook-service.ts`), so that one
+  // place decides who a system or namespace administrator is and audits refusals the same way.
+
+  /** True for the system (the CLI) and system administrators. */
+  isSystem(actor: Actor): boolean {
     return actor.principal === null || actor.principal.isAdmin;
   }
 
-  private async requireSystem(
+  /** True when `actor` may manage `namespace`: the system, system administrators, users with its `admin` role. */
+  async administers(actor: Actor, namespace: string): Promise<boolean> {
+    if (this.isSystem(actor)) return true;
+    const p = actor.principal as Principal;
+    return p.kind === 'user' && (await this.deps.authorizer.namespaceRole(p, namespace)) === 'admin';
+  }
+
+  /** Throws `forbidden` unless `actor` is the system or a system administrator (auditing `action` if given). */
+  async requireSystem(
     actor: Actor,
     what: string,
     action: string | null = null,
@@ -763,16 +775,17 @@ export class AdminService {
     if (!this.isSystem(actor)) await this.deny(actor, `${what} needs a system administrator`, action, target);
   }
 
-  /** Allows system administrators and users with the `admin` role on the namespace. */
-  private async requireNamespaceAdmin(
+  /**
+   * Allows system administrators and users with the `admin` role on the namespace; otherwise throws `forbidden`
+   * (auditing `action` if given).
+   */
+  async requireNamespaceAdmin(
     actor: Actor,
     namespace: string,
     what: string,
     action: string | null = null,
   ): Promise<void> {
-    if (this.isSystem(actor)) return;
-    const p = actor.principal as Principal;
-    if (p.kind === 'user' && (await this.deps.authorizer.namespaceRole(p, namespace)) === 'admin') return;
+    if (await this.administers(actor, namespace)) return;
     await this.deny(actor, `${what} ${namespace} needs its admin role`, action, namespace);
   }
 

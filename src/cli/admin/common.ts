@@ -7,7 +7,8 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { AdminService, SYSTEM_ACTOR, type Actor } from '../../admin/admin-service.ts';
 import { AdminError } from '../../admin/errors.ts';
 import { ConfigError, loadConfig } from '../../config/load.ts';
-import { createServices } from '../../container.ts';
+import type { Config } from '../../config/schema.ts';
+import { createServices, type Services } from '../../container.ts';
 import type { ListResult } from '../../admin/views.ts';
 
 export interface CommonFlags {
@@ -20,6 +21,9 @@ export interface Context {
   readonly admin: AdminService;
   readonly actor: Actor;
   readonly json: boolean;
+  /** The configuration and the services opened on its database (for commands beyond AdminService). */
+  readonly config: Config;
+  readonly services: Services;
   /** Writes to stdout. */
   out(text: string): void;
 }
@@ -54,6 +58,8 @@ export async function run(
       admin,
       actor: SYSTEM_ACTOR,
       json: flags.json === true,
+      config,
+      services,
       out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
     });
   } catch (e) {

@@ -1,7 +1,8 @@
 /**
- * The admin API: JSON under `/api/v1` for users, robots, teams, namespaces, members, rules, signing keys and the
- * audit log, documented by `docs/api/openapi.yaml` (served as `/api/v1/openapi.json`). The use cases and who
- * may perform them live in `admin/admin-service.ts`; this layer authenticates, parses and maps errors.
+ * The admin API: JSON under `/api/v1` for users, robots, teams, namespaces, members, rules, signing keys, the
+ * audit log and webhooks, documented by `docs/api/openapi.yaml` (served as `/api/v1/openapi.json`). The use
+ * cases and who may perform them live in `admin/admin-service.ts` and `admin/webhook-service.ts`; this layer
+ * authenticates, parses and maps errors.
  *
  * Every endpoint but the document needs credentials: Basic (a user or robot) or a Bearer token from
  * `/auth/token` (any scope: the caller's live rights decide). Anonymous callers get 401 with the registry's
@@ -12,6 +13,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import { AdminService } from '../../admin/admin-service.ts';
 import { AdminError } from '../../admin/errors.ts';
+import { WebhookService, type WebhookServiceDeps } from '../../admin/webhook-service.ts';
 import type { AccessControl } from '../auth/access-control.ts';
 import type { AuthServices } from '../../auth/setup.ts';
 import type { Config } from '../../config/schema.ts';
@@ -21,6 +23,7 @@ import { registerAccountRoutes } from './accounts.ts';
 import { registerNamespaceRoutes } from './namespaces.ts';
 import { setActor, toHttpError } from './request.ts';
 import { registerSystemRoutes } from './system.ts';
+import { registerWebhookRoutes } from './webhooks.ts';
 
 export const ADMIN_API_PREFIX = '/api/v1';
 
@@ -31,6 +34,8 @@ export interface AdminApiOptions {
   readonly config: Config;
   readonly access: AccessControl;
   readonly auth: AuthServices;
+  /** The webhook store and delivery functions; without them the webhook routes answer 503. */
+  readonly webhooks?: WebhookServiceDeps | undefined;
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -87,6 +92,10 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
       registerAccountRoutes(api, admin);
       registerNamespaceRoutes(api, admin);
       registerSystemRoutes(api, admin);
+      registerWebhookRoutes(
+        api,
+        options.webhooks ? new WebhookService(admin, options.auth.audit, options.webhooks) : null,
+      );
     },
     { prefix: ADMIN_API_PREFIX },
   );
