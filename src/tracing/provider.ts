@@ -1,0 +1,61 @@
+/**
+ * The OpenTelemetry SDK, set up for Berth: loaded only through `setup.ts` when tracing is enabled. Spans are
+ * sampled ParentBased(TraceIdRatioBased(ratio)) (a caller's sampling decision is followed), batched and exported
+ * as OTLP/HTTP JSON. Nothing is registered in the OpenTelemetry API's globals (see `context-store.ts`).
+ */
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import {
+  defaultResource,
+  detectResources,
+  envDetector,
+  resourceFromAttributes,
+} from '@opentelemetry/resources';
+import {
+  BatchSpanProcessor,
+  NodeTracerProvider,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-node';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { VERSION } from '../version.ts';
+import { ContextStore } from './context-store.ts';
+import { registerHttpSpans } from './http-spans.ts';
+import { OperationSpans } from './operation-spans.ts';
+import type { Tracing } from './tracing.ts';
+
+export interface TracingOptions {
+  /** The fraction of new traces (those without a sampled caller) recorded, 0 to 1. */
+  readonly sampleRatio: number;
+}
+
+/** The instrumentation scope of Berth's spans. */
+const SCOPE = 'berth';
+
+export function startTracing(options: TracingOptions): Tracing {
+  // Later wins: the SDK's defaults, then Berth's name and version, then OTEL_SERVICE_NAME and
+  // OTEL_RESOURCE_ATTRIBUTES.
+  const resource = defaultResource()
+    .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: 'berth', [ATTR_SERVICE_VERSION]: VERSION }))
+    .merge(detectResources({ detectors: [envDetector] }));
+  const provider = new NodeTracerProvider({
+    resource,
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.sampleRatio) }),
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+  });
+  const tracer = provider.getTracer(SCOPE, VERSION);
+  const propagator = new W3CTraceContextPropagator();
+  const contexts = new ContextStore();
+  let shutdown: Promise<void> | undefined;
+  return {
+    tracer,
+    operationObserver: new OperationSpans(tracer, contexts),
+    activeContext: () => contexts.active(),
+    withContext: (context, fn) => contexts.with(context, fn),
+    instrumentHttp: (app) => registerHttpSpans(app, { tracer, propagator, contexts }),
+    shutdown() {
+      shutdown ??= provider.shutdown();
+      return shutdown;
+    },
+  };
+}
