@@ -41,7 +41,7 @@ export async function createServices(
   log: AuthLog = silentLog,
   options: ServiceOptions = {},
 ): Promise<Services> {
-  const tracing = await createTracing(config.tracing);
+  const tracing = await createTracing(config.tracing, log);
   try {
     return await buildServices(config, log, options, tracing);
   } catch (e) {

@@ -24,6 +24,9 @@ export interface Tracing {
    * before the routes are registered.
    */
   instrumentHttp(app: FastifyInstance): void;
-  /** Exports the spans still queued, then stops the exporter. Safe to call more than once. */
+  /**
+   * Exports the spans still queued, then stops the exporter. Never rejects (a failed export is logged). Safe to
+   * call more than once.
+   */
   shutdown(): Promise<void>;
 }

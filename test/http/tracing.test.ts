@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { connect, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -95,13 +97,17 @@ describe('tracing enabled', () => {
   });
 
   /** A registry with tracing on and its storage and metadata observed; spans reach `receiver` on close. */
-  async function tracedRegistry(prepare?: (storage: StorageDriver) => void): Promise<TestRegistry> {
+  async function tracedRegistry(
+    prepare?: (storage: StorageDriver) => void,
+    wrapObserver: (observer: OperationObserver) => OperationObserver = (o) => o,
+  ): Promise<TestRegistry> {
     const reg = await createTestRegistry({ 'tracing.enabled': true });
     const tracing = reg.services.tracing;
     assert.ok(tracing, 'services.tracing is set when tracing.enabled');
     prepare?.(reg.services.storage);
-    observeInPlace(reg.services.storage, 'storage', 'filesystem', tracing.operationObserver);
-    observeInPlace(reg.services.metadata, 'database', 'sqlite', tracing.operationObserver);
+    const observer = wrapObserver(tracing.operationObserver);
+    observeInPlace(reg.services.storage, 'storage', 'filesystem', observer);
+    observeInPlace(reg.services.metadata, 'database', 'sqlite', observer);
     return reg;
   }
 
@@ -227,6 +233,50 @@ describe('tracing enabled', () => {
       const exception = s.events?.find((e) => e.name === 'exception');
       assert.equal(attribute(exception?.attributes, 'exception.message'), 'disk on fire');
     }
+  });
+
+  it('a request the client abandons mid-body ends its span as an error', async () => {
+    const traceId = 'd'.repeat(31) + '4';
+    const begun: string[] = [];
+    const reg = await tracedRegistry(undefined, (inner) => ({
+      begin(operation) {
+        begun.push(operation.operation);
+        return inner.begin(operation);
+      },
+    }));
+    try {
+      await reg.app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = reg.app.server.address() as AddressInfo;
+      const socket = connect(port, '127.0.0.1');
+      await once(socket, 'connect');
+      socket.write(
+        `POST /v2/abort/app/blobs/uploads/?digest=${sha256('x')} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+          `traceparent: 00-${traceId}-${CALLER_SPAN_ID}-01\r\n` +
+          'Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n' +
+          'partial body',
+      );
+      // Once the handler is writing the body, the client goes away.
+      const deadline = Date.now() + 10_000;
+      while (!begun.includes('appendUpload')) {
+        assert.ok(Date.now() < deadline, `the upload never started: ${begun.join(', ')}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      socket.destroy();
+      // The span ends when the server sees the connection close; only then is it exported by the close below.
+      const server = reg.app.server;
+      while ((await new Promise<number>((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n))))) > 0) {
+        assert.ok(Date.now() < deadline, 'the server never saw the connection close');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      await reg.dispose();
+    }
+    await receiver.waitFor((spans) => spans.some((s) => s.traceId === traceId && s.kind === SERVER));
+    const server = receiver.spans.find((s) => s.traceId === traceId && s.kind === SERVER) as ReceivedSpan;
+    assert.equal(server.name, 'POST /v2/{name}/blobs/uploads/');
+    assert.equal(server.status?.code, STATUS_ERROR);
+    assert.equal(attribute(server.attributes, 'error.type'), 'aborted');
+    assert.equal(receiver.spans.filter((s) => s.traceId === traceId && s.kind === SERVER).length, 1);
   });
 
   it('an unrouted request is named by its method only and a 404 is not an error', async () => {

@@ -4,10 +4,14 @@
  * observer nests under the active span, records failures, and traces nothing outside a span.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ROOT_CONTEXT, trace, TraceFlags } from '@opentelemetry/api';
 import { createTracing } from '../../src/tracing/setup.ts';
 import { distributionRouteTemplate } from '../../src/tracing/route-template.ts';
+import type { TracingLog } from '../../src/tracing/reporting-exporter.ts';
 import type { Tracing } from '../../src/tracing/tracing.ts';
 import {
   attribute,
@@ -18,6 +22,16 @@ import {
 } from '../helpers/otlp-receiver.ts';
 
 const STATUS_ERROR = 2;
+
+const failOnWarning: TracingLog = {
+  warn: (obj, msg) => assert.fail(`unexpected warning: ${msg ?? ''} ${JSON.stringify(obj)}`),
+};
+
+/** A log that keeps its messages. */
+function recordingLog(): TracingLog & { messages: string[] } {
+  const messages: string[] = [];
+  return { messages, warn: (_obj, msg) => messages.push(msg ?? '') };
+}
 
 /** A context whose span is a caller's, received over the wire with `sampled` set or not. */
 function remoteParent(traceId: string, sampled: boolean) {
@@ -47,14 +61,14 @@ describe('createTracing', () => {
     await receiver.close();
   });
 
-  async function started(sampleRatio = 1): Promise<Tracing> {
-    const tracing = await createTracing({ enabled: true, sampleRatio });
+  async function started(sampleRatio = 1, log: TracingLog = failOnWarning): Promise<Tracing> {
+    const tracing = await createTracing({ enabled: true, sampleRatio }, log);
     assert.ok(tracing);
     return tracing;
   }
 
   it('is null when disabled', async () => {
-    assert.equal(await createTracing({ enabled: false, sampleRatio: 1 }), null);
+    assert.equal(await createTracing({ enabled: false, sampleRatio: 1 }, failOnWarning), null);
   });
 
   it('nests operation spans under the active span and records a failure', async () => {
@@ -158,6 +172,40 @@ describe('createTracing', () => {
     assert.equal(typeof attribute(defaultSpan.resource, 'service.version'), 'string');
     assert.equal(attribute(envSpan.resource, 'service.name'), 'registry-eu');
     assert.equal(attribute(envSpan.resource, 'deployment.environment.name'), 'test');
+  });
+
+  it('reports a failed export once, and an unsupported protocol', async () => {
+    // A receiver that refuses every export with a status the exporter does not retry.
+    const refusing = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(400).end());
+    });
+    refusing.listen(0, '127.0.0.1');
+    await once(refusing, 'listening');
+    const { port } = refusing.address() as AddressInfo;
+    const log = recordingLog();
+    const restore = setOtelEnv({
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${port}/v1/traces`,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+    });
+    let tracing: Tracing;
+    try {
+      tracing = await started(1, log);
+    } finally {
+      restore();
+    }
+    try {
+      assert.equal(log.messages.length, 1);
+      assert.match(log.messages[0] ?? '', /protocol grpc is not supported/);
+      tracing.tracer.startSpan('lost').end();
+      await tracing.shutdown();
+      assert.deepEqual(log.messages.slice(1), [
+        'trace export failed: spans are dropped until the OTLP endpoint answers',
+      ]);
+    } finally {
+      refusing.closeAllConnections();
+      refusing.close();
+    }
   });
 
   it('shutdown can be called twice', async () => {
