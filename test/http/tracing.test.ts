@@ -224,6 +224,9 @@ describe('tracing enabled', () => {
     assert.equal(server.status?.code, STATUS_ERROR);
     assert.equal(attribute(server.attributes, 'http.response.status_code'), 500);
     assert.equal(attribute(server.attributes, 'error.type'), '500');
+    // The error the handler failed with is recorded on the request span too.
+    const thrown = server.events?.find((e) => e.name === 'exception');
+    assert.equal(attribute(thrown?.attributes, 'exception.message'), 'disk on fire');
     const failed = inTrace.filter((s) => s.name.startsWith('storage ') && s.status?.code === STATUS_ERROR);
     assert.ok(failed.length > 0, `a failed storage span: ${inTrace.map((s) => s.name).join(', ')}`);
     for (const s of failed) {
