@@ -52,7 +52,7 @@ export function registerHttpSpans(app: FastifyInstance, options: HttpSpanOptions
     t.span.end();
   };
 
-  app.addHook('onRequest', (request, _reply, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
     const parent = propagator.extract(ROOT_CONTEXT, request.headers, defaultTextMapGetter);
     const route = requestRouteTemplate(request);
     const userAgent = request.headers['user-agent'];
@@ -73,6 +73,16 @@ export function registerHttpSpans(app: FastifyInstance, options: HttpSpanOptions
     );
     const context = trace.setSpan(parent, span);
     traces.set(request, { span, context });
+    // Why the response's `close` and not only Fastify's hooks: a client that goes away while the response is
+    // streaming (a blob download cut short) gets neither onResponse (no `finish`) nor onRequestAbort (the
+    // request itself was complete), and its span would never end. A finished response is onResponse's to end.
+    reply.raw.once('close', () => {
+      if (reply.raw.writableFinished) return;
+      end(request, (span) => {
+        if (reply.raw.headersSent) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, reply.raw.statusCode);
+        aborted(span);
+      });
+    });
     // The rest of the hook chain, and the handler, run from inside `done`: see ContextStore.with.
     contexts.with(context, () => done());
   });
@@ -107,10 +117,13 @@ export function registerHttpSpans(app: FastifyInstance, options: HttpSpanOptions
   });
 
   app.addHook('onRequestAbort', (request, done) => {
-    end(request, (span) => {
-      span.setAttribute(ATTR_ERROR_TYPE, 'aborted');
-      span.setStatus({ code: SpanStatusCode.ERROR, message: 'the client closed the connection' });
-    });
+    end(request, aborted);
     done();
   });
+}
+
+/** Marks the span of a request whose client closed the connection before the whole response was sent. */
+function aborted(span: Span): void {
+  span.setAttribute(ATTR_ERROR_TYPE, 'aborted');
+  span.setStatus({ code: SpanStatusCode.ERROR, message: 'the client closed the connection' });
 }

@@ -74,6 +74,21 @@ function observeInPlace(
   }
 }
 
+/**
+ * Polls until the server of `reg` has seen every connection close: a request span ends then, and must end before
+ * the registry is closed to be exported.
+ */
+async function waitForNoConnections(reg: TestRegistry, timeoutMs = 10_000): Promise<void> {
+  const server = reg.app.server;
+  const deadline = Date.now() + timeoutMs;
+  const count = (): Promise<number> =>
+    new Promise((resolve, reject) => server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
+  while ((await count()) > 0) {
+    assert.ok(Date.now() < deadline, 'the server never saw the connection close');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 function named(spans: readonly ReceivedSpan[], name: string): ReceivedSpan[] {
   return spans.filter((s) => s.name === name);
 }
@@ -265,12 +280,7 @@ describe('tracing enabled', () => {
         await new Promise((r) => setTimeout(r, 10));
       }
       socket.destroy();
-      // The span ends when the server sees the connection close; only then is it exported by the close below.
-      const server = reg.app.server;
-      while ((await new Promise<number>((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n))))) > 0) {
-        assert.ok(Date.now() < deadline, 'the server never saw the connection close');
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await waitForNoConnections(reg);
     } finally {
       await reg.dispose();
     }
@@ -280,6 +290,36 @@ describe('tracing enabled', () => {
     assert.equal(server.status?.code, STATUS_ERROR);
     assert.equal(attribute(server.attributes, 'error.type'), 'aborted');
     assert.equal(receiver.spans.filter((s) => s.traceId === traceId && s.kind === SERVER).length, 1);
+  });
+
+  it('a download the client abandons mid-response ends its span as an error', async () => {
+    const traceId = 'e'.repeat(31) + '5';
+    const reg = await tracedRegistry();
+    try {
+      const blob = randomBlob(16 * 1024 * 1024);
+      const digest = await reg.pushBlob('big/app', blob);
+      await reg.app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = reg.app.server.address() as AddressInfo;
+      const socket = connect(port, '127.0.0.1');
+      await once(socket, 'connect');
+      socket.write(
+        `GET /v2/big/app/blobs/${digest} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+          `traceparent: 00-${traceId}-${CALLER_SPAN_ID}-01\r\n\r\n`,
+      );
+      // The headers and the first bytes arrive; then the client stops reading and goes away.
+      const [first] = (await once(socket, 'data')) as [Buffer];
+      assert.match(first.toString('latin1'), /^HTTP\/1\.1 200/);
+      socket.destroy();
+      await waitForNoConnections(reg);
+    } finally {
+      await reg.dispose();
+    }
+    await receiver.waitFor((spans) => spans.some((s) => s.traceId === traceId && s.kind === SERVER));
+    const server = receiver.spans.find((s) => s.traceId === traceId && s.kind === SERVER) as ReceivedSpan;
+    assert.equal(server.name, 'GET /v2/{name}/blobs/{digest}');
+    assert.equal(server.status?.code, STATUS_ERROR);
+    assert.equal(attribute(server.attributes, 'error.type'), 'aborted');
+    assert.equal(attribute(server.attributes, 'http.response.status_code'), 200);
   });
 
   it('an unrouted request is named by its method only and a 404 is not an error', async () => {
