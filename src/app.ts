@@ -58,6 +58,8 @@ export function createApp(config: Config, services: Services, options: AppOption
     },
   });
 
+  // First, so that a request's span covers every other hook and its context is active in the handler.
+  if (services.tracing) services.tracing.instrumentHttp(app);
   limitConnections(app.server, config.http.maxConnections, app.log);
   registerRawBody(app, { bodyIdleTimeout: config.http.bodyIdleTimeout });
   registerErrorEnvelope(app);

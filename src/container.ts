@@ -17,6 +17,8 @@ import type { WebhookStore } from './metadata/webhook-store.ts';
 import { Registry } from './registry/registry.ts';
 import type { StorageDriver } from './storage/driver.ts';
 import { FilesystemDriver } from './storage/drivers/filesystem.ts';
+import { createTracing } from './tracing/setup.ts';
+import type { Tracing } from './tracing/tracing.ts';
 
 export interface Services {
   readonly storage: StorageDriver;
@@ -29,7 +31,9 @@ export interface Services {
   readonly relay: EventRelay;
   /** Records pull events while some subscriber wants them (started with the relay). */
   readonly pullEvents: PullEventRecorder;
-  /** Closes the metadata store and the storage driver. */
+  /** OpenTelemetry tracing, or null when `tracing.enabled` is off. */
+  readonly tracing: Tracing | null;
+  /** Closes the metadata store and the storage driver, then flushes and stops tracing. */
   close(): Promise<void>;
 }
 
@@ -40,11 +44,26 @@ export interface ServiceOptions {
   readonly logger?: Logger;
 }
 
-/** Builds storage, metadata (migrated), access control and the registry for `config`. */
+/** Builds tracing, storage, metadata (migrated), access control and the registry for `config`. */
 export async function createServices(
   config: Config,
   log: AuthLog = silentLog,
   options: ServiceOptions = {},
+): Promise<Services> {
+  const tracing = await createTracing(config.tracing, log);
+  try {
+    return await buildServices(config, log, options, tracing);
+  } catch (e) {
+    await tracing?.shutdown();
+    throw e;
+  }
+}
+
+async function buildServices(
+  config: Config,
+  log: AuthLog,
+  options: ServiceOptions,
+  tracing: Tracing | null,
 ): Promise<Services> {
   const storage = await createStorage(config, options.logger);
   const metadata = await openMetadata(config, log);
@@ -104,9 +123,14 @@ export async function createServices(
     relay,
     pullEvents,
     webhooks,
+    tracing,
     async close() {
-      await metadata.close();
-      await storage.close();
+      try {
+        await metadata.close();
+        await storage.close();
+      } finally {
+        await tracing?.shutdown();
+      }
     },
   };
 }
