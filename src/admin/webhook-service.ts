@@ -33,7 +33,7 @@ import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './admin-service.ts';
 import { conflict, forbidden, invalid, notFound } from './errors.ts';
 import { checkLimit, checkNamespaceName, isComponent, MAX_NAME_LENGTH } from './validation.ts';
 import type { ListResult } from './views.ts';
-import { generateWebhookSecret } from './webhook-secret.ts';
+import { generateSecret as generateWebhookSecret } from '../webhooks/signing.ts';
 
 export interface WebhookServiceDeps {
   readonly store: WebhookStore;
@@ -49,7 +49,7 @@ export interface WebhookServiceDeps {
   readonly sendTest: (webhook: WebhookRecord, actor: Actor) => Promise<void>;
   /** Moves the dead delivery job `jobId` back to the queue; false when it is not dead (or no longer exists). */
   readonly redeliver: (jobId: number) => Promise<boolean>;
-  /** A new `whsec_` secret; default `generateWebhookSecret`. */
+  /** A new `whsec_` secret; default `generateSecret` of `webhooks/signing.ts`. */
   readonly generateSecret?: () => string;
   /** The clock, in epoch ms; default `Date.now`. */
   readonly now?: () => number;
