@@ -30,6 +30,8 @@ import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { hashPassword, hashSecret, randomSecret } from '../../src/auth/passwords.ts';
 import type { AuditEvent } from '../../src/metadata/auth-store.ts';
+import { generateSecret, verify } from '../../src/webhooks/signing.ts';
+import { startReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
 import { createSqliteStore } from '../../src/metadata/dialects.ts';
 import {
   MANIFEST_ACCEPT,
@@ -85,6 +87,9 @@ describe('access control over HTTPS with real clients', { skip: missing('skopeo'
   /** Tags or repositories pushed by dev, by any client (the audit test looks for them). */
   const pushedByDev: string[] = [];
   const started = Date.now();
+  let receiver: WebhookReceiver;
+  /** The signing secrets of the two webhook endpoints, by receiver path. */
+  const secrets = new Map<string, string>();
 
   const skopeo = (args: string[], allowFailure = false): Promise<RunResult> =>
     run('skopeo', args, { env: containers.env, allowFailure });
@@ -147,6 +152,14 @@ describe('access control over HTTPS with real clients', { skip: missing('skopeo'
    * credentials, then HEAD with the bearer token); null on 404.
    */
   async function registryDigest(repo: string, ref: string): Promise<string | null> {
+    return (await registryManifest(repo, ref))?.digest ?? null;
+  }
+
+  /** The digest and size of the manifest `repo:ref` as the registry reports them (HEAD), or null on 404. */
+  async function registryManifest(
+    repo: string,
+    ref: string,
+  ): Promise<{ digest: string; size: number } | null> {
     const basic = Buffer.from(`admin:${USERS.admin}`).toString('base64');
     const tokenRes = await request(`/auth/token?scope=${encodeURIComponent(`repository:${repo}:pull`)}`, {
       headers: { authorization: `Basic ${basic}` },
@@ -161,7 +174,7 @@ describe('access control over HTTPS with real clients', { skip: missing('skopeo'
     assert.equal(res.status, 200, `HEAD ${repo}:${ref}`);
     const digest = res.headers['docker-content-digest'];
     assert.equal(typeof digest, 'string');
-    return digest as string;
+    return { digest: digest as string, size: Number(res.headers['content-length']) };
   }
 
   before(async () => {
@@ -215,6 +228,28 @@ describe('access control over HTTPS with real clients', { skip: missing('skopeo'
       await auth.setMember('team', 'user', 'dev', 'developer');
       await auth.setMember('team', 'user', 'reader', 'reader');
       await auth.setMember('team', 'robot', ROBOT, 'developer');
+      // Webhooks: every event in Distribution's format, and team's events as CloudEvents.
+      receiver = await startReceiver();
+      for (const [path, namespace, format] of [
+        ['/distribution', null, 'distribution'],
+        ['/cloudevents', 'team', 'cloudevents'],
+      ] as const) {
+        const secret = generateSecret();
+        secrets.set(path, secret);
+        await store.webhookStore().create({
+          name: format,
+          namespace,
+          url: `${receiver.url}${path}`,
+          format,
+          events: [],
+          repositoryGlob: '**',
+          tagGlob: '*',
+          includePulls: false,
+          headers: {},
+          secret,
+          createdBy: 'admin',
+        });
+      }
     } finally {
       await store.close();
     }
@@ -223,6 +258,7 @@ describe('access control over HTTPS with real clients', { skip: missing('skopeo'
       dataDir,
       env: {
         BERTH_AUTH_MODE: 'token',
+        BERTH_WEBHOOKS_ALLOWED_HOSTS: '127.0.0.1',
         BERTH_TLS_CERTIFICATE: path.join(certs, 'server.crt'),
         BERTH_TLS_KEY: path.join(certs, 'server.key'),
       },
@@ -249,6 +285,7 @@ describe('access control over HTTPS with real clients', { skip: missing('skopeo'
 
   after(async () => {
     await registry?.dispose();
+    await receiver?.close();
     await containers?.cleanup();
     if (work) await removeTree(work);
   });
@@ -717,6 +754,93 @@ describe('access control over HTTPS with real clients', { skip: missing('skopeo'
       assert.match(out, /denied|403 Forbidden/i);
       await assertServerDenied(t, mark, 'team/ctr');
       assert.equal(await registryDigest('team/ctr', 'reader'), null, 'nothing was pushed');
+    });
+  });
+
+  // -------------------------------------------------------------------------------------------------------
+  describe('webhooks', () => {
+    interface DistributionEvent {
+      id: string;
+      action: string;
+      target: { mediaType?: string; size?: number; digest?: string; repository: string; tag?: string };
+      actor: { name?: string };
+      request: { addr?: string; method: string; useragent: string };
+    }
+    interface CloudEvent {
+      id: string;
+      type: string;
+      subject: string;
+      data: { repository: string; tag?: string; digest?: string; actor?: { name: string } };
+    }
+
+    /** The signed bodies received on `path`, each verified against the endpoint's secret. */
+    function received<T>(path: string): T[] {
+      return receiver.requests
+        .filter((r) => r.path === path)
+        .map((r) => {
+          const id = verify(secrets.get(path) as string, r.headers, r.body);
+          const body = JSON.parse(r.body) as { events?: T[] } & T;
+          const event = path === '/distribution' ? (body.events?.[0] as T) : body;
+          assert.equal((event as { id: string }).id, id, 'webhook-id is the event id');
+          return event;
+        });
+    }
+
+    async function until(what: string, check: () => boolean): Promise<void> {
+      const deadline = Date.now() + 30_000;
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+
+    it("report the robot's skopeo push with repository, tag, digest, size, media type, actor and address", async () => {
+      const robotPush = (): DistributionEvent | undefined =>
+        received<DistributionEvent>('/distribution').find(
+          (e) => e.action === 'push' && e.target.tag === 'robot-v1',
+        );
+      await until('the push event of team/app:robot-v1', () => robotPush() !== undefined);
+      const event = robotPush() as DistributionEvent;
+      const manifest = (await registryManifest('team/app', 'robot-v1')) as { digest: string; size: number };
+      assert.equal(event.target.repository, 'team/app');
+      assert.equal(event.target.digest, manifest.digest);
+      assert.equal(event.target.size, manifest.size);
+      assert.equal(event.target.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+      assert.equal(event.actor.name, ROBOT);
+      assert.equal(event.request.addr, '127.0.0.1');
+      assert.equal(event.request.method, 'PUT');
+      assert.match(event.request.useragent, /containers|skopeo/i);
+      // The administrator's seeding pushes came first, each once.
+      const admin = received<DistributionEvent>('/distribution').filter(
+        (e) => e.action === 'push' && e.actor.name === 'admin',
+      );
+      assert.deepEqual(admin.map((e) => `${e.target.repository}:${e.target.tag}`).sort(), [
+        'pub/base:v1',
+        'team/app:base',
+      ]);
+    });
+
+    it('report docker push as the repository, the mounted layers, then the tagged manifest, by dev', async (t) => {
+      if (!pushedByDev.includes('team/docker:v1')) return t.skip('the docker tests did not push');
+      const forDocker = (): CloudEvent[] =>
+        received<CloudEvent>('/cloudevents').filter((e) => e.data.repository === 'team/docker');
+      await until('the push event of team/docker:v1', () =>
+        forDocker().some((e) => e.type === 'io.berth.manifest.pushed' && e.data.tag === 'v1'),
+      );
+      const types = forDocker().map((e) => e.type);
+      t.diagnostic(`team/docker events: ${types.join(', ')}`);
+      assert.equal(types[0], 'io.berth.repository.created');
+      const pushed = types.indexOf('io.berth.manifest.pushed');
+      assert.ok(
+        types.slice(1, pushed).includes('io.berth.blob.mounted'),
+        'layers mounted from team/app first',
+      );
+      const event = forDocker()[pushed] as CloudEvent;
+      assert.equal(event.subject, 'team/docker:v1');
+      assert.equal(event.data.actor?.name, 'dev');
+      assert.equal(event.data.digest, await registryDigest('team/docker', 'v1'));
+      // pub/ is not team's: the namespace endpoint never heard of it.
+      assert.ok(!received<CloudEvent>('/cloudevents').some((e) => e.data.repository.startsWith('pub/')));
     });
   });
 
