@@ -8,9 +8,12 @@ import { ConfigError } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { describeFailure, StartupError } from './config/startup-error.ts';
 import { silentLogger, type Logger } from './logger.ts';
-import { createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
+import { connectionStatsOf, createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
 import type { KyselyMetadataStore } from './metadata/kysely-store.ts';
 import type { MetadataStore } from './metadata/store.ts';
+import { BerthMetrics } from './metrics/metrics.ts';
+import { observeMethods } from './observability/instrument.ts';
+import type { OperationObserver } from './observability/operation-observer.ts';
 import { Registry } from './registry/registry.ts';
 import type { StorageDriver } from './storage/driver.ts';
 import { FilesystemDriver } from './storage/drivers/filesystem.ts';
@@ -20,6 +23,8 @@ export interface Services {
   readonly metadata: MetadataStore;
   readonly registry: Registry;
   readonly auth: AuthServices;
+  /** The Prometheus metrics (`metrics.enabled`), else null. */
+  readonly metrics: BerthMetrics | null;
   /** Closes the metadata store and the storage driver. */
   close(): Promise<void>;
 }
@@ -29,6 +34,8 @@ export interface ServiceOptions {
   readonly adminPassword?: string | undefined;
   /** Where the storage driver logs (the AWS SDK's warnings, with S3); default `silentLogger`. */
   readonly logger?: Logger;
+  /** More observers of storage and database operations (tracing), besides the metrics'. */
+  readonly observers?: readonly OperationObserver[];
 }
 
 /** Builds storage, metadata (migrated), access control and the registry for `config`. */
@@ -37,8 +44,18 @@ export async function createServices(
   log: AuthLog = silentLog,
   options: ServiceOptions = {},
 ): Promise<Services> {
-  const storage = await createStorage(config, options.logger);
-  const metadata = await openMetadata(config, log);
+  const metrics = config.metrics.enabled ? new BerthMetrics() : null;
+  const observers = [...(metrics ? [metrics.operationObserver] : []), ...(options.observers ?? [])];
+  // Every storage and database call made through these views reports to the observers (metrics, tracing).
+  const storage = observeMethods(
+    await createStorage(config, options.logger),
+    'storage',
+    config.storage.driver,
+    observers,
+  );
+  const store = await openMetadata(config, log);
+  metrics?.setConnections(connectionStatsOf(store));
+  const metadata = observeMethods(store, 'database', config.metadata.driver, observers);
   try {
     await metadata.migrate();
   } catch (e) {
@@ -47,7 +64,11 @@ export async function createServices(
   }
   let auth: AuthServices;
   try {
-    auth = await createAuthServices(config, metadata.authStore(), log);
+    auth = await createAuthServices(
+      config,
+      observeMethods(metadata.authStore(), 'database', config.metadata.driver, observers),
+      log,
+    );
     const admin = await bootstrapAdmin(
       auth.store,
       config.auth.adminUsername,
@@ -82,6 +103,7 @@ export async function createServices(
     metadata,
     registry,
     auth,
+    metrics,
     async close() {
       await metadata.close();
       await storage.close();
