@@ -3,8 +3,7 @@
  * flight, pushes and pulls, refusals. `/metrics` itself is not counted (scrapes would drown the registry's
  * traffic in small numbers).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { matchedRoute } from '../http/distribution/dispatch.ts';
 import type { RouteName } from '../http/routes.ts';
@@ -40,7 +39,7 @@ export function routeTemplate(request: FastifyRequest): string {
 }
 
 /** Body bytes counted on requests that announced no Content-Length (chunked uploads). */
-const counted = new WeakMap<IncomingMessage | ServerResponse, { bytes: number }>();
+const counted = new WeakMap<IncomingMessage, { bytes: number }>();
 
 export function registerHttpMetrics(app: FastifyInstance, metrics: BerthMetrics): void {
   app.addHook('onRequest', (request, reply, done) => {
@@ -55,12 +54,6 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: BerthMetrics)
       reply.raw.once('close', () => metrics.uploadsInProgress(-1));
     }
     done();
-  });
-
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    // A stream without a length (rare: blobs announce theirs) has its bytes counted as they are written.
-    if (isStream(payload) && !reply.hasHeader('content-length')) countResponseBody(reply.raw);
-    done(null, payload);
   });
 
   app.addHook('onResponse', (request, reply, done) => {
@@ -117,10 +110,13 @@ function requestBytes(request: FastifyRequest): number {
   return counted.get(request.raw)?.bytes ?? 0;
 }
 
+/**
+ * The response's Content-Length. Every body Berth sends announces its length (fastify sets it for buffered bodies,
+ * blob streams set it themselves), so the few responses without one (none today) count 0 rather than every
+ * response paying for byte counting.
+ */
 function responseBytes(method: string, status: number, reply: FastifyReply): number {
   if (method === 'HEAD' || status === 204 || status === 304) return 0;
-  const c = counted.get(reply.raw);
-  if (c !== undefined) return c.bytes;
   const length = reply.getHeader('content-length');
   return length === undefined ? 0 : Number(length) || 0;
 }
@@ -134,26 +130,4 @@ function countRequestBody(raw: IncomingMessage): void {
     if (chunk !== null && chunk !== undefined) c.bytes += (chunk as { length: number }).length;
     return push.call(this, chunk, encoding);
   };
-}
-
-/** Counts the body bytes written to `res`. */
-function countResponseBody(res: ServerResponse): void {
-  const c = { bytes: 0 };
-  counted.set(res, c);
-  const size = (chunk: unknown): number =>
-    typeof chunk === 'string' ? Buffer.byteLength(chunk) : ((chunk as { length?: number }).length ?? 0);
-  const write = res.write;
-  res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]): boolean {
-    if (chunk !== null && chunk !== undefined && typeof chunk !== 'function') c.bytes += size(chunk);
-    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as typeof res.write;
-  const end = res.end;
-  res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
-    if (chunk !== null && chunk !== undefined && typeof chunk !== 'function') c.bytes += size(chunk);
-    return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
-  } as typeof res.end;
-}
-
-function isStream(payload: unknown): payload is Readable {
-  return payload !== null && typeof payload === 'object' && typeof (payload as Readable).pipe === 'function';
 }

@@ -3,10 +3,11 @@
  * test suite, may build several apps), the process's default metrics, and Berth's own (see docs/metrics.md).
  */
 import { performance } from 'node:perf_hooks';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { ConflictError, NotFoundError } from '../metadata/auth-store.ts';
 import type { OperationDescriptor, OperationObserver } from '../observability/operation-observer.ts';
 import { ObjectNotFoundError } from '../storage/driver.ts';
+import { FastCounter, FastHistogram, type CounterSeries, type HistogramSeries } from './fast-metrics.ts';
 
 /** The database connections now: `total` open, `idle` among them, callers `waiting` for one. */
 export interface ConnectionStats {
@@ -35,13 +36,13 @@ export interface BerthMetricsOptions {
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 interface HttpChildren {
-  readonly requests: Counter.Internal;
-  readonly duration: Histogram.Internal<'method' | 'route' | 'status'>;
+  readonly requests: CounterSeries;
+  readonly duration: HistogramSeries;
 }
 
 interface OperationChildren {
-  readonly duration: Histogram.Internal<'driver' | 'operation'>;
-  readonly errors: Counter.Internal;
+  readonly duration: HistogramSeries;
+  readonly errors: CounterSeries;
 }
 
 /** What a successful request did, for the push and pull counters. */
@@ -52,15 +53,16 @@ export class BerthMetrics {
   /** Reports storage and database operations to the operation histograms and error counters. */
   readonly operationObserver: OperationObserver;
 
-  private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
-  private readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
-  private readonly requestBytes: Counter;
-  private readonly responseBytes: Counter;
+  // The per-request metrics are `Fast*` (see fast-metrics.ts): prom-client's cost several percent of a manifest GET.
+  private readonly httpRequests: FastCounter;
+  private readonly httpDuration: FastHistogram;
+  private readonly requestBytes: CounterSeries;
+  private readonly responseBytes: CounterSeries;
   private readonly uploads: Gauge;
-  private readonly activity: Record<RegistryActivity, Counter>;
+  private readonly activity: Record<RegistryActivity, CounterSeries>;
   private readonly authFailures: Counter<'reason'>;
   private readonly webhookDeliveries: Counter<'outcome'>;
-  /** Label children by `method route status`: labels(...) hashes its arguments on every call. */
+  /** Series by `method route status`, so that a request costs one Map lookup. */
   private readonly httpChildren = new Map<string, HttpChildren>();
   private connections: (() => ConnectionStats) | undefined;
   private jobQueueDepth: (() => Promise<readonly QueueDepth[]>) | undefined;
@@ -71,82 +73,70 @@ export class BerthMetrics {
     this.jobQueueDepth = options.jobQueueDepth;
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
 
-    this.httpRequests = new Counter({
-      name: 'berth_http_requests_total',
-      help: 'HTTP requests answered, by method, route template and status.',
-      labelNames: ['method', 'route', 'status'],
-      registers,
-    });
-    this.httpDuration = new Histogram({
-      name: 'berth_http_request_duration_seconds',
-      help: 'Time from receiving a request to finishing its response, by method, route template and status.',
-      labelNames: ['method', 'route', 'status'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    this.requestBytes = new Counter({
-      name: 'berth_http_request_bytes_total',
-      help: 'Request body bytes received.',
-      registers,
-    });
-    this.responseBytes = new Counter({
-      name: 'berth_http_response_bytes_total',
-      help: 'Response body bytes sent.',
-      registers,
-    });
+    const registry = this.registry;
+    const counter = (name: string, help: string): CounterSeries =>
+      new FastCounter(registry, name, help, []).labels();
+    this.httpRequests = new FastCounter(
+      registry,
+      'berth_http_requests_total',
+      'HTTP requests answered, by method, route template and status.',
+      ['method', 'route', 'status'],
+    );
+    this.httpDuration = new FastHistogram(
+      registry,
+      'berth_http_request_duration_seconds',
+      'Time from receiving a request to finishing its response, by method, route template and status.',
+      ['method', 'route', 'status'],
+      DURATION_BUCKETS,
+    );
+    this.requestBytes = counter('berth_http_request_bytes_total', 'Request body bytes received.');
+    this.responseBytes = counter('berth_http_response_bytes_total', 'Response body bytes sent.');
     this.uploads = new Gauge({
       name: 'berth_uploads_in_progress',
       help: 'POST, PATCH and PUT requests on upload endpoints in flight.',
       registers,
     });
     this.activity = {
-      blobPush: new Counter({
-        name: 'berth_blob_pushes_total',
-        help: 'Blob uploads completed (final PUT, monolithic POST, or cross-repository mount).',
-        registers,
-      }),
-      blobPull: new Counter({
-        name: 'berth_blob_pulls_total',
-        help: 'Successful blob GETs (200, 206, or a 307 redirect to storage).',
-        registers,
-      }),
-      manifestPush: new Counter({
-        name: 'berth_manifest_pushes_total',
-        help: 'Successful manifest PUTs.',
-        registers,
-      }),
-      manifestPull: new Counter({
-        name: 'berth_manifest_pulls_total',
-        help: 'Successful manifest GETs (200; HEAD and 304 are not pulls).',
-        registers,
-      }),
+      blobPush: counter(
+        'berth_blob_pushes_total',
+        'Blob uploads completed (final PUT, monolithic POST, or cross-repository mount).',
+      ),
+      blobPull: counter(
+        'berth_blob_pulls_total',
+        'Successful blob GETs (200, 206, or a 307 redirect to storage).',
+      ),
+      manifestPush: counter('berth_manifest_pushes_total', 'Successful manifest PUTs.'),
+      manifestPull: counter(
+        'berth_manifest_pulls_total',
+        'Successful manifest GETs (200; HEAD and 304 are not pulls).',
+      ),
     };
-    const storageDuration = new Histogram({
-      name: 'berth_storage_operation_duration_seconds',
-      help: 'Storage driver calls, by driver and method (a read ends when its stream is open).',
-      labelNames: ['driver', 'operation'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    const storageErrors = new Counter({
-      name: 'berth_storage_operation_errors_total',
-      help: 'Storage driver calls that failed (an absent object is an answer, not a failure).',
-      labelNames: ['driver', 'operation'],
-      registers,
-    });
-    const databaseDuration = new Histogram({
-      name: 'berth_database_operation_duration_seconds',
-      help: 'Metadata store calls, by driver and method.',
-      labelNames: ['driver', 'operation'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    const databaseErrors = new Counter({
-      name: 'berth_database_operation_errors_total',
-      help: 'Metadata store calls that failed.',
-      labelNames: ['driver', 'operation'],
-      registers,
-    });
+    const storageDuration = new FastHistogram(
+      registry,
+      'berth_storage_operation_duration_seconds',
+      'Storage driver calls, by driver and method (a read ends when its stream is open).',
+      ['driver', 'operation'],
+      DURATION_BUCKETS,
+    );
+    const storageErrors = new FastCounter(
+      registry,
+      'berth_storage_operation_errors_total',
+      'Storage driver calls that failed (an absent object is an answer, not a failure).',
+      ['driver', 'operation'],
+    );
+    const databaseDuration = new FastHistogram(
+      registry,
+      'berth_database_operation_duration_seconds',
+      'Metadata store calls, by driver and method.',
+      ['driver', 'operation'],
+      DURATION_BUCKETS,
+    );
+    const databaseErrors = new FastCounter(
+      registry,
+      'berth_database_operation_errors_total',
+      'Metadata store calls that failed.',
+      ['driver', 'operation'],
+    );
     // collect() runs with the gauge as `this`: these read the functions set now or later.
     const readConnections = (): ConnectionStats | undefined => this.connections?.();
     const readDepth = (): (() => Promise<readonly QueueDepth[]>) | undefined => this.jobQueueDepth;
@@ -246,8 +236,8 @@ export class BerthMetrics {
 
   /** Adds request and response body bytes. */
   httpBytes(received: number, sent: number): void {
-    if (received > 0) this.requestBytes.inc(received);
-    if (sent > 0) this.responseBytes.inc(sent);
+    this.requestBytes.inc(received);
+    this.responseBytes.inc(sent);
   }
 
   /** Counts one push or pull. */
