@@ -10,6 +10,7 @@ import { startMetricsListener } from '../../src/metrics/endpoint.ts';
 import { BerthMetrics } from '../../src/metrics/metrics.ts';
 import { createTestRegistry, OCI_MANIFEST, randomBlob, sha256, type TestRegistry } from '../helpers/app.ts';
 import { basic } from '../helpers/auth.ts';
+import { startBerth } from '../helpers/server.ts';
 
 type Samples = Map<string, number>;
 
@@ -296,6 +297,32 @@ describe('metrics endpoint configuration', () => {
     } finally {
       await listener.close();
       await reg.dispose();
+    }
+  });
+
+  it('`berth serve` with `metrics.listen` opens the metrics listener and closes it on shutdown', async () => {
+    const berth = await startBerth({ env: { BERTH_METRICS_LISTEN: '127.0.0.1:0' } });
+    try {
+      // The metrics listener starts after the registry's: poll the log for its address, with a deadline.
+      const deadline = Date.now() + 20_000;
+      let port: number | undefined;
+      while (port === undefined) {
+        const m = /"port":(\d+)\}[^\n]*"msg":"serving metrics"/.exec(berth.output());
+        if (m) port = Number(m[1]);
+        else if (Date.now() > deadline) assert.fail(`no "serving metrics" line:\n${berth.output()}`);
+        else await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      assert.equal(res.status, 200);
+      assert.match(await res.text(), /^berth_uploads_in_progress 0$/m);
+      const onRegistry = await fetch(`${berth.url}/metrics`);
+      assert.equal(onRegistry.status, 404);
+      await onRegistry.arrayBuffer();
+      await berth.stop();
+      assert.equal(berth.process.exitCode, 0, berth.output());
+      await assert.rejects(fetch(`http://127.0.0.1:${port}/metrics`), 'the listener is closed');
+    } finally {
+      await berth.dispose();
     }
   });
 
