@@ -62,8 +62,8 @@ const GROUPS: readonly (readonly string[])[] = [
   ['catalog'],
 ];
 /** Families that start their own Berth instances only (no Distribution to compare with). */
-const BERTH_ONLY_FAMILIES = ['metrics'];
-const ALL_FAMILIES = [...GROUPS.flat(), 'big-push', ...BERTH_ONLY_FAMILIES];
+const SOLO_FAMILIES = ['metrics'];
+const ALL_FAMILIES = [...GROUPS.flat(), 'big-push', ...SOLO_FAMILIES];
 
 const USAGE = `usage: npm run bench [-- [--quick] [--reps N] [--only FAMILY,...]]
 
@@ -222,7 +222,7 @@ async function main(): Promise<number> {
     `berth bench (${options.quick ? 'quick' : 'full'} mode, ${options.reps} repetition(s)): ${selected.join(', ')}`,
   );
 
-  const needsDistribution = selected.some((f) => !BERTH_ONLY_FAMILIES.includes(f));
+  const needsDistribution = selected.some((f) => !SOLO_FAMILIES.includes(f));
   if (needsDistribution && !(await ensureDebianPackage('docker-registry', 'docker-registry', log))) {
     throw new Error('docker-registry (CNCF Distribution) is not installed and apt-get could not install it');
   }
