@@ -68,12 +68,13 @@ export class BerthMetrics {
   private jobQueueDepth: (() => Promise<readonly QueueDepth[]>) | undefined;
 
   constructor(options: BerthMetricsOptions = {}) {
-    const registers = [(this.registry = new Registry())];
+    const registry = new Registry();
+    const registers = [registry];
+    this.registry = registry;
     this.connections = options.connections;
     this.jobQueueDepth = options.jobQueueDepth;
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
 
-    const registry = this.registry;
     const counter = (name: string, help: string): CounterSeries =>
       new FastCounter(registry, name, help, []).labels();
     this.httpRequests = new FastCounter(
