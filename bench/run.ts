@@ -35,6 +35,7 @@ import { GiB, median, MiB, secondsSince } from './lib/stats.ts';
 import { bigPushWorkload } from './workloads/big-push.ts';
 import { catalogWorkload } from './workloads/catalog.ts';
 import { manifestWorkload } from './workloads/manifests.ts';
+import { metricsOverheadWorkload } from './workloads/metrics-overhead.ts';
 import { pullWorkload } from './workloads/pull.ts';
 import { pushWorkload } from './workloads/push.ts';
 import { smallPullsWorkload } from './workloads/small-pulls.ts';
@@ -60,7 +61,9 @@ const GROUPS: readonly (readonly string[])[] = [
   ['manifests', 'small-pulls', 'tags'],
   ['catalog'],
 ];
-const ALL_FAMILIES = [...GROUPS.flat(), 'big-push'];
+/** Families that start their own Berth instances only (no Distribution to compare with). */
+const SOLO_FAMILIES = ['metrics'];
+const ALL_FAMILIES = [...GROUPS.flat(), 'big-push', ...SOLO_FAMILIES];
 
 const USAGE = `usage: npm run bench [-- [--quick] [--reps N] [--only FAMILY,...]]
 
@@ -219,7 +222,8 @@ async function main(): Promise<number> {
     `berth bench (${options.quick ? 'quick' : 'full'} mode, ${options.reps} repetition(s)): ${selected.join(', ')}`,
   );
 
-  if (!(await ensureDebianPackage('docker-registry', 'docker-registry', log))) {
+  const needsDistribution = selected.some((f) => !SOLO_FAMILIES.includes(f));
+  if (needsDistribution && !(await ensureDebianPackage('docker-registry', 'docker-registry', log))) {
     throw new Error('docker-registry (CNCF Distribution) is not installed and apt-get could not install it');
   }
   log('building berth (npm run build)');
@@ -318,6 +322,14 @@ async function main(): Promise<number> {
         await bigPushWorkload(ctx);
       } catch (err) {
         failed('big-push', err);
+      }
+    }
+    if (selected.includes('metrics')) {
+      log('== metrics');
+      try {
+        await metricsOverheadWorkload(ctx);
+      } catch (err) {
+        failed('metrics', err);
       }
     }
     await skopeo?.cleanup();

@@ -19,6 +19,8 @@ import { UrlBuilder } from './http/urls.ts';
 import { registerHealth } from './http/health.ts';
 import { bindRemoteAddress, createProcessLogger } from './http/process-logger.ts';
 import { registerV1Search } from './http/v1-search.ts';
+import { registerMetricsRoute } from './metrics/endpoint.ts';
+import { registerHttpMetrics } from './metrics/http-hooks.ts';
 import { RegistryError } from './oci/errors.ts';
 import { startUploadPurge } from './registry/upload-purge.ts';
 
@@ -88,6 +90,12 @@ export function createApp(config: Config, services: Services, options: AppOption
       );
       done();
     });
+  }
+
+  if (services.metrics) {
+    registerHttpMetrics(app, services.metrics);
+    // With `metrics.listen`, `berth serve` serves them on their own listener instead.
+    if (config.metrics.listen === null) registerMetricsRoute(app, services.metrics, config.metrics.token);
   }
 
   const urls = new UrlBuilder({

@@ -10,10 +10,13 @@ import { describeFailure, StartupError } from './config/startup-error.ts';
 import { PullEventRecorder } from './events/pull-events.ts';
 import { EventRelay, type EventSubscriber } from './events/relay.ts';
 import { silentLogger, type Logger } from './logger.ts';
-import { createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
+import { connectionStatsOf, createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
 import type { KyselyMetadataStore } from './metadata/kysely-store.ts';
 import type { MetadataStore } from './metadata/store.ts';
 import type { WebhookStore } from './metadata/webhook-store.ts';
+import { BerthMetrics } from './metrics/metrics.ts';
+import { observeMethods } from './observability/instrument.ts';
+import type { OperationObserver } from './observability/operation-observer.ts';
 import { Registry } from './registry/registry.ts';
 import type { StorageDriver } from './storage/driver.ts';
 import { FilesystemDriver } from './storage/drivers/filesystem.ts';
@@ -33,6 +36,8 @@ export interface Services {
   readonly pullEvents: PullEventRecorder;
   /** OpenTelemetry tracing, or null when `tracing.enabled` is off. */
   readonly tracing: Tracing | null;
+  /** The Prometheus metrics (`metrics.enabled`), else null. */
+  readonly metrics: BerthMetrics | null;
   /** Closes the metadata store and the storage driver, then flushes and stops tracing. */
   close(): Promise<void>;
 }
@@ -42,6 +47,8 @@ export interface ServiceOptions {
   readonly adminPassword?: string | undefined;
   /** Where the storage driver logs (the AWS SDK's warnings, with S3); default `silentLogger`. */
   readonly logger?: Logger;
+  /** More observers of storage and database operations (tracing), besides the metrics'. */
+  readonly observers?: readonly OperationObserver[];
 }
 
 /** Builds tracing, storage, metadata (migrated), access control and the registry for `config`. */
@@ -65,8 +72,22 @@ async function buildServices(
   options: ServiceOptions,
   tracing: Tracing | null,
 ): Promise<Services> {
-  const storage = await createStorage(config, options.logger);
-  const metadata = await openMetadata(config, log);
+  const metrics = config.metrics.enabled ? new BerthMetrics() : null;
+  const observers = [
+    ...(metrics ? [metrics.operationObserver] : []),
+    ...(tracing ? [tracing.operationObserver] : []),
+    ...(options.observers ?? []),
+  ];
+  // Every storage and database call made through these views reports to the observers (metrics, tracing).
+  const storage = observeMethods(
+    await createStorage(config, options.logger),
+    'storage',
+    config.storage.driver,
+    observers,
+  );
+  const store = await openMetadata(config, log);
+  metrics?.setConnections(connectionStatsOf(store));
+  const metadata = observeMethods(store, 'database', config.metadata.driver, observers);
   try {
     await metadata.migrate();
   } catch (e) {
@@ -75,7 +96,11 @@ async function buildServices(
   }
   let auth: AuthServices;
   try {
-    auth = await createAuthServices(config, metadata.authStore(), log);
+    auth = await createAuthServices(
+      config,
+      observeMethods(metadata.authStore(), 'database', config.metadata.driver, observers),
+      log,
+    );
     const admin = await bootstrapAdmin(
       auth.store,
       config.auth.adminUsername,
@@ -124,6 +149,7 @@ async function buildServices(
     pullEvents,
     webhooks,
     tracing,
+    metrics,
     async close() {
       try {
         await metadata.close();

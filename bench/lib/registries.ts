@@ -91,9 +91,15 @@ interface Spawned {
   isExited(): boolean;
 }
 
-function spawnLogged(command: string, args: string[], logFile: string, cwd: string): Spawned {
+function spawnLogged(
+  command: string,
+  args: string[],
+  logFile: string,
+  cwd: string,
+  env: Record<string, string> = {},
+): Spawned {
   const fd = openSync(logFile, 'a');
-  const child = spawn(command, args, { cwd, env: cleanEnv(), stdio: ['ignore', fd, fd] });
+  const child = spawn(command, args, { cwd, env: { ...cleanEnv(), ...env }, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   let done = false;
   const exited = new Promise<void>((resolve) => {
@@ -211,9 +217,13 @@ function npmStartArgs(): string[] {
 
 /**
  * Berth with its default configuration (built by `buildBerth`) on a random loopback port; `nodeFlags` go before
- * the start script's own (e.g. `--cpu-prof` for the profiler).
+ * the start script's own (e.g. `--cpu-prof` for the profiler); `env` adds `BERTH_*` settings (a comparison of
+ * one setting, e.g. `BERTH_METRICS_ENABLED=false`).
  */
-export async function startBerth(nodeFlags: readonly string[] = []): Promise<Registry> {
+export async function startBerth(
+  nodeFlags: readonly string[] = [],
+  env: Record<string, string> = {},
+): Promise<Registry> {
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-bench-berth-'));
   const logFile = path.join(dir, 'berth.log');
   const spawned = spawnLogged(
@@ -221,6 +231,7 @@ export async function startBerth(nodeFlags: readonly string[] = []): Promise<Reg
     [...nodeFlags, ...npmStartArgs(), '--listen', '127.0.0.1:0', '--data', path.join(dir, 'data')],
     logFile,
     PROJECT_ROOT,
+    env,
   );
   const fail = async (err: unknown): Promise<never> => {
     await discard(spawned, dir);

@@ -82,14 +82,14 @@ export async function manifestWorkload(ctx: BenchContext, regs: Registries): Pro
   }
 }
 
-interface SeededManifest {
+export interface SeededManifest {
   repo: string;
   bytes: Buffer;
   digest: string;
 }
 
 /** A fresh repository with a small image (config + one 1 KiB layer) tagged `latest`. */
-async function seedImage(reg: Registry): Promise<SeededManifest> {
+export async function seedImage(reg: Registry): Promise<SeededManifest> {
   const repo = freshRepo('manifest');
   const config = Buffer.from(
     JSON.stringify({

@@ -11,6 +11,7 @@ import { describeFailure, StartupError } from '../config/startup-error.ts';
 import { createServices } from '../container.ts';
 import { createProcessLogger } from '../http/process-logger.ts';
 import { describeCertificate, loadTlsOptions, watchTls } from '../http/tls.ts';
+import { startMetricsListener, type MetricsListener } from '../metrics/endpoint.ts';
 import { VERSION } from '../version.ts';
 
 export interface ServeFlags {
@@ -48,6 +49,7 @@ export async function serve(flags: ServeFlags): Promise<void> {
   }
   const app = createApp(config, services, { https, logger });
   let stopTlsWatch: (() => void) | undefined;
+  let metricsListener: MetricsListener | undefined;
   let closing = false;
   const shutdown = (signal: string): void => {
     if (closing) return;
@@ -59,8 +61,7 @@ export async function serve(flags: ServeFlags): Promise<void> {
       process.exit(1);
     }, config.http.shutdownTimeout);
     force.unref();
-    app
-      .close()
+    Promise.all([app.close(), metricsListener?.close()])
       .then(() => services.close())
       .then(
         () => process.exit(0),
@@ -78,6 +79,17 @@ export async function serve(flags: ServeFlags): Promise<void> {
   } catch (e) {
     await services.close();
     throw listenFailure(e, config.listen);
+  }
+  if (services.metrics && config.metrics.listen !== null && !closing) {
+    const at = parseListen(config.metrics.listen);
+    try {
+      metricsListener = await startMetricsListener(at.host, at.port, services.metrics, config.metrics.token);
+    } catch (e) {
+      await app.close();
+      await services.close();
+      throw new StartupError('metrics.listen', describeFailure(e), { cause: e });
+    }
+    app.log.info({ listen: metricsListener.address }, 'serving metrics');
   }
   if (https && !closing) {
     const leaf = new X509Certificate(String(https.cert));

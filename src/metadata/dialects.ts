@@ -31,6 +31,21 @@ export const BetterSqlite3 = require(
   Number(process.versions.node.split('.')[0]) >= 22 ? 'better-sqlite3-napi' : 'better-sqlite3',
 ) as typeof BetterSqlite3Type;
 
+/** The connection counts of each store's pool, for the metrics (`connectionStatsOf`). */
+const CONNECTIONS = new WeakMap<KyselyMetadataStore, () => ConnectionCounts>();
+
+/** The connections of a store's database now: `total` open, `idle` among them, callers `waiting` for one. */
+export interface ConnectionCounts {
+  readonly total: number;
+  readonly idle?: number;
+  readonly waiting?: number;
+}
+
+/** Reads the connection counts of `store` (made by this module's factories); undefined for any other store. */
+export function connectionStatsOf(store: KyselyMetadataStore): (() => ConnectionCounts) | undefined {
+  return CONNECTIONS.get(store);
+}
+
 /** How many distinct SQL texts keep a prepared statement (the store issues a few dozen shapes). */
 const STATEMENT_CACHE_SIZE = 500;
 
@@ -142,7 +157,9 @@ export function createSqliteStore(file: string): KyselyMetadataStore {
   const db = new Kysely<Database>({
     dialect: new BerthSqliteDialect({ database: withStatementCache(database) }),
   });
-  return new KyselyMetadataStore(db, 'sqlite', { check: inMemory ? undefined : sameFile(file) });
+  const store = new KyselyMetadataStore(db, 'sqlite', { check: inMemory ? undefined : sameFile(file) });
+  CONNECTIONS.set(store, () => ({ total: 1 }));
+  return store;
 }
 
 /**
@@ -216,5 +233,11 @@ export function createPostgresStore(
   // Without a listener, an idle connection dropped by the server would crash the process.
   pool.on('error', (error) => options.onIdleError?.(error));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return new KyselyMetadataStore(db, 'postgres', { schema });
+  const store = new KyselyMetadataStore(db, 'postgres', { schema });
+  CONNECTIONS.set(store, () => ({
+    total: pool.totalCount,
+    idle: pool.idleCount,
+    waiting: pool.waitingCount,
+  }));
+  return store;
 }

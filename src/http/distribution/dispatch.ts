@@ -81,6 +81,13 @@ function needOf(
   };
 }
 
+const MATCHED_ROUTE = Symbol('berth.matchedRoute');
+
+/** The distribution route the dispatcher matched for `request` (metrics and tracing label requests with it). */
+export function matchedRoute(request: FastifyRequest): RouteName | undefined {
+  return (request as unknown as { [MATCHED_ROUTE]?: RouteName })[MATCHED_ROUTE];
+}
+
 export interface DistributionOptions {
   readonly access: AccessControl;
   readonly registry: Registry;
@@ -104,6 +111,7 @@ export function registerDistributionApi(app: FastifyInstance, options: Distribut
         },
       );
     }
+    (request as unknown as { [MATCHED_ROUTE]?: RouteName })[MATCHED_ROUTE] = match.route;
     const handler = HANDLERS[match.route][request.method as HttpMethod];
     if (!handler) {
       reply.header('Allow', Object.keys(HANDLERS[match.route]).join(', '));
