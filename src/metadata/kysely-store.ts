@@ -12,6 +12,7 @@ import type { Digest } from '../oci/digest.ts';
 import type { UploadHandle } from '../storage/driver.ts';
 import { CompiledRead } from './compiled-read.ts';
 import { KyselyAuthStore } from './kysely-auth-store.ts';
+import { KyselyJobStore } from './kysely-job-store.ts';
 import { isOneOf, selectFromList } from './list-parameter.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
 import type { Database, SqlDialect } from './schema.ts';
@@ -108,6 +109,7 @@ function hotReads(db: Kysely<Database>) {
 export class KyselyMetadataStore implements MetadataStore {
   private closed = false;
   private auth: KyselyAuthStore | undefined;
+  private jobs: KyselyJobStore | undefined;
 
   /**
    * @param db the Kysely instance; the store owns it and destroys it on `close()`.
@@ -152,6 +154,15 @@ export class KyselyMetadataStore implements MetadataStore {
   authStore(): KyselyAuthStore {
     this.auth ??= new KyselyAuthStore(this.db, this.dialect);
     return this.auth;
+  }
+
+  /**
+   * The JobStore over this store's database and connections (created on first use, then the same instance).
+   * It needs `migrate()` like this store, and becomes unusable when this store is closed.
+   */
+  jobStore(): KyselyJobStore {
+    this.jobs ??= new KyselyJobStore(this.db, this.dialect);
+    return this.jobs;
   }
 
   async ping(): Promise<void> {
