@@ -20,10 +20,10 @@ import { registerHealth } from './http/health.ts';
 import { bindRemoteAddress, createProcessLogger } from './http/process-logger.ts';
 import { registerV1Search } from './http/v1-search.ts';
 import { RegistryError } from './oci/errors.ts';
-import { startUploadPurge } from './registry/upload-purge.ts';
+import { scheduleUploadPurge } from './registry/upload-purge.ts';
 
 export interface AppOptions {
-  /** Start the background upload purge (off in unit tests). */
+  /** Start the job runner (`services.jobs`) when `jobs.enabled` (off in unit tests). */
   readonly backgroundJobs?: boolean;
   /** The logger (see `http/process-logger.ts`); `false` for none (tests). Default: a new process logger. */
   readonly logger?: FastifyBaseLogger | false;
@@ -121,19 +121,17 @@ export function createApp(config: Config, services: Services, options: AppOption
       : []),
   ]);
   if (services.auth.tokens) registerTokenEndpoint(app, access, services.auth, services.auth.tokens);
-  registerAdminApi(app, { config, access, auth: services.auth });
+  registerAdminApi(app, { config, access, auth: services.auth, jobs: services.jobs });
 
-  if (options.backgroundJobs !== false && config.uploads.purgeInterval > 0) {
-    let stop: (() => void) | undefined;
+  if (options.backgroundJobs !== false && config.jobs.enabled) {
+    const jobs = services.jobs;
     app.addHook('onReady', async () => {
-      stop = startUploadPurge(
-        services.registry.uploads,
-        services.metadata,
-        config.uploads.purgeInterval,
-        app.log,
-      );
+      if (config.uploads.purgeInterval > 0) {
+        await scheduleUploadPurge(jobs, services.registry.uploads, config.uploads.purgeInterval, app.log);
+      }
+      jobs.start();
     });
-    app.addHook('onClose', async () => stop?.());
+    app.addHook('onClose', async () => jobs.stop());
   }
   return app;
 }

@@ -7,6 +7,7 @@ import { createAuthServices, type AuthLog, type AuthServices } from './auth/setu
 import { ConfigError } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { describeFailure, StartupError } from './config/startup-error.ts';
+import { JobRunner } from './jobs/runner.ts';
 import { silentLogger, type Logger } from './logger.ts';
 import { createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
 import type { KyselyMetadataStore } from './metadata/kysely-store.ts';
@@ -20,7 +21,9 @@ export interface Services {
   readonly metadata: MetadataStore;
   readonly registry: Registry;
   readonly auth: AuthServices;
-  /** Closes the metadata store and the storage driver. */
+  /** The job runner over the metadata database: enqueue through it; `createApp` starts it (`jobs.enabled`). */
+  readonly jobs: JobRunner;
+  /** Stops the job runner, closes the metadata store and the storage driver. */
   close(): Promise<void>;
 }
 
@@ -77,12 +80,21 @@ export async function createServices(
           : null,
     },
   });
+  const jobs = new JobRunner(metadata.jobStore(), {
+    concurrency: config.jobs.concurrency,
+    pollIntervalMs: config.jobs.pollInterval,
+    leaseDurationMs: config.jobs.leaseDuration,
+    retentionMs: config.jobs.retention,
+    logger: options.logger ?? silentLogger,
+  });
   return {
     storage,
     metadata,
     registry,
     auth,
+    jobs,
     async close() {
+      await jobs.stop();
       await metadata.close();
       await storage.close();
     },

@@ -16,7 +16,11 @@ export const DEFAULT_BACKOFF_MAX_MS = 60 * 60 * 1_000;
  * the delay is within [bound/2, bound]. The jitter spreads the retries of jobs that failed together (an endpoint
  * down for everyone); keeping half of the bound keeps a floor under the wait.
  */
-export function backoffDelay(attempt: number, options: BackoffOptions = {}, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  options: BackoffOptions = {},
+  random: () => number = Math.random,
+): number {
   const base = options.baseMs ?? DEFAULT_BACKOFF_BASE_MS;
   const max = options.maxMs ?? DEFAULT_BACKOFF_MAX_MS;
   const exponent = Math.min(Math.max(attempt, 1) - 1, 52);

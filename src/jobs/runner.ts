@@ -147,7 +147,8 @@ export class JobRunner implements JobQueue {
     this.queues.set(queue, {
       handler: handler as JobHandler,
       maxAttempts: positive('maxAttempts', options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS),
-      concurrency: options.concurrency === undefined ? undefined : positive('concurrency', options.concurrency),
+      concurrency:
+        options.concurrency === undefined ? undefined : positive('concurrency', options.concurrency),
       running: 0,
     });
     if (this.running) this.nudge();
@@ -172,7 +173,8 @@ export class JobRunner implements JobQueue {
       clock: slotClock(spec),
       queue,
       payload,
-      maxAttempts: options.maxAttempts === undefined ? undefined : positive('maxAttempts', options.maxAttempts),
+      maxAttempts:
+        options.maxAttempts === undefined ? undefined : positive('maxAttempts', options.maxAttempts),
       lastSlot: null,
     });
     if (this.running) this.nudge();
@@ -437,7 +439,9 @@ export class JobRunner implements JobQueue {
       retryAt = null;
     } else if (err instanceof RetryLaterError) {
       const at = err.retryAt.getTime();
-      retryAt = Number.isFinite(at) ? Math.max(at, now) : now + backoffDelay(job.attempts, this.options.backoff);
+      retryAt = Number.isFinite(at)
+        ? Math.max(at, now)
+        : now + backoffDelay(job.attempts, this.options.backoff);
     } else {
       retryAt = now + backoffDelay(job.attempts, this.options.backoff);
     }
@@ -453,6 +457,7 @@ export class JobRunner implements JobQueue {
 }
 
 function positive(what: string, n: number): number {
-  if (!Number.isSafeInteger(n) || n <= 0) throw new RangeError(`${what} must be a positive whole number, got ${n}`);
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new RangeError(`${what} must be a positive whole number, got ${n}`);
   return n;
 }

@@ -27,7 +27,9 @@ export function slotClock(spec: ScheduleSpec): SlotClock {
   try {
     cron = new Cron(spec, { paused: true, timezone: 'UTC' });
   } catch (e) {
-    throw new RangeError(`invalid cron expression ${JSON.stringify(spec)}: ${(e as Error).message}`, { cause: e });
+    throw new RangeError(`invalid cron expression ${JSON.stringify(spec)}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   return {
     // previousRuns excludes its reference time: ask from just after `now` so a slot starting at `now` counts.

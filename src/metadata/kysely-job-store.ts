@@ -141,7 +141,13 @@ export class KyselyJobStore implements JobStore {
     return result.numUpdatedRows > 0n;
   }
 
-  async fail(id: number, owner: string, error: string, retryAt: number | null, now: number): Promise<boolean> {
+  async fail(
+    id: number,
+    owner: string,
+    error: string,
+    retryAt: number | null,
+    now: number,
+  ): Promise<boolean> {
     const last_error = error.length > MAX_ERROR_LENGTH ? `${error.slice(0, MAX_ERROR_LENGTH)}…` : error;
     const result = await this.db
       .updateTable('jobs')

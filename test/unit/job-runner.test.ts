@@ -60,7 +60,11 @@ const BACKENDS: { name: string; skip: string | false; create: () => Promise<Data
 ];
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `ms`. */
-async function until<T>(what: string, check: () => Promise<T> | T, ms = 15_000): Promise<Exclude<T, false | undefined>> {
+async function until<T>(
+  what: string,
+  check: () => Promise<T> | T,
+  ms = 15_000,
+): Promise<Exclude<T, false | undefined>> {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await check();
@@ -82,7 +86,11 @@ function counted(store: JobStore): { store: JobStore; claims: () => number } {
 }
 
 /** A mutable clock for runners. */
-function clock(start: number): { now: () => number; set: (t: number) => void; advance: (ms: number) => void } {
+function clock(start: number): {
+  now: () => number;
+  set: (t: number) => void;
+  advance: (ms: number) => void;
+} {
   let t = start;
   return { now: () => t, set: (v) => (t = v), advance: (ms) => (t += ms) };
 }
@@ -245,7 +253,12 @@ for (const backend of BACKENDS) {
       const t = clock(1_000_000_000_000);
       const r = runner({ now: t.now, backoff: { baseMs: 1_000, maxMs: 60_000 } });
       const retryAt = new Date(t.now() + 3_600_000);
-      const outcomes: (Error | null)[] = [new Error('one'), new Error('two'), new RetryLaterError('later', retryAt), null];
+      const outcomes: (Error | null)[] = [
+        new Error('one'),
+        new Error('two'),
+        new RetryLaterError('later', retryAt),
+        null,
+      ];
       const attempts: number[] = [];
       r.register(
         'work',
@@ -270,7 +283,10 @@ for (const backend of BACKENDS) {
       assert.equal(j.lastError, 'Error: one');
       t.set(j.runAt);
       j = await failedAt(2);
-      assert.ok(j.runAt - t.now() >= 1_000 && j.runAt - t.now() <= 2_000, `second delay ${j.runAt - t.now()}`);
+      assert.ok(
+        j.runAt - t.now() >= 1_000 && j.runAt - t.now() <= 2_000,
+        `second delay ${j.runAt - t.now()}`,
+      );
       t.set(j.runAt);
       j = await failedAt(3);
       assert.equal(j.runAt, retryAt.getTime());
@@ -366,7 +382,9 @@ for (const backend of BACKENDS) {
       const racers = [connect(), connect(), connect()];
       const ids = await Promise.all(
         racers.flatMap((s) =>
-          [1, 2, 3].map((n) => s.enqueue({ queue: 'a', payload: n, dedupeKey: 'race', runAt: 0, maxAttempts: 1, now: 0 })),
+          [1, 2, 3].map((n) =>
+            s.enqueue({ queue: 'a', payload: n, dedupeKey: 'race', runAt: 0, maxAttempts: 1, now: 0 }),
+          ),
         ),
       );
       assert.equal(ids.filter((id) => id !== null).length, 1);
@@ -405,9 +423,7 @@ for (const backend of BACKENDS) {
       const settle = async (): Promise<void> => {
         const from = fleet.map((f) => f.claims());
         await until('every runner to poll', () => fleet.every((f, i) => f.claims() > from[i]! + 3));
-        await until('no job left', async () =>
-          (await store.counts()).every((c) => c.state === 'succeeded'),
-        );
+        await until('no job left', async () => (await store.counts()).every((c) => c.state === 'succeeded'));
       };
       const start = t.now();
       await settle();
@@ -421,14 +437,17 @@ for (const backend of BACKENDS) {
       await settle();
       t.set(Date.UTC(2026, 0, 1, 1) + 1);
       await settle();
-      assert.deepEqual(await keys(), [
-        `${slotKey('hourly', Date.UTC(2026, 0, 1, 0))}:succeeded`,
-        `${slotKey('hourly', Date.UTC(2026, 0, 1, 1))}:succeeded`,
-        `${slotKey('ten-seconds', Date.UTC(2026, 0, 1, 1))}:succeeded`,
-        `${slotKey('ten-seconds', start)}:succeeded`,
-        `${slotKey('ten-seconds', start + 10_000)}:succeeded`,
-        `${slotKey('ten-seconds', start + 100_000)}:succeeded`,
-      ].sort());
+      assert.deepEqual(
+        await keys(),
+        [
+          `${slotKey('hourly', Date.UTC(2026, 0, 1, 0))}:succeeded`,
+          `${slotKey('hourly', Date.UTC(2026, 0, 1, 1))}:succeeded`,
+          `${slotKey('ten-seconds', Date.UTC(2026, 0, 1, 1))}:succeeded`,
+          `${slotKey('ten-seconds', start)}:succeeded`,
+          `${slotKey('ten-seconds', start + 10_000)}:succeeded`,
+          `${slotKey('ten-seconds', start + 100_000)}:succeeded`,
+        ].sort(),
+      );
       assert.equal(ran.filter((r) => r === 'cron').length, 2);
       assert.equal(ran.filter((r) => r === 'every:x').length, 4);
       void hour;
@@ -456,10 +475,22 @@ for (const backend of BACKENDS) {
     });
 
     it('computes backoff bounds', () => {
-      assert.equal(backoffDelay(1, { baseMs: 1000 }, () => 0), 500);
-      assert.equal(backoffDelay(1, { baseMs: 1000 }, () => 1), 1000);
-      assert.equal(backoffDelay(4, { baseMs: 1000 }, () => 1), 8000);
-      assert.equal(backoffDelay(40, { baseMs: 1000, maxMs: 5000 }, () => 1), 5000);
+      assert.equal(
+        backoffDelay(1, { baseMs: 1000 }, () => 0),
+        500,
+      );
+      assert.equal(
+        backoffDelay(1, { baseMs: 1000 }, () => 1),
+        1000,
+      );
+      assert.equal(
+        backoffDelay(4, { baseMs: 1000 }, () => 1),
+        8000,
+      );
+      assert.equal(
+        backoffDelay(40, { baseMs: 1000, maxMs: 5000 }, () => 1),
+        5000,
+      );
     });
   });
 }
