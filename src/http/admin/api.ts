@@ -12,12 +12,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import { AdminService } from '../../admin/admin-service.ts';
 import { AdminError } from '../../admin/errors.ts';
+import { JobAdmin, type JobAdminPort } from '../../admin/job-admin.ts';
 import type { AccessControl } from '../auth/access-control.ts';
 import type { AuthServices } from '../../auth/setup.ts';
 import type { Config } from '../../config/schema.ts';
 import { RegistryError } from '../../oci/errors.ts';
 import { sendError, toRegistryError } from '../plugins/error-envelope.ts';
 import { registerAccountRoutes } from './accounts.ts';
+import { registerJobRoutes } from './jobs.ts';
 import { registerNamespaceRoutes } from './namespaces.ts';
 import { setActor, toHttpError } from './request.ts';
 import { registerSystemRoutes } from './system.ts';
@@ -31,6 +33,8 @@ export interface AdminApiOptions {
   readonly config: Config;
   readonly access: AccessControl;
   readonly auth: AuthServices;
+  /** The job queue (`Services.jobs`); without it, no `/jobs` routes. */
+  readonly jobs?: JobAdminPort;
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -87,6 +91,7 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
       registerAccountRoutes(api, admin);
       registerNamespaceRoutes(api, admin);
       registerSystemRoutes(api, admin);
+      if (options.jobs) registerJobRoutes(api, new JobAdmin(options.jobs, options.auth.audit));
     },
     { prefix: ADMIN_API_PREFIX },
   );
