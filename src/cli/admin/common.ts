@@ -6,6 +6,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { AdminService, SYSTEM_ACTOR, type Actor } from '../../admin/admin-service.ts';
 import { AdminError } from '../../admin/errors.ts';
+import { JobAdmin } from '../../admin/job-admin.ts';
 import { ConfigError, loadConfig } from '../../config/load.ts';
 import { createServices } from '../../container.ts';
 import type { ListResult } from '../../admin/views.ts';
@@ -18,6 +19,8 @@ export interface CommonFlags {
 
 export interface Context {
   readonly admin: AdminService;
+  /** The job queue's administration (`berth jobs`). */
+  readonly jobs: JobAdmin;
   readonly actor: Actor;
   readonly json: boolean;
   /** Writes to stdout. */
@@ -52,6 +55,7 @@ export async function run(
     const admin = AdminService.from(services.auth, { personalNamespaces: config.auth.personalNamespaces });
     await fn({
       admin,
+      jobs: new JobAdmin(services.jobs, services.auth.audit),
       actor: SYSTEM_ACTOR,
       json: flags.json === true,
       out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
