@@ -1,7 +1,8 @@
 /**
- * The admin API: JSON under `/api/v1` for users, robots, teams, namespaces, members, rules, signing keys and the
- * audit log, documented by `docs/api/openapi.yaml` (served as `/api/v1/openapi.json`). The use cases and who
- * may perform them live in `admin/admin-service.ts`; this layer authenticates, parses and maps errors.
+ * The admin API: JSON under `/api/v1` for users, robots, teams, namespaces, members, rules, signing keys, the
+ * audit log and the job queue, documented by `docs/api/openapi.yaml` (served as `/api/v1/openapi.json`). The use
+ * cases and who may perform them live in `admin/admin-service.ts` (jobs: `admin/job-admin.ts`); this layer
+ * authenticates, parses and maps errors.
  *
  * Every endpoint but the document needs credentials: Basic (a user or robot) or a Bearer token from
  * `/auth/token` (any scope: the caller's live rights decide). Anonymous callers get 401 with the registry's
