@@ -246,6 +246,35 @@ for (const backend of BACKENDS) {
       assert.notEqual(after.finishedAt, null);
     });
 
+    it('on stop, lets handlers finish within the bound, then aborts the rest and gives their jobs back', async () => {
+      const r = runner({ stopTimeoutMs: 100 });
+      const started = new Set<string>();
+      r.register(
+        'work',
+        async (payload, context) => {
+          started.add(String(payload));
+          if (payload === 'quick') return;
+          // 'stubborn' runs until aborted.
+          await new Promise<void>((_resolve, reject) =>
+            context.signal.addEventListener('abort', () => reject(new Error('aborted'))),
+          );
+        },
+        { concurrency: 2 },
+      );
+      r.start();
+      const stubborn = await r.enqueue('work', 'stubborn');
+      const quick = await r.enqueue('work', 'quick');
+      assert.ok(stubborn !== null && quick !== null);
+      await until('both jobs to start', () => started.size === 2);
+      await until('the quick job to succeed', async () => (await job(quick)).state === 'succeeded');
+      await r.stop();
+      const back = await job(stubborn);
+      assert.equal(back.state, 'queued', 'given back');
+      assert.equal(back.attempts, 0, 'the interrupted attempt does not count');
+      assert.equal(back.lastError, null);
+      assert.equal(back.leaseOwner, null);
+    });
+
     it('backs off exponentially with jitter, and honours RetryLaterError', async () => {
       const t = clock(1_000_000_000_000);
       const polls = counted(connect());
