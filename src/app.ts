@@ -22,10 +22,10 @@ import { registerV1Search } from './http/v1-search.ts';
 import { registerMetricsRoute } from './metrics/endpoint.ts';
 import { registerHttpMetrics } from './metrics/http-hooks.ts';
 import { RegistryError } from './oci/errors.ts';
-import { startUploadPurge } from './registry/upload-purge.ts';
+import { scheduleUploadPurge } from './registry/upload-purge.ts';
 
 export interface AppOptions {
-  /** Start the background upload purge (off in unit tests). */
+  /** Start the job runner (`services.jobs`) when `jobs.enabled` (off in unit tests). */
   readonly backgroundJobs?: boolean;
   /** The logger (see `http/process-logger.ts`); `false` for none (tests). Default: a new process logger. */
   readonly logger?: FastifyBaseLogger | false;
@@ -130,29 +130,30 @@ export function createApp(config: Config, services: Services, options: AppOption
       : []),
   ]);
   if (services.auth.tokens) registerTokenEndpoint(app, access, services.auth, services.auth.tokens);
-  registerAdminApi(app, { config, access, auth: services.auth });
+  registerAdminApi(app, {
+    config,
+    access,
+    auth: services.auth,
+    jobs: services.jobs,
+    webhooks: services.webhookAdmin,
+  });
 
-  if (options.backgroundJobs !== false) {
+  if (options.backgroundJobs !== false && config.jobs.enabled) {
+    const { jobs } = services;
     app.addHook('onReady', async () => {
+      if (config.uploads.purgeInterval > 0) {
+        await scheduleUploadPurge(jobs, services.registry.uploads, config.uploads.purgeInterval, app.log);
+      }
+      jobs.start();
       services.relay.start();
       await services.pullEvents.start();
+      app.log.info({ instanceId: jobs.instanceId }, 'background jobs started');
     });
     app.addHook('onClose', async () => {
       await services.pullEvents.stop();
       await services.relay.stop();
+      await jobs.stop();
     });
-  }
-  if (options.backgroundJobs !== false && config.uploads.purgeInterval > 0) {
-    let stop: (() => void) | undefined;
-    app.addHook('onReady', async () => {
-      stop = startUploadPurge(
-        services.registry.uploads,
-        services.metadata,
-        config.uploads.purgeInterval,
-        app.log,
-      );
-    });
-    app.addHook('onClose', async () => stop?.());
   }
   return app;
 }

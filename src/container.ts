@@ -8,7 +8,10 @@ import { ConfigError } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { describeFailure, StartupError } from './config/startup-error.ts';
 import { PullEventRecorder } from './events/pull-events.ts';
-import { EventRelay, type EventSubscriber } from './events/relay.ts';
+import { EventRelay } from './events/relay.ts';
+import type { WebhookServiceDeps } from './admin/webhook-service.ts';
+import { setUpWebhooks } from './webhooks/setup.ts';
+import { JobRunner } from './jobs/runner.ts';
 import { silentLogger, type Logger } from './logger.ts';
 import { connectionStatsOf, createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
 import type { KyselyMetadataStore } from './metadata/kysely-store.ts';
@@ -30,6 +33,8 @@ export interface Services {
   readonly auth: AuthServices;
   /** Webhook endpoints and their delivery log. */
   readonly webhooks: WebhookStore;
+  /** What the admin API and `berth webhooks` need to manage endpoints. */
+  readonly webhookAdmin: WebhookServiceDeps;
   /** Hands committed events to their subscribers (started by the app with its background work). */
   readonly relay: EventRelay;
   /** Records pull events while some subscriber wants them (started with the relay). */
@@ -38,7 +43,9 @@ export interface Services {
   readonly tracing: Tracing | null;
   /** The Prometheus metrics (`metrics.enabled`), else null. */
   readonly metrics: BerthMetrics | null;
-  /** Closes the metadata store and the storage driver, then flushes and stops tracing. */
+  /** The job runner over the metadata database: enqueue through it; `createApp` starts it (`jobs.enabled`). */
+  readonly jobs: JobRunner;
+  /** Stops the job runner, closes the metadata store and the storage driver, then flushes and stops tracing. */
   close(): Promise<void>;
 }
 
@@ -117,10 +124,26 @@ async function buildServices(
     throw e;
   }
   const logger = options.logger ?? silentLogger;
-  const webhooks = metadata.webhookStore();
-  const pullEvents = new PullEventRecorder(metadata, { wanted: () => webhooks.wantsPulls(), logger });
-  const subscribers: EventSubscriber[] = [];
-  const relay = new EventRelay(metadata, subscribers, {
+  const jobs = new JobRunner(
+    observeMethods(metadata.jobStore(), 'database', config.metadata.driver, observers),
+    {
+      concurrency: config.jobs.concurrency,
+      pollIntervalMs: config.jobs.pollInterval,
+      leaseDurationMs: config.jobs.leaseDuration,
+      retentionMs: config.jobs.retention,
+      logger,
+    },
+  );
+  metrics?.setJobQueueDepth(() => jobs.counts());
+  const webhookStore = observeMethods(metadata.webhookStore(), 'database', config.metadata.driver, observers);
+  const webhooks = setUpWebhooks(config, {
+    store: webhookStore,
+    jobs,
+    logger,
+    ...(metrics ? { onOutcome: (outcome: string) => metrics.webhookDelivery(outcome) } : {}),
+  });
+  const pullEvents = new PullEventRecorder(metadata, { wanted: () => webhookStore.wantsPulls(), logger });
+  const relay = new EventRelay(metadata, [webhooks.subscriber], {
     pollIntervalMs: config.jobs.pollInterval,
     retentionMs: config.jobs.retention,
     logger,
@@ -147,11 +170,14 @@ async function buildServices(
     auth,
     relay,
     pullEvents,
-    webhooks,
+    webhooks: webhookStore,
+    webhookAdmin: webhooks.admin,
     tracing,
     metrics,
+    jobs,
     async close() {
       try {
+        await jobs.stop();
         await metadata.close();
         await storage.close();
       } finally {

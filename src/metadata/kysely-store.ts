@@ -16,6 +16,7 @@ import type { UploadHandle } from '../storage/driver.ts';
 import { CompiledRead } from './compiled-read.ts';
 import { KyselyAuthStore } from './kysely-auth-store.ts';
 import { KyselyWebhookStore } from './kysely-webhook-store.ts';
+import { KyselyJobStore } from './kysely-job-store.ts';
 import { isOneOf, selectFromList } from './list-parameter.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
 import type { Database, SqlDialect } from './schema.ts';
@@ -121,6 +122,7 @@ export class KyselyMetadataStore implements MetadataStore {
   private auth: KyselyAuthStore | undefined;
   private webhooks: KyselyWebhookStore | undefined;
   private readonly committedListeners: (() => void)[] = [];
+  private jobs: KyselyJobStore | undefined;
 
   /**
    * @param db the Kysely instance; the store owns it and destroys it on `close()`.
@@ -171,6 +173,15 @@ export class KyselyMetadataStore implements MetadataStore {
   webhookStore(): KyselyWebhookStore {
     this.webhooks ??= new KyselyWebhookStore(this.db, this.dialect);
     return this.webhooks;
+  }
+
+  /**
+   * The JobStore over this store's database and connections (created on first use, then the same instance).
+   * It needs `migrate()` like this store, and becomes unusable when this store is closed.
+   */
+  jobStore(): KyselyJobStore {
+    this.jobs ??= new KyselyJobStore(this.db, this.dialect);
+    return this.jobs;
   }
 
   async ping(): Promise<void> {

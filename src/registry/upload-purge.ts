@@ -1,54 +1,37 @@
-/** The background job that purges stale upload sessions and orphaned upload bytes. */
-import { randomUUID } from 'node:crypto';
+/** The background job that purges stale upload sessions and orphaned upload bytes, run by the job runner. */
+import type { JobRunner } from '../jobs/runner.ts';
 import type { Logger } from '../logger.ts';
-import type { MetadataStore } from '../metadata/store.ts';
 import type { UploadService } from './uploads.ts';
 
-/** This process's id as a lease holder. */
-const INSTANCE_ID = randomUUID();
-
-/** When the first round runs after start: soon, so that a crash's leftovers go right after the restart. */
-export const FIRST_ROUND_DELAY_MS = 2_000;
+/** The job queue (and schedule name) of the purge. */
+export const UPLOAD_PURGE_QUEUE = 'upload-purge';
 
 /**
- * Runs `uploads.purgeStale()` shortly after start and then every `intervalMs`. Each round first takes the
- * `upload-purge` lease for the interval, and later rounds of instances that cannot take it are skipped, so one
- * instance of the fleet does the listing work per interval. The first round runs even without the lease: after a
- * crash the lease may still name the dead process for up to an interval, and purging on several instances at
- * once is safe (see UploadService.purgeStale). Returns a stop function.
+ * Registers the `upload-purge` queue on `runner`, whose handler runs `uploads.purgeStale()`, and schedules it
+ * every `intervalMs` (slots at multiples of the interval, so one instance of the fleet runs each slot). Call it
+ * before `runner.start()`.
+ *
+ * The first round runs soon after start: besides the schedule, each runner enqueues one run with the dedupe key
+ * `startup:<instance id>`. The schedule alone would not do it: the current slot may already have fired on another
+ * instance (or on this process before it crashed), and then nothing would run until the next slot, up to an
+ * interval later, although a crash's leftovers are best purged right after the restart. Purging on several
+ * instances at once is safe (see UploadService.purgeStale), so the extra run costs one listing per start.
  */
-export function startUploadPurge(
+export async function scheduleUploadPurge(
+  runner: JobRunner,
   uploads: UploadService,
-  metadata: MetadataStore,
   intervalMs: number,
   log: Logger,
-  firstDelayMs = Math.min(intervalMs, FIRST_ROUND_DELAY_MS),
-): () => void {
-  let running = false;
-  const run = async (first: boolean): Promise<void> => {
-    if (running) return;
-    running = true;
-    try {
-      const leased = await metadata.tryAcquireLease(
-        'upload-purge',
-        INSTANCE_ID,
-        Math.max(intervalMs - 1000, 1000),
-      );
-      if (!leased && !first) return;
+): Promise<void> {
+  runner.register(
+    UPLOAD_PURGE_QUEUE,
+    async () => {
       const { sessions, orphans } = await uploads.purgeStale();
       if (sessions > 0 || orphans > 0) log.info({ sessions, orphans }, 'purged stale uploads');
-    } catch (err) {
-      log.warn({ err }, 'upload purge failed');
-    } finally {
-      running = false;
-    }
-  };
-  const first = setTimeout(() => void run(true), firstDelayMs);
-  const timer = setInterval(() => void run(false), intervalMs);
-  first.unref();
-  timer.unref();
-  return () => {
-    clearTimeout(first);
-    clearInterval(timer);
-  };
+    },
+    // A failed round is retried a little, then left to the next slot.
+    { maxAttempts: 3, concurrency: 1 },
+  );
+  runner.schedule(UPLOAD_PURGE_QUEUE, { everyMs: intervalMs }, UPLOAD_PURGE_QUEUE);
+  await runner.enqueue(UPLOAD_PURGE_QUEUE, null, { dedupeKey: `startup:${runner.instanceId}` });
 }

@@ -13,12 +13,14 @@ import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { JobRunner } from '../../src/jobs/runner.ts';
+import { slotKey } from '../../src/jobs/schedule.ts';
 import type { Logger } from '../../src/logger.ts';
 import { createSqliteStore } from '../../src/metadata/dialects.ts';
 import type { KyselyMetadataStore } from '../../src/metadata/kysely-store.ts';
 import { digestOf } from '../../src/oci/digest.ts';
 import type { RegistryOptions } from '../../src/registry/options.ts';
-import { startUploadPurge } from '../../src/registry/upload-purge.ts';
+import { scheduleUploadPurge, UPLOAD_PURGE_QUEUE } from '../../src/registry/upload-purge.ts';
 import { ORPHAN_GRACE_MS, UploadService } from '../../src/registry/uploads.ts';
 import type { StorageDriver, UploadHandle } from '../../src/storage/driver.ts';
 import { FilesystemDriver } from '../../src/storage/drivers/filesystem.ts';
@@ -197,13 +199,24 @@ describe('the upload purge job', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it('runs its first round soon after start even while another holder has the lease, and logs through Logger', async () => {
+  it('runs its first round soon after start even when the current slot already fired, and logs through Logger', async () => {
     const uploads = new UploadService({ storage, metadata, options: OPTIONS });
     const crashed = await orphan(storage, randomBytes(64));
-    // Left by a process that died an hour ago, which also still holds the purge lease.
+    // Left by a process that died an hour ago, after the current slot's purge had already been enqueued.
     const anHourAgo = new Date(Date.now() - HOUR);
     await utimes(path.join(root, '_uploads', crashed.id, 'data'), anHourAgo, anHourAgo);
-    assert.equal(await metadata.tryAcquireLease('upload-purge', 'dead-process', HOUR), true);
+    const jobs = metadata.jobStore();
+    const now = Date.now();
+    const slot = await jobs.enqueue({
+      queue: UPLOAD_PURGE_QUEUE,
+      payload: null,
+      dedupeKey: slotKey(UPLOAD_PURGE_QUEUE, Math.floor(now / HOUR) * HOUR),
+      runAt: now,
+      maxAttempts: 3,
+      now,
+    });
+    assert.notEqual(slot, null);
+    await jobs.cancel(slot as number, now);
 
     const lines: { fields: object; message: string | undefined }[] = [];
     const log: Logger = {
@@ -212,14 +225,21 @@ describe('the upload purge job', () => {
       warn: (fields, message) => lines.push({ fields, message }),
       error: (fields, message) => lines.push({ fields, message }),
     };
-    const stop = startUploadPurge(uploads, metadata, HOUR, log, 10);
+    const runner = new JobRunner(jobs, { pollIntervalMs: 20 });
+    await scheduleUploadPurge(runner, uploads, HOUR, log);
+    runner.start();
     try {
       const deadline = Date.now() + 10_000;
       while (lines.length === 0 && Date.now() < deadline) await sleep(10);
     } finally {
-      stop();
+      await runner.stop();
     }
     assert.deepEqual(lines, [{ fields: { sessions: 0, orphans: 1 }, message: 'purged stale uploads' }]);
     assert.deepEqual(await uploadIds(storage), []);
+    const done = await jobs.list({ queue: UPLOAD_PURGE_QUEUE, state: 'succeeded', limit: 10 });
+    assert.deepEqual(
+      done.items.map((j) => j.dedupeKey),
+      [`startup:${runner.instanceId}`],
+    );
   });
 });

@@ -6,6 +6,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { AdminService, SYSTEM_ACTOR, type Actor } from '../../admin/admin-service.ts';
 import { AdminError } from '../../admin/errors.ts';
+import { JobAdmin } from '../../admin/job-admin.ts';
 import { ConfigError, loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { createServices, type Services } from '../../container.ts';
@@ -19,6 +20,8 @@ export interface CommonFlags {
 
 export interface Context {
   readonly admin: AdminService;
+  /** The job queue's administration (`berth jobs`). */
+  readonly jobs: JobAdmin;
   readonly actor: Actor;
   readonly json: boolean;
   /** The configuration and the services opened on its database (for commands beyond AdminService). */
@@ -56,6 +59,7 @@ export async function run(
     const admin = AdminService.from(services.auth, { personalNamespaces: config.auth.personalNamespaces });
     await fn({
       admin,
+      jobs: new JobAdmin(services.jobs, services.auth.audit),
       actor: SYSTEM_ACTOR,
       json: flags.json === true,
       config,

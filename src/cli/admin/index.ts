@@ -1,10 +1,11 @@
 /**
- * The administration commands: `berth users|robots|teams|namespaces|members|rules|keys|audit|webhooks`. They
- * work on the database directly (as the system), so they need no running server and no credentials, only access
- * to the data directory or database of the configuration (`--config`, `--data`, as `berth serve`).
+ * The administration commands: `berth users|robots|teams|namespaces|members|rules|keys|audit|webhooks|jobs`.
+ * They work on the database directly (as the system), so they need no running server and no credentials, only
+ * access to the data directory or database of the configuration (`--config`, `--data`, as `berth serve`).
  */
 import type { Command } from 'commander';
 import { registerAccountCommands } from './accounts.ts';
+import { registerJobCommands } from './jobs.ts';
 import { registerNamespaceCommands } from './namespaces.ts';
 import { registerSystemCommands } from './system.ts';
 import { registerWebhookCommands } from './webhooks.ts';
@@ -14,4 +15,5 @@ export function registerAdminCommands(program: Command): void {
   registerNamespaceCommands(program);
   registerSystemCommands(program);
   registerWebhookCommands(program);
+  registerJobCommands(program);
 }

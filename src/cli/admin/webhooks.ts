@@ -3,17 +3,13 @@
  * events, on the database directly as the system (see `admin/webhook-service.ts`).
  */
 import type { Command } from 'commander';
-import { AdminError, invalid } from '../../admin/errors.ts';
+import { invalid } from '../../admin/errors.ts';
 import {
   WebhookService,
   type DeliveryView,
   type WebhookChanges,
-  type WebhookServiceDeps,
   type WebhookView,
 } from '../../admin/webhook-service.ts';
-import type { Config } from '../../config/schema.ts';
-import type { Services } from '../../container.ts';
-import { KyselyMetadataStore } from '../../metadata/kysely-store.ts';
 import {
   collect,
   common,
@@ -28,35 +24,9 @@ import {
   type PageFlags,
 } from './common.ts';
 
-/**
- * WIRING (to be replaced when the delivery side and the job runner land): what the CLI's webhook commands need
- * beyond the database. Until then:
- * - `checkUrl` accepts every URL: the delivery re-checks each address after DNS resolution anyway, and the
- *   operator running the CLI is the one who sets `webhooks.allowedHosts`; wire the SSRF `AddressGuard` here;
- * - `sendTest` and `redeliver` fail with a message saying so; wire `sendTestEvent(webhook, queue, ...)` and
- *   `JobStore.retry(jobId)` on a JobQueue over `services.metadata` here.
- */
-export function cliWebhookDeps(services: Services, config: Config): WebhookServiceDeps {
-  const metadata = services.metadata;
-  if (!(metadata instanceof KyselyMetadataStore))
-    throw new Error('berth webhooks needs the Kysely metadata store (SQLite or PostgreSQL)');
-  const notWired = (what: string) =>
-    new AdminError('invalid', `${what} from the CLI is not available in this build; use the admin API`);
-  return {
-    store: metadata.webhookStore(),
-    secretGracePeriod: config.webhooks.secretGracePeriod,
-    checkUrl: async () => undefined,
-    sendTest: async () => {
-      throw notWired('sending a test event');
-    },
-    redeliver: async () => {
-      throw notWired('redelivering');
-    },
-  };
-}
-
+/** The use cases over the services' webhook store, job queue and SSRF guard (see `webhooks/setup.ts`). */
 function service(ctx: Context): WebhookService {
-  return new WebhookService(ctx.admin, ctx.services.auth.audit, cliWebhookDeps(ctx.services, ctx.config));
+  return new WebhookService(ctx.admin, ctx.services.auth.audit, ctx.services.webhookAdmin);
 }
 
 function idOf(value: string, what: string, field: string): number {

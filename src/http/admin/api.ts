@@ -1,7 +1,8 @@
 /**
  * The admin API: JSON under `/api/v1` for users, robots, teams, namespaces, members, rules, signing keys, the
- * audit log and webhooks, documented by `docs/api/openapi.yaml` (served as `/api/v1/openapi.json`). The use
- * cases and who may perform them live in `admin/admin-service.ts` and `admin/webhook-service.ts`; this layer
+ * audit log, webhooks and the job queue, documented by `docs/api/openapi.yaml` (served as `/api/v1/openapi.json`).
+ * The use cases and who may perform them live in `admin/admin-service.ts` (webhooks: `admin/webhook-service.ts`,
+ * jobs: `admin/job-admin.ts`); this layer
  * authenticates, parses and maps errors.
  *
  * Every endpoint but the document needs credentials: Basic (a user or robot) or a Bearer token from
@@ -14,12 +15,14 @@ import { parse as parseYaml } from 'yaml';
 import { AdminService } from '../../admin/admin-service.ts';
 import { AdminError } from '../../admin/errors.ts';
 import { WebhookService, type WebhookServiceDeps } from '../../admin/webhook-service.ts';
+import { JobAdmin, type JobAdminPort } from '../../admin/job-admin.ts';
 import type { AccessControl } from '../auth/access-control.ts';
 import type { AuthServices } from '../../auth/setup.ts';
 import type { Config } from '../../config/schema.ts';
 import { RegistryError } from '../../oci/errors.ts';
 import { sendError, toRegistryError } from '../plugins/error-envelope.ts';
 import { registerAccountRoutes } from './accounts.ts';
+import { registerJobRoutes } from './jobs.ts';
 import { registerNamespaceRoutes } from './namespaces.ts';
 import { setActor, toHttpError } from './request.ts';
 import { registerSystemRoutes } from './system.ts';
@@ -36,6 +39,8 @@ export interface AdminApiOptions {
   readonly auth: AuthServices;
   /** The webhook store and delivery functions; without them the webhook routes answer 503. */
   readonly webhooks?: WebhookServiceDeps | undefined;
+  /** The job queue (`Services.jobs`); without it, no `/jobs` routes. */
+  readonly jobs?: JobAdminPort;
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -96,6 +101,7 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
         api,
         options.webhooks ? new WebhookService(admin, options.auth.audit, options.webhooks) : null,
       );
+      if (options.jobs) registerJobRoutes(api, new JobAdmin(options.jobs, options.auth.audit));
     },
     { prefix: ADMIN_API_PREFIX },
   );
