@@ -5,7 +5,8 @@
  * graph. This is how the hot paths in docs/performance.md were found.
  *
  * Workloads: manifest-get (50 connections GET a manifest by tag), blob-pull (4 connections pull a 256 MiB blob
- * over and over), small-pulls (50 connections pull a 1 MiB blob), push (monolithic pushes of fresh 64 MiB blobs).
+ * over and over), small-pulls (50 connections pull a 1 MiB blob), push (monolithic pushes of fresh 64 MiB blobs),
+ * push-webhooks (8 clients push small images while three webhook endpoints are subscribed).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
@@ -13,11 +14,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BlobSource, sha256, MEDIA_TYPE_OCI_MANIFEST } from './lib/data.ts';
 import type { RegistryClient } from './lib/http.ts';
+import { pushRound, startReceiver, subscribe } from './workloads/webhooks-overhead.ts';
 import { configOnlyManifest, pushMonolithic, pushSmall, putManifest } from './lib/oci.ts';
-import { buildBerth, startBerth } from './lib/registries.ts';
+import { buildBerth, startBerth, type Registry } from './lib/registries.ts';
 import { MiB } from './lib/stats.ts';
 
-const WORKLOADS = ['manifest-get', 'blob-pull', 'small-pulls', 'push'] as const;
+const WORKLOADS = ['manifest-get', 'blob-pull', 'small-pulls', 'push', 'push-webhooks'] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 interface CallFrame {
@@ -74,9 +76,20 @@ async function pull(client: RegistryClient, repo: string, blob: BlobSource): Pro
   }
 }
 
-async function runWorkload(workload: Workload, client: RegistryClient, seconds: number): Promise<string> {
+async function runWorkload(workload: Workload, berth: Registry, seconds: number): Promise<string> {
   const repo = 'profile/repo';
+  const { client } = berth;
   switch (workload) {
+    case 'push-webhooks': {
+      const receiver = await startReceiver();
+      try {
+        await subscribe(berth, receiver);
+        const { rate } = await pushRound(berth, seconds, 'profile');
+        return `${rate.toFixed(0)} small image pushes/s, ${receiver.received} deliveries`;
+      } finally {
+        await receiver.close();
+      }
+    }
     case 'manifest-get': {
       const config = Buffer.from('{}');
       await pushSmall(client, repo, config, sha256(config));
@@ -145,10 +158,13 @@ async function main(): Promise<void> {
   const { workload, seconds, top } = parseArgs(process.argv.slice(2));
   await buildBerth();
   const profileDir = await mkdtemp(path.join(tmpdir(), 'berth-profile-'));
-  const berth = await startBerth(['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+  const berth = await startBerth(
+    ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
+    workload === 'push-webhooks' ? { BERTH_WEBHOOKS_ALLOWED_HOSTS: '127.0.0.1' } : {},
+  );
   let done: string;
   try {
-    done = await runWorkload(workload, berth.client, seconds);
+    done = await runWorkload(workload, berth, seconds);
   } finally {
     await berth.stop(); // the profile is written as the process exits
   }

@@ -36,6 +36,7 @@ import { bigPushWorkload } from './workloads/big-push.ts';
 import { catalogWorkload } from './workloads/catalog.ts';
 import { manifestWorkload } from './workloads/manifests.ts';
 import { metricsOverheadWorkload } from './workloads/metrics-overhead.ts';
+import { webhooksOverheadWorkload } from './workloads/webhooks-overhead.ts';
 import { pullWorkload } from './workloads/pull.ts';
 import { pushWorkload } from './workloads/push.ts';
 import { smallPullsWorkload } from './workloads/small-pulls.ts';
@@ -62,7 +63,7 @@ const GROUPS: readonly (readonly string[])[] = [
   ['catalog'],
 ];
 /** Families that start their own Berth instances only (no Distribution to compare with). */
-const SOLO_FAMILIES = ['metrics'];
+const SOLO_FAMILIES = ['metrics', 'webhooks'];
 const ALL_FAMILIES = [...GROUPS.flat(), 'big-push', ...SOLO_FAMILIES];
 
 const USAGE = `usage: npm run bench [-- [--quick] [--reps N] [--only FAMILY,...]]
@@ -330,6 +331,14 @@ async function main(): Promise<number> {
         await metricsOverheadWorkload(ctx);
       } catch (err) {
         failed('metrics', err);
+      }
+    }
+    if (selected.includes('webhooks')) {
+      log('== webhooks');
+      try {
+        await webhooksOverheadWorkload(ctx);
+      } catch (err) {
+        failed('webhooks', err);
       }
     }
     await skopeo?.cleanup();

@@ -51,4 +51,13 @@ export interface EnqueueOptions {
 export interface JobQueue {
   /** Adds a job to `queue`; resolves to its id, or null when `dedupeKey` already exists in the queue. */
   enqueue(queue: string, payload: unknown, options?: EnqueueOptions): Promise<number | null>;
+
+  /**
+   * Adds several jobs to `queue` at once (one statement): as `enqueue` for each, atomically. Resolves to how many
+   * were added (those whose dedupe key the queue already had are not).
+   */
+  enqueueMany(
+    queue: string,
+    jobs: readonly { readonly payload: unknown; readonly options?: EnqueueOptions }[],
+  ): Promise<number>;
 }

@@ -199,6 +199,32 @@ export class JobRunner implements JobQueue {
     return id;
   }
 
+  async enqueueMany(
+    queue: string,
+    jobs: readonly { readonly payload: unknown; readonly options?: EnqueueOptions }[],
+  ): Promise<number> {
+    if (jobs.length === 0) return 0;
+    const now = this.now();
+    const inputs = jobs.map(({ payload, options = {} }) => {
+      const runAt = options.runAt?.getTime() ?? now;
+      if (!Number.isFinite(runAt)) throw new RangeError('runAt is not a valid date');
+      return {
+        queue,
+        payload,
+        dedupeKey: options.dedupeKey,
+        runAt,
+        maxAttempts: positive(
+          'maxAttempts',
+          options.maxAttempts ?? this.queues.get(queue)?.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+        ),
+        now,
+      };
+    });
+    const added = await this.store.enqueueMany(inputs);
+    if (added > 0 && this.queues.has(queue) && inputs.some((i) => i.runAt <= now)) this.nudge();
+    return added;
+  }
+
   /** Redrives a dead or cancelled job (see `JobStore.retry`); null when it does not exist. */
   async retry(id: number): Promise<JobTransition | null> {
     const result = await this.store.retry(id, this.now());

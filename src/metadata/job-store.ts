@@ -96,6 +96,9 @@ export interface JobStore {
    */
   enqueue(input: EnqueueInput): Promise<number | null>;
 
+  /** Inserts several jobs in one statement, each as `enqueue` would; returns how many were inserted. */
+  enqueueMany(inputs: readonly EnqueueInput[]): Promise<number>;
+
   /**
    * Claims up to `limit` jobs of `queues`, oldest due first: queued jobs with `runAt <= now`, and running jobs
    * whose lease expired (`leaseExpiresAt < now`: their runner died). Each claimed job becomes `running`, owned by

@@ -62,6 +62,29 @@ export class KyselyJobStore implements JobStore {
     return row === undefined ? null : Number(row.id);
   }
 
+  async enqueueMany(inputs: readonly EnqueueInput[]): Promise<number> {
+    if (inputs.length === 0) return 0;
+    const rows = await this.db
+      .insertInto('jobs')
+      .values(
+        inputs.map((input) => ({
+          queue: input.queue,
+          payload: JSON.stringify(input.payload ?? null),
+          state: 'queued' as const,
+          dedupe_key: input.dedupeKey ?? null,
+          attempts: 0,
+          max_attempts: input.maxAttempts,
+          run_at: input.runAt,
+          created_at: input.now,
+          updated_at: input.now,
+        })),
+      )
+      .onConflict((oc) => oc.columns(['queue', 'dedupe_key']).where('dedupe_key', 'is not', null).doNothing())
+      .returning('id')
+      .execute();
+    return rows.length;
+  }
+
   async claim(input: ClaimInput): Promise<JobRecord[]> {
     if (input.queues.length === 0 || input.limit <= 0) return [];
     const { now, owner } = input;

@@ -6,7 +6,7 @@
  * unique violation. The delivery log is trimmed to the newest `keep` attempts in the transaction that appends.
  */
 import { sql } from 'kysely';
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, RawBuilder, Selectable } from 'kysely';
 import type { EventType } from '../events/event.ts';
 import { ConflictError } from './auth-store.ts';
 import type { Database, SqlDialect, WebhookDeliveriesTable, WebhooksTable } from './schema.ts';
@@ -21,6 +21,9 @@ import type {
   WebhookRecord,
   WebhookStore,
 } from './webhook-store.ts';
+
+/** The delivery log is trimmed on every this many attempts (see `recordDelivery`). */
+const TRIM_EVERY = 16;
 
 export class KyselyWebhookStore implements WebhookStore {
   /**
@@ -160,46 +163,61 @@ export class KyselyWebhookStore implements WebhookStore {
 
   async recordDelivery(attempt: DeliveryAttemptInput, keep: number): Promise<void> {
     const limit = checkCount('keep', keep);
-    await this.db.transaction().execute(async (trx) => {
-      const exists = await trx
-        .selectFrom('webhooks')
-        .select('id')
-        .where('id', '=', attempt.webhookId)
-        .executeTakeFirst();
-      if (exists === undefined) return;
-      await trx
-        .insertInto('webhook_deliveries')
-        .values({
-          webhook_id: attempt.webhookId,
-          event_id: attempt.eventId,
-          event_type: attempt.eventType,
-          job_id: attempt.jobId,
-          attempt: attempt.attempt,
-          outcome: attempt.outcome,
-          status_code: attempt.statusCode,
-          duration_ms: Math.round(attempt.durationMs),
-          error: attempt.error,
-          response_snippet: attempt.responseSnippet,
-          at: Date.now(),
-        })
-        .execute();
-      // Keep the newest `keep`: delete those older than the keep-th newest.
-      const boundary = await trx
-        .selectFrom('webhook_deliveries')
-        .select('id')
-        .where('webhook_id', '=', attempt.webhookId)
-        .orderBy('id', 'desc')
-        .offset(limit)
-        .limit(1)
-        .executeTakeFirst();
-      if (boundary !== undefined) {
-        await trx
-          .deleteFrom('webhook_deliveries')
+    // One statement per attempt (this runs for every delivery): the insert selects from the endpoint's row, so
+    // nothing is written for an endpoint deleted meanwhile.
+    const inserted = await this.db
+      .insertInto('webhook_deliveries')
+      .columns([
+        'webhook_id',
+        'event_id',
+        'event_type',
+        'job_id',
+        'attempt',
+        'outcome',
+        'status_code',
+        'duration_ms',
+        'error',
+        'response_snippet',
+        'at',
+      ])
+      .expression((eb) =>
+        eb
+          .selectFrom('webhooks')
+          .select([
+            'id as webhook_id',
+            // Typed: PostgreSQL cannot infer the type of a bare parameter in a select list.
+            typed(attempt.eventId, 'text').as('event_id'),
+            typed(attempt.eventType, 'text').as('event_type'),
+            typed(attempt.jobId, 'bigint').as('job_id'),
+            typed(attempt.attempt, 'integer').as('attempt'),
+            typed(attempt.outcome, 'text').as('outcome'),
+            typed(attempt.statusCode, 'integer').as('status_code'),
+            typed(Math.round(attempt.durationMs), 'integer').as('duration_ms'),
+            typed(attempt.error, 'text').as('error'),
+            typed(attempt.responseSnippet, 'text').as('response_snippet'),
+            typed(Date.now(), 'bigint').as('at'),
+          ])
+          .where('id', '=', attempt.webhookId),
+      )
+      .returning('id')
+      .executeTakeFirst();
+    if (inserted === undefined) return;
+    // Trimming to the newest `keep` costs a second statement: do it every TRIM_EVERY attempts (per id, so that
+    // every endpoint is trimmed in turn), which bounds the log to `keep + TRIM_EVERY` rows of each.
+    if (Number(inserted.id) % TRIM_EVERY !== 0) return;
+    await this.db
+      .deleteFrom('webhook_deliveries')
+      .where('webhook_id', '=', attempt.webhookId)
+      .where('id', '<=', (eb) =>
+        eb
+          .selectFrom('webhook_deliveries')
+          .select('id')
           .where('webhook_id', '=', attempt.webhookId)
-          .where('id', '<=', boundary.id)
-          .execute();
-      }
-    });
+          .orderBy('id', 'desc')
+          .offset(limit)
+          .limit(1),
+      )
+      .execute();
   }
 
   async listDeliveries(
@@ -264,4 +282,12 @@ function toDelivery(row: Selectable<WebhookDeliveriesTable>): DeliveryAttemptRec
 function checkCount(what: string, n: number): number {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what} must be a non-negative integer`);
   return n;
+}
+
+/** A bound value with its SQL type (`cast(? as type)`), for select lists. */
+function typed<T extends string | number | null>(
+  value: T,
+  type: 'text' | 'integer' | 'bigint',
+): RawBuilder<T> {
+  return sql<T>`cast(${value} as ${sql.raw(type)})`;
 }

@@ -128,8 +128,8 @@ export interface WebhookStore {
   delete(id: number): Promise<boolean>;
 
   /**
-   * Appends a delivery attempt to the endpoint's log and keeps only its `keep` most recent attempts. Does nothing
-   * when the endpoint no longer exists.
+   * Appends a delivery attempt to the endpoint's log, which keeps about its `keep` most recent attempts (trimmed
+   * now and then, so it may hold a few more for a while). Does nothing when the endpoint no longer exists.
    */
   recordDelivery(attempt: DeliveryAttemptInput, keep: number): Promise<void>;
 

@@ -10,6 +10,32 @@ import { VERSION } from '../version.ts';
 import type { CheckedAddress } from './address-guard.ts';
 import { parseRetryAfter } from './retry-schedule.ts';
 
+/**
+ * Keep-alive agents, one per checked address and origin: a connection is reused only to the very address the
+ * guard checked (a later delivery that resolves elsewhere gets its own agent after its own check), and reusing
+ * connections spares each delivery a TCP (and TLS) handshake. Idle sockets close after `IDLE_SOCKET_MS`; unused
+ * agents are dropped beyond `MAX_AGENTS`.
+ */
+const agents = new Map<string, http.Agent>();
+const MAX_AGENTS = 256;
+const IDLE_SOCKET_MS = 15_000;
+
+function agentFor(url: URL, address: CheckedAddress): http.Agent {
+  const key = `${url.protocol}//${url.host}|${address.address}`;
+  let agent = agents.get(key);
+  if (agent === undefined) {
+    if (agents.size >= MAX_AGENTS) {
+      const [oldest, old] = agents.entries().next().value as [string, http.Agent];
+      agents.delete(oldest);
+      old.destroy();
+    }
+    const options = { keepAlive: true, maxSockets: 16, maxFreeSockets: 4, timeout: IDLE_SOCKET_MS };
+    agent = url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+    agents.set(key, agent);
+  }
+  return agent;
+}
+
 /** Bytes of the response body kept for the delivery log. */
 export const SNIPPET_BYTES = 1024;
 
@@ -101,12 +127,13 @@ export function deliver(request: DeliveryRequest, options: DeliverOptions): Prom
     const chunks: Buffer[] = [];
     let kept = 0;
 
-    const finish = (error: string | null): void => {
+    // `keep`: the response was read to its end, so the connection may serve the next delivery.
+    const finish = (error: string | null, keep = false): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
-      req.destroy();
+      if (!keep) req.destroy();
       const ok = error === null && statusCode !== null && statusCode >= 200 && statusCode < 300;
       const snippet = chunks.length === 0 ? null : Buffer.concat(chunks).subarray(0, limit).toString('utf8');
       resolve({
@@ -120,12 +147,12 @@ export function deliver(request: DeliveryRequest, options: DeliverOptions): Prom
     };
 
     // `finish` settles exactly once, whichever of timeout, abort, error, enough body or end comes first, and
-    // destroys the request (and its socket) so nothing is left running after it.
+    // destroys the request (and its socket) so nothing is left running after it, unless the response ended.
     const req = client.request(request.url, {
       method: 'POST',
       headers: { ...request.headers, 'content-length': String(body.length) },
       lookup: pinned,
-      agent: false,
+      agent: agentFor(request.url, request.address),
     });
     const timer = setTimeout(() => finish(`timed out after ${options.timeoutMs} ms`), options.timeoutMs);
     const onAbort = (): void => finish('aborted');
@@ -145,7 +172,7 @@ export function deliver(request: DeliveryRequest, options: DeliverOptions): Prom
         // Enough for the log: stop reading (and do not wait for a body that may never end).
         if (kept >= limit) finish(null);
       });
-      res.on('end', () => finish(null));
+      res.on('end', () => finish(null, true));
       res.on('error', (error) => finish(error.message));
       res.on('aborted', () => finish('the response was cut short'));
     });

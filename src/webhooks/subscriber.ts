@@ -30,19 +30,23 @@ export class WebhookSubscriber {
     if (events.length === 0) return;
     const webhooks = await this.#store.listEnabled();
     if (webhooks.length === 0) return;
+    // One insert for the whole batch: under load the relay hands over many events at once.
+    const jobs: { payload: WebhookDeliveryPayload; options: { dedupeKey: string } }[] = [];
     for (const event of events) {
       for (const webhook of webhooks) {
         if (!webhookMatches(webhook, event)) continue;
-        const payload: WebhookDeliveryPayload = { webhookId: webhook.id, event };
-        const jobId = await queue.enqueue(WEBHOOK_DELIVERY_QUEUE, payload, {
-          dedupeKey: deliveryDedupeKey(event.id, webhook.id),
+        jobs.push({
+          payload: { webhookId: webhook.id, event },
+          options: { dedupeKey: deliveryDedupeKey(event.id, webhook.id) },
         });
-        this.#logger.debug(
-          { eventId: event.id, eventType: event.type, webhookId: webhook.id, jobId },
-          jobId === null ? 'webhook delivery already enqueued' : 'webhook delivery enqueued',
-        );
       }
     }
+    if (jobs.length === 0) return;
+    const added = await queue.enqueueMany(WEBHOOK_DELIVERY_QUEUE, jobs);
+    this.#logger.debug(
+      { events: events.length, deliveries: jobs.length, added },
+      'webhook deliveries enqueued',
+    );
   }
 }
 

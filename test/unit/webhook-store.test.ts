@@ -89,7 +89,8 @@ for (const kind of await testDatabases()) {
 
     it('keeps the newest attempts of the delivery log, newest first, and deletes it with the endpoint', async () => {
       const w = await store.create(webhook());
-      for (let i = 1; i <= 5; i++) {
+      // 40 attempts with `keep` 3: trimmed every 16 attempts, so between 3 and 3 + 16 remain, the newest.
+      for (let i = 1; i <= 40; i++) {
         await store.recordDelivery(
           {
             webhookId: w.id,
@@ -106,21 +107,25 @@ for (const kind of await testDatabases()) {
           3,
         );
       }
-      const log = await store.listDeliveries(w.id, { limit: 10 });
+      const log = await store.listDeliveries(w.id, { limit: 100 });
+      assert.ok(log.items.length >= 3 && log.items.length <= 3 + 16, `${log.items.length} attempts kept`);
       assert.deepEqual(
-        log.items.map((d) => d.eventId),
-        ['event-5', 'event-4', 'event-3'],
+        log.items.slice(0, 3).map((d) => d.eventId),
+        ['event-40', 'event-39', 'event-38'],
       );
+      assert.equal(log.items.at(-1)?.eventId, `event-${41 - log.items.length}`, 'the oldest ones went');
       assert.equal(log.items[0]?.durationMs, 12);
-      const failed = await store.listDeliveries(w.id, { limit: 10, outcome: 'failed' });
+      assert.equal(log.items[0]?.jobId, 40);
+      assert.equal(log.items[0]?.statusCode, 500);
+      const failed = await store.listDeliveries(w.id, { limit: 2, outcome: 'failed' });
       assert.deepEqual(
         failed.items.map((d) => d.eventId),
-        ['event-4'],
+        ['event-40', 'event-38'],
       );
       const older = await store.listDeliveries(w.id, { limit: 1, before: log.items[0]?.id ?? 0 });
       assert.deepEqual(
         older.items.map((d) => d.eventId),
-        ['event-4'],
+        ['event-39'],
       );
       assert.equal(older.hasMore, true);
       assert.equal(await store.delete(w.id), true);

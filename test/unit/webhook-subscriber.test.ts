@@ -24,6 +24,14 @@ class RecordingQueue implements JobQueue {
     this.jobs.push({ queue, payload: payload as WebhookDeliveryPayload, options });
     return this.jobs.length;
   }
+  async enqueueMany(
+    queue: string,
+    jobs: readonly { readonly payload: unknown; readonly options?: EnqueueOptions }[],
+  ): Promise<number> {
+    let added = 0;
+    for (const job of jobs) if ((await this.enqueue(queue, job.payload, job.options)) !== null) added++;
+    return added;
+  }
 }
 
 let n = 0;
