@@ -67,6 +67,20 @@ export function createApp(config: Config, services: Services, options: AppOption
   registerErrorEnvelope(app);
   registerDiskReserve(app, config);
 
+  // Background jobs yield to requests while the process is saturated (see jobs/request-pressure.ts).
+  const { load } = services;
+  app.addHook('onRequest', (_request, _reply, done) => {
+    load.requestStarted();
+    done();
+  });
+  app.addHook('onResponse', (_request, _reply, done) => {
+    load.requestEnded();
+    done();
+  });
+  app.addHook('onRequestAbort', (_request, done) => {
+    load.requestEnded();
+    done();
+  });
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('Docker-Distribution-API-Version', 'registry/2.0');
     // Every line logged about the request, the access-log line included, names the client's address.

@@ -11,6 +11,7 @@ import { PullEventRecorder } from './events/pull-events.ts';
 import { EventRelay } from './events/relay.ts';
 import type { WebhookServiceDeps } from './admin/webhook-service.ts';
 import { setUpWebhooks } from './webhooks/setup.ts';
+import { RequestPressure } from './jobs/request-pressure.ts';
 import { JobRunner } from './jobs/runner.ts';
 import { silentLogger, type Logger } from './logger.ts';
 import { connectionStatsOf, createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
@@ -45,6 +46,8 @@ export interface Services {
   readonly metrics: BerthMetrics | null;
   /** The job runner over the metadata database: enqueue through it; `createApp` starts it (`jobs.enabled`). */
   readonly jobs: JobRunner;
+  /** Requests in flight and how busy the process is: background jobs yield to requests (the app counts them). */
+  readonly load: RequestPressure;
   /** Stops the job runner, closes the metadata store and the storage driver, then flushes and stops tracing. */
   close(): Promise<void>;
 }
@@ -124,9 +127,11 @@ async function buildServices(
     throw e;
   }
   const logger = options.logger ?? silentLogger;
+  const load = new RequestPressure();
   const jobs = new JobRunner(
     observeMethods(metadata.jobStore(), 'database', config.metadata.driver, observers),
     {
+      gate: load,
       concurrency: config.jobs.concurrency,
       pollIntervalMs: config.jobs.pollInterval,
       leaseDurationMs: config.jobs.leaseDuration,
@@ -175,6 +180,7 @@ async function buildServices(
     tracing,
     metrics,
     jobs,
+    load,
     async close() {
       try {
         await jobs.stop();

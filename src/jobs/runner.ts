@@ -13,6 +13,7 @@
  *   `RetryLaterError`'s time; after `maxAttempts` attempts, or at a `PermanentJobError`, the job is `dead`.
  * - Polling: every `pollIntervalMs`, and at once when this instance enqueues work or a job finishes.
  */
+import type { LoadGate } from './request-pressure.ts';
 import { randomUUID } from 'node:crypto';
 import { silentLogger, type Logger } from '../logger.ts';
 import type { JobCount, JobListQuery, JobRecord, JobStore, JobTransition } from '../metadata/job-store.ts';
@@ -46,6 +47,10 @@ export interface JobRunnerOptions {
   readonly logger?: Logger;
   /** The clock (epoch ms) for run times, leases and schedule slots. Default `Date.now`. */
   readonly now?: () => number;
+  /** While it says busy, no new job is claimed (see `request-pressure.ts`), for at most `maxDeferMs`. */
+  readonly gate?: LoadGate;
+  /** The longest claiming waits for a busy gate. Default 5 s. */
+  readonly maxDeferMs?: number;
 }
 
 export interface RegisterOptions {
@@ -109,6 +114,8 @@ export class JobRunner implements JobQueue {
   private readonly schedules = new Map<string, Schedule>();
   private readonly inFlight = new Map<number, InFlight>();
   private running = false;
+  /** Since when claiming waits for a busy gate (performance.now()), or undefined. */
+  private deferredSince: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** The poll in progress, if any; `again` asks it to poll once more when done. */
   private polling: Promise<void> | undefined;
@@ -347,10 +354,25 @@ export class JobRunner implements JobQueue {
     }
   }
 
+  /** Whether claiming waits: the gate is busy and has not been for `maxDeferMs` yet (see `request-pressure.ts`). */
+  private deferring(): boolean {
+    const gate = this.options.gate;
+    if (gate === undefined || !gate.busy()) {
+      this.deferredSince = undefined;
+      return false;
+    }
+    const now = performance.now();
+    this.deferredSince ??= now;
+    if (now - this.deferredSince < (this.options.maxDeferMs ?? 5_000)) return true;
+    // Waited long enough: claim this once, and wait again from now.
+    this.deferredSince = now;
+    return false;
+  }
+
   /** Claims as many jobs as there are free slots, and starts them; polls again when it filled every slot. */
   private async claimAndRun(): Promise<void> {
     const free = this.concurrency - this.inFlight.size;
-    if (free <= 0 || !this.running) return;
+    if (free <= 0 || !this.running || this.deferring()) return;
     // Queues with their own limit are claimed one by one up to it; the others together.
     const open: string[] = [];
     const limited: [string, number][] = [];
