@@ -430,6 +430,26 @@ for (const backend of BACKENDS) {
       assert.equal((await r.list({ state: 'succeeded', limit: 10 })).items.length, 0);
     });
 
+    it('enqueues many jobs in one call, skipping the keys the queue already has (also within the batch)', async () => {
+      const r = runner();
+      assert.ok((await r.enqueue('m', 'old', { dedupeKey: 'k1' })) !== null);
+      const added = await r.enqueueMany('m', [
+        { payload: 'dup', options: { dedupeKey: 'k1' } },
+        { payload: 'new', options: { dedupeKey: 'k2' } },
+        { payload: 'twice', options: { dedupeKey: 'k3' } },
+        { payload: 'again', options: { dedupeKey: 'k3' } },
+        { payload: 'free' },
+        { payload: 'later', options: { runAt: new Date(Date.now() + 60_000), maxAttempts: 2 } },
+      ]);
+      assert.equal(added, 4);
+      assert.equal(await r.enqueueMany('m', []), 0);
+      const jobs = (await r.list({ queue: 'm', limit: 10 })).items;
+      assert.deepEqual(jobs.map((j) => j.payload).sort(), ['free', 'later', 'new', 'old', 'twice']);
+      const later = jobs.find((j) => j.payload === 'later');
+      assert.equal(later?.maxAttempts, 2);
+      assert.ok((later?.runAt ?? 0) > Date.now() + 30_000);
+    });
+
     it('fires each slot of a schedule once across three runners, and only the latest missed slot', async () => {
       const t = clock(Date.UTC(2026, 0, 1, 0, 30));
       const ran: string[] = [];
