@@ -149,6 +149,7 @@ async function buildServices(
   });
   const pullEvents = new PullEventRecorder(metadata, { wanted: () => webhookStore.wantsPulls(), logger });
   const relay = new EventRelay(metadata, [webhooks.subscriber], {
+    gate: load,
     pollIntervalMs: config.jobs.pollInterval,
     retentionMs: config.jobs.retention,
     logger,

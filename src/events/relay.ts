@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../logger.ts';
 import type { MetadataStore } from '../metadata/store.ts';
+import type { LoadGate } from '../jobs/request-pressure.ts';
 import type { DomainEvent } from './event.ts';
 
 /** Takes committed events after the fact. */
@@ -37,6 +38,13 @@ export interface EventRelayOptions {
   readonly retentionMs: number;
   readonly batchSize?: number;
   readonly logger: Logger;
+  /**
+   * While it says busy, rounds wait (for at most `maxDeferMs`), so that a saturated registry serves requests
+   * first and later relays many events per round (see `jobs/request-pressure.ts`).
+   */
+  readonly gate?: LoadGate;
+  /** The longest a round waits for a busy gate. Default 5 s. */
+  readonly maxDeferMs?: number;
 }
 
 const LEASE = 'event-relay';
@@ -53,6 +61,8 @@ export class EventRelay {
   private stopping = false;
   private failures = 0;
   private lastPrune = 0;
+  /** Since when rounds wait for a busy gate (performance.now()), or undefined. */
+  private deferredSince: number | undefined;
 
   constructor(
     private readonly metadata: MetadataStore,
@@ -123,8 +133,26 @@ export class EventRelay {
     this.timer.unref();
   }
 
+  /** Whether this round waits: the gate is busy and has not been for `maxDeferMs` yet. */
+  private deferring(): boolean {
+    const gate = this.options.gate;
+    if (gate === undefined || !gate.busy()) {
+      this.deferredSince = undefined;
+      return false;
+    }
+    const now = performance.now();
+    this.deferredSince ??= now;
+    if (now - this.deferredSince < (this.options.maxDeferMs ?? 5_000)) return true;
+    this.deferredSince = now;
+    return false;
+  }
+
   private round(): void {
     if (this.stopped || this.running) return;
+    if (this.deferring()) {
+      this.schedule(this.options.pollIntervalMs);
+      return;
+    }
     this.again = false;
     this.running = this.relayPending()
       .then(() => {

@@ -232,6 +232,47 @@ describe('the event relay', () => {
     await one.stop();
   });
 
+  it('while the gate is busy, waits (at most maxDeferMs) and then relays the events together', async () => {
+    const batches: number[] = [];
+    let busy = true;
+    const relay = new EventRelay(
+      reg.services.metadata,
+      [{ name: 'count', handle: async (es) => void batches.push(es.length) }],
+      {
+        pollIntervalMs: 20,
+        retentionMs: 60_000,
+        logger: silentLogger,
+        instanceId: 'gated',
+        gate: { busy: () => busy },
+        maxDeferMs: 300,
+      },
+    );
+    // Any earlier holder of the lease gives it up.
+    for (const id of ['one', 'two', 'three']) await reg.services.metadata.releaseLease('event-relay', id);
+    await reg.services.metadata.markEventsDispatched(
+      (await reg.services.metadata.pendingEvents(1000)).map((e) => e.seq),
+    );
+    relay.start();
+    try {
+      const started = performance.now();
+      await reg.pushImage('relay/gated', 'v1');
+      await reg.pushImage('relay/gated', 'v2');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(batches, [], 'nothing relayed while busy');
+      const deadline = Date.now() + 5000;
+      while (batches.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(performance.now() - started >= 250, 'not before maxDeferMs');
+      assert.deepEqual(batches, [3], 'both pushes (and the new repository) in one batch');
+      busy = false;
+      await reg.pushImage('relay/gated', 'v3');
+      const again = Date.now() + 5000;
+      while (batches.length < 2 && Date.now() < again) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(batches, [3, 1]);
+    } finally {
+      await relay.stop();
+    }
+  });
+
   it('a subscriber that fails leaves the batch pending, and it is handed over again', async () => {
     await reg.pushImage('relay/c', 'v1');
     let fail = true;
