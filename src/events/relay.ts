@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../logger.ts';
 import type { MetadataStore } from '../metadata/store.ts';
-import type { LoadGate } from '../jobs/request-pressure.ts';
+import { Deferral, type LoadGate } from '../jobs/request-pressure.ts';
 import type { DomainEvent } from './event.ts';
 
 /** Takes committed events after the fact. */
@@ -61,8 +61,8 @@ export class EventRelay {
   private stopping = false;
   private failures = 0;
   private lastPrune = 0;
-  /** Since when rounds wait for a busy gate (performance.now()), or undefined. */
-  private deferredSince: number | undefined;
+  /** Rounds wait while the gate is busy. */
+  private readonly deferral: Deferral;
 
   constructor(
     private readonly metadata: MetadataStore,
@@ -71,6 +71,7 @@ export class EventRelay {
   ) {
     this.instanceId = options.instanceId ?? randomUUID();
     this.batchSize = options.batchSize ?? 100;
+    this.deferral = new Deferral(options.gate, options.maxDeferMs);
   }
 
   /** Starts relaying: at once, after each local commit with events, and every poll interval. */
@@ -133,23 +134,9 @@ export class EventRelay {
     this.timer.unref();
   }
 
-  /** Whether this round waits: the gate is busy and has not been for `maxDeferMs` yet. */
-  private deferring(): boolean {
-    const gate = this.options.gate;
-    if (gate === undefined || !gate.busy()) {
-      this.deferredSince = undefined;
-      return false;
-    }
-    const now = performance.now();
-    this.deferredSince ??= now;
-    if (now - this.deferredSince < (this.options.maxDeferMs ?? 5_000)) return true;
-    this.deferredSince = now;
-    return false;
-  }
-
   private round(): void {
     if (this.stopped || this.running) return;
-    if (this.deferring()) {
+    if (this.deferral.defer()) {
       this.schedule(this.options.pollIntervalMs);
       return;
     }

@@ -66,3 +66,29 @@ export class RequestPressure implements LoadGate {
     return this.saturated && this.inFlight >= this.minRequests;
   }
 }
+
+/**
+ * Background work asks `defer()` before it starts a unit of work: true while the gate is busy, for at most
+ * `maxDeferMs` in a row (then one unit goes ahead and the wait starts again), so saturation slows the work down but
+ * never starves it.
+ */
+export class Deferral {
+  private since: number | undefined;
+
+  constructor(
+    private readonly gate: LoadGate | undefined,
+    private readonly maxDeferMs = 5_000,
+  ) {}
+
+  defer(): boolean {
+    if (this.gate === undefined || !this.gate.busy()) {
+      this.since = undefined;
+      return false;
+    }
+    const now = performance.now();
+    this.since ??= now;
+    if (now - this.since < this.maxDeferMs) return true;
+    this.since = now;
+    return false;
+  }
+}

@@ -13,14 +13,21 @@
  *   `RetryLaterError`'s time; after `maxAttempts` attempts, or at a `PermanentJobError`, the job is `dead`.
  * - Polling: every `pollIntervalMs`, and at once when this instance enqueues work or a job finishes.
  */
-import type { LoadGate } from './request-pressure.ts';
 import { randomUUID } from 'node:crypto';
 import { silentLogger, type Logger } from '../logger.ts';
-import type { JobCount, JobListQuery, JobRecord, JobStore, JobTransition } from '../metadata/job-store.ts';
+import type {
+  EnqueueInput,
+  JobCount,
+  JobListQuery,
+  JobRecord,
+  JobStore,
+  JobTransition,
+} from '../metadata/job-store.ts';
 import type { Page } from '../metadata/store.ts';
 import { backoffDelay, type BackoffOptions } from './backoff.ts';
 import { PermanentJobError, RetryLaterError } from './job.ts';
 import type { EnqueueOptions, JobContext, JobHandler, JobQueue } from './job.ts';
+import { Deferral, type LoadGate } from './request-pressure.ts';
 import { slotClock, slotKey, type ScheduleSpec, type SlotClock } from './schedule.ts';
 
 export type { ScheduleSpec };
@@ -114,8 +121,8 @@ export class JobRunner implements JobQueue {
   private readonly schedules = new Map<string, Schedule>();
   private readonly inFlight = new Map<number, InFlight>();
   private running = false;
-  /** Since when claiming waits for a busy gate (performance.now()), or undefined. */
-  private deferredSince: number | undefined;
+  /** Claims wait while the gate is busy (see `request-pressure.ts`). */
+  private readonly deferral: Deferral;
   private timer: NodeJS.Timeout | undefined;
   /** The poll in progress, if any; `again` asks it to poll once more when done. */
   private polling: Promise<void> | undefined;
@@ -130,6 +137,7 @@ export class JobRunner implements JobQueue {
     private readonly options: JobRunnerOptions = {},
   ) {
     this.instanceId = options.instanceId ?? randomUUID();
+    this.deferral = new Deferral(options.gate, options.maxDeferMs);
     this.concurrency = positive('concurrency', options.concurrency ?? 4);
     this.pollIntervalMs = positive('pollIntervalMs', options.pollIntervalMs ?? 1_000);
     this.leaseMs = positive('leaseDurationMs', options.leaseDurationMs ?? 30_000);
@@ -188,21 +196,9 @@ export class JobRunner implements JobQueue {
   }
 
   async enqueue(queue: string, payload: unknown, options: EnqueueOptions = {}): Promise<number | null> {
-    const now = this.now();
-    const runAt = options.runAt?.getTime() ?? now;
-    if (!Number.isFinite(runAt)) throw new RangeError('runAt is not a valid date');
-    const id = await this.store.enqueue({
-      queue,
-      payload,
-      dedupeKey: options.dedupeKey,
-      runAt,
-      maxAttempts: positive(
-        'maxAttempts',
-        options.maxAttempts ?? this.queues.get(queue)?.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
-      ),
-      now,
-    });
-    if (id !== null && runAt <= now && this.queues.has(queue)) this.nudge();
+    const input = this.enqueueInput(queue, payload, options, this.now());
+    const id = await this.store.enqueue(input);
+    if (id !== null && input.runAt <= input.now && this.queues.has(queue)) this.nudge();
     return id;
   }
 
@@ -212,24 +208,25 @@ export class JobRunner implements JobQueue {
   ): Promise<number> {
     if (jobs.length === 0) return 0;
     const now = this.now();
-    const inputs = jobs.map(({ payload, options = {} }) => {
-      const runAt = options.runAt?.getTime() ?? now;
-      if (!Number.isFinite(runAt)) throw new RangeError('runAt is not a valid date');
-      return {
-        queue,
-        payload,
-        dedupeKey: options.dedupeKey,
-        runAt,
-        maxAttempts: positive(
-          'maxAttempts',
-          options.maxAttempts ?? this.queues.get(queue)?.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
-        ),
-        now,
-      };
-    });
+    const inputs = jobs.map((job) => this.enqueueInput(queue, job.payload, job.options ?? {}, now));
     const added = await this.store.enqueueMany(inputs);
     if (added > 0 && this.queues.has(queue) && inputs.some((i) => i.runAt <= now)) this.nudge();
     return added;
+  }
+
+  /** The row `enqueue` inserts: run now unless `runAt`, the queue's attempts unless `maxAttempts`. */
+  private enqueueInput(queue: string, payload: unknown, options: EnqueueOptions, now: number): EnqueueInput {
+    const runAt = options.runAt?.getTime() ?? now;
+    if (!Number.isFinite(runAt)) throw new RangeError('runAt is not a valid date');
+    const maxAttempts = options.maxAttempts ?? this.queues.get(queue)?.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    return {
+      queue,
+      payload,
+      dedupeKey: options.dedupeKey,
+      runAt,
+      maxAttempts: positive('maxAttempts', maxAttempts),
+      now,
+    };
   }
 
   /** Redrives a dead or cancelled job (see `JobStore.retry`); null when it does not exist. */
@@ -354,25 +351,10 @@ export class JobRunner implements JobQueue {
     }
   }
 
-  /** Whether claiming waits: the gate is busy and has not been for `maxDeferMs` yet (see `request-pressure.ts`). */
-  private deferring(): boolean {
-    const gate = this.options.gate;
-    if (gate === undefined || !gate.busy()) {
-      this.deferredSince = undefined;
-      return false;
-    }
-    const now = performance.now();
-    this.deferredSince ??= now;
-    if (now - this.deferredSince < (this.options.maxDeferMs ?? 5_000)) return true;
-    // Waited long enough: claim this once, and wait again from now.
-    this.deferredSince = now;
-    return false;
-  }
-
   /** Claims as many jobs as there are free slots, and starts them; polls again when it filled every slot. */
   private async claimAndRun(): Promise<void> {
     const free = this.concurrency - this.inFlight.size;
-    if (free <= 0 || !this.running || this.deferring()) return;
+    if (free <= 0 || !this.running || this.deferral.defer()) return;
     // Queues with their own limit are claimed one by one up to it; the others together.
     const open: string[] = [];
     const limited: [string, number][] = [];

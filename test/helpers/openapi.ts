@@ -9,16 +9,24 @@ import type { Response } from './app.ts';
 
 export const ADMIN_PREFIX = '/api/v1';
 
-type Schema = Record<string, unknown>;
-interface OpenApi {
+export type Schema = Record<string, unknown>;
+export interface OpenApi {
+  openapi: string;
   paths: Record<string, Record<string, unknown>>;
+  components: {
+    schemas: Record<string, Schema>;
+    responses: Record<string, Schema>;
+    parameters: Record<string, Schema>;
+  };
 }
 
-const DOC = parseYaml(
+/** The admin API's OpenAPI document, parsed. */
+export const DOC = parseYaml(
   readFileSync(new URL('../../docs/api/openapi.yaml', import.meta.url), 'utf8'),
 ) as OpenApi;
 
-function deref(node: unknown): Schema {
+/** The node a `$ref` points at (followed up to 10 times), or the node itself. */
+export function deref(node: unknown): Schema {
   let n = node as Schema;
   for (let i = 0; i < 10 && typeof n?.$ref === 'string'; i++) {
     let target: unknown = DOC;

@@ -6,12 +6,10 @@
  * against the routes the app registers.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parse as parseYaml } from 'yaml';
 import { bootstrapAdmin } from '../../src/auth/bootstrap.ts';
 import { MAX_JSON_DEPTH } from '../../src/util/json-depth.ts';
 import { hashSecret } from '../../src/auth/passwords.ts';
@@ -19,104 +17,14 @@ import { ConfigError, loadConfig } from '../../src/config/load.ts';
 import { createServices } from '../../src/container.ts';
 import type { FastifyInstance } from 'fastify';
 import { assertError, createTestRegistry, json, type Response, type TestRegistry } from '../helpers/app.ts';
+import { conforms, deref, DOC, type OpenApi, type Schema } from '../helpers/openapi.ts';
 
 const PREFIX = '/api/v1';
 const ADMIN = { user: 'admin', password: 'admin-password' };
 
-// --- the OpenAPI document and a small JSON Schema checker ---------------------------------------------------
+// --- the OpenAPI document (checked by test/helpers/openapi.ts) ---------------------------------------------
 
-type Schema = Record<string, unknown>;
-interface OpenApi {
-  openapi: string;
-  paths: Record<string, Record<string, unknown>>;
-  components: {
-    schemas: Record<string, Schema>;
-    responses: Record<string, Schema>;
-    parameters: Record<string, Schema>;
-  };
-}
-const DOC = parseYaml(
-  readFileSync(new URL('../../docs/api/openapi.yaml', import.meta.url), 'utf8'),
-) as OpenApi;
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
-
-function deref(node: unknown): Schema {
-  let n = node as Schema;
-  for (let i = 0; i < 10 && typeof n?.$ref === 'string'; i++) {
-    const parts = (n.$ref as string).replace(/^#\//, '').split('/');
-    let target: unknown = DOC;
-    for (const p of parts) target = (target as Record<string, unknown>)[p];
-    assert.ok(target !== undefined, `unresolved $ref ${n.$ref as string}`);
-    n = target as Schema;
-  }
-  return n;
-}
-
-function typeOf(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
-  return typeof v;
-}
-
-/** The ways `value` breaks `schema` (the subset of JSON Schema the document uses). */
-function violations(schemaNode: unknown, value: unknown, at = '$'): string[] {
-  const s = deref(schemaNode);
-  const out: string[] = [];
-  for (const sub of (s.allOf as unknown[] | undefined) ?? []) out.push(...violations(sub, value, at));
-  if (s.type !== undefined) {
-    const types = [s.type].flat() as string[];
-    const t = typeOf(value);
-    if (!types.includes(t) && !(t === 'integer' && types.includes('number'))) {
-      return [...out, `${at}: expected ${types.join('|')}, got ${t}`];
-    }
-  }
-  if (s.enum && !(s.enum as unknown[]).includes(value))
-    out.push(`${at}: ${JSON.stringify(value)} not in enum`);
-  if (typeof value === 'string') {
-    if (s.format === 'date-time' && !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(value))
-      out.push(`${at}: not a date-time`);
-    if (typeof s.pattern === 'string' && !new RegExp(s.pattern).test(value)) out.push(`${at}: pattern`);
-  }
-  if (typeOf(value) === 'object') {
-    const obj = value as Record<string, unknown>;
-    const props = (s.properties as Record<string, unknown> | undefined) ?? {};
-    for (const r of (s.required as string[] | undefined) ?? [])
-      if (!(r in obj)) out.push(`${at}: missing ${r}`);
-    for (const [k, v] of Object.entries(obj)) {
-      if (k in props) out.push(...violations(props[k], v, `${at}.${k}`));
-      else if (s.additionalProperties === false) out.push(`${at}: unexpected property ${k}`);
-    }
-  }
-  if (Array.isArray(value) && s.items)
-    value.forEach((v, i) => out.push(...violations(s.items, v, `${at}[${i}]`)));
-  return out;
-}
-
-/** The document's path template matching a request path, e.g. `/users/{name}` for `/api/v1/users/bob`. */
-function templateOf(path: string): string | undefined {
-  const rel = path.slice(PREFIX.length);
-  return Object.keys(DOC.paths).find((t) => new RegExp(`^${t.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(rel));
-}
-
-/** Asserts the response is documented for its path, method and status, and matches that schema. */
-function conforms(method: string, url: string, res: Response): void {
-  const path = url.split('?')[0] as string;
-  const template = templateOf(path);
-  assert.ok(template, `${method} ${path} is not in the OpenAPI document`);
-  const op = DOC.paths[template]?.[method.toLowerCase()] as Schema | undefined;
-  assert.ok(op, `${method} ${template} is not in the OpenAPI document`);
-  const responses = op.responses as Record<string, unknown>;
-  const documented = responses[String(res.statusCode)];
-  assert.ok(documented, `${method} ${template}: status ${res.statusCode} is not documented (${res.body})`);
-  const content = deref(documented).content as Record<string, { schema: unknown }> | undefined;
-  if (res.statusCode === 204 || !content) {
-    assert.equal(res.body, '', `${method} ${template}: ${res.statusCode} has no body`);
-    return;
-  }
-  const problems = violations(content['application/json']?.schema, JSON.parse(res.body));
-  assert.deepEqual(problems, [], `${method} ${template} ${res.statusCode}: ${res.body}`);
-}
 
 /** `METHOD path` of every route the app registered under /api/v1 (from the router's printout). */
 function registeredRoutes(app: FastifyInstance): Set<string> {

@@ -5,58 +5,18 @@
  * invalid operation, 2 for a configuration error).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { hashSecret, verifyPassword } from '../../src/auth/passwords.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createServices, type Services } from '../../src/container.ts';
+import { runBerth, succeeded, type Run } from '../helpers/cli.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const berth = runBerth;
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `berth ARGS` (with `--data` appended unless `noData`), feeding `input` to stdin. */
-function berth(
-  data: string,
-  args: string[],
-  options: { input?: string; noData?: boolean } = {},
-): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env };
-    delete env.BERTH_ADMIN_PASSWORD;
-    delete env.BERTH_CONFIG;
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'src/main.ts', ...args, ...(options.noData ? [] : ['--data', data])],
-      { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-    child.stdin.end(options.input ?? '');
-  });
-}
-
-/** Asserts exit 0 and no error output; returns stdout. */
-function ok(r: Run, what: string): string {
-  assert.equal(r.status, 0, `${what}: exit ${r.status}\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = succeeded;
 
 /** Asserts a failure: the exit code, nothing on stdout, a `berth ...:` message on stderr matching `message`. */
 function fails(r: Run, status: number, message: RegExp): void {

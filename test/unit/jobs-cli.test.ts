@@ -4,52 +4,18 @@
  * and cancel (exit 1 with a message when refused), and the audit records they leave.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/load.ts';
 import { createServices, type Services } from '../../src/container.ts';
 import type { KyselyMetadataStore } from '../../src/metadata/kysely-store.ts';
+import { runBerth, succeeded } from '../helpers/cli.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const berth = runBerth;
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `berth ARGS --data DATA`. */
-function berth(data: string, args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env };
-    delete env.BERTH_ADMIN_PASSWORD;
-    delete env.BERTH_CONFIG;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args, '--data', data], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
-
-function ok(r: Run, what: string): string {
-  assert.equal(r.status, 0, `${what}: exit ${r.status}\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = succeeded;
 
 describe('berth jobs', () => {
   let data: string;
