@@ -35,6 +35,9 @@ export type { ScheduleSpec };
 /** Attempts of a job whose queue has no registered `maxAttempts` (and no `maxAttempts` in its enqueue options). */
 export const DEFAULT_MAX_ATTEMPTS = 5;
 
+/** How long a finished job's slot waits for others to free up before the runner claims again (ms). */
+const NUDGE_DELAY_MS = 2;
+
 export interface JobRunnerOptions {
   /** This runner's name as a lease owner; unique per process. Default: a random UUID. */
   readonly instanceId?: string;
@@ -124,6 +127,8 @@ export class JobRunner implements JobQueue {
   /** Claims wait while the gate is busy (see `request-pressure.ts`). */
   private readonly deferral: Deferral;
   private timer: NodeJS.Timeout | undefined;
+  /** The pending `nudgeSoon`, if any. */
+  private soon: NodeJS.Timeout | undefined;
   /** The poll in progress, if any; `again` asks it to poll once more when done. */
   private polling: Promise<void> | undefined;
   private again = false;
@@ -273,6 +278,8 @@ export class JobRunner implements JobQueue {
     this.running = false;
     clearTimeout(this.timer);
     this.timer = undefined;
+    clearTimeout(this.soon);
+    this.soon = undefined;
     await this.polling;
     const settled = async (ms: number): Promise<void> => {
       const all = Promise.allSettled([...this.inFlight.values()].map((f) => f.done));
@@ -286,6 +293,19 @@ export class JobRunner implements JobQueue {
     }
     await settled(Math.min(this.stopTimeoutMs, 1_000));
     for (const job of this.inFlight.values()) clearInterval(job.renewal);
+  }
+
+  /**
+   * Polls in a moment: jobs that finish together (a backlog of short deliveries) are replaced by one claim of
+   * several, not one claim (transaction) each.
+   */
+  private nudgeSoon(): void {
+    if (this.soon !== undefined || !this.running) return;
+    this.soon = setTimeout(() => {
+      this.soon = undefined;
+      this.nudge();
+    }, NUDGE_DELAY_MS);
+    this.soon.unref();
   }
 
   /** Polls soon: now, or right after the poll in progress. */
@@ -417,7 +437,7 @@ export class JobRunner implements JobQueue {
       clearInterval(renewal);
       registration.running--;
       this.inFlight.delete(job.id);
-      this.nudge();
+      this.nudgeSoon();
     });
     this.inFlight.set(job.id, { controller, renewal, done });
   }

@@ -13,6 +13,7 @@ import { leasesMigration } from './0003-leases.ts';
 import { uploadOwnerMigration } from './0004-upload-owner.ts';
 import { loginFailuresMigration } from './0005-login-failures.ts';
 import { eventsAndJobsMigration } from './0006-events-and-jobs.ts';
+import { jobClaimIndexMigration } from './0007-job-claim-index.ts';
 
 /** Table recording which migrations ran (name and ISO timestamp). */
 export const MIGRATION_TABLE = 'berth_migrations';
@@ -29,6 +30,7 @@ export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
     '0004-upload-owner': uploadOwnerMigration(),
     '0005-login-failures': loginFailuresMigration(dialect),
     '0006-events-and-jobs': eventsAndJobsMigration(dialect),
+    '0007-job-claim-index': jobClaimIndexMigration(),
   };
 }
 
