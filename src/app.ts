@@ -150,6 +150,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     auth: services.auth,
     jobs: services.jobs,
     webhooks: services.webhookAdmin,
+    registry: services.registry,
   });
 
   if (options.backgroundJobs !== false && config.jobs.enabled) {

@@ -29,6 +29,10 @@ export function auditEntryOf(event: DomainEvent, time: Date): AuditEventInput | 
       action = 'delete';
       where = `${target.repository}@${target.digest}`;
       break;
+    case 'repository.deleted':
+      action = 'repository.delete';
+      where = target.repository;
+      break;
     case 'tag.deleted':
       action = 'delete';
       where = `${target.repository}:${target.tag}`;

@@ -23,6 +23,7 @@ import type { Database, SqlDialect } from './schema.ts';
 import type {
   BlobLink,
   DeleteManifestOutcome,
+  DeleteRepositoryOutcome,
   DeleteTagOutcome,
   EventsOf,
   LinkBlobOutcome,
@@ -204,6 +205,36 @@ export class KyselyMetadataStore implements MetadataStore {
       .where('name', '=', name)
       .executeTakeFirst();
     return row !== undefined;
+  }
+
+  async deleteRepository(name: string, events?: EventsOf<DeleteRepositoryOutcome>): Promise<boolean> {
+    return this.writing(true, async (trx) => {
+      const id = await this.findRepositoryId(trx, name);
+      if (id === undefined) return false;
+      // Children first (the schema cascades, but the contract does not rely on it), the repository row last.
+      const tags = await trx.deleteFrom('tags').where('repository_id', '=', id).executeTakeFirst();
+      await trx
+        .deleteFrom('manifest_references')
+        .where('manifest_id', 'in', (eb) =>
+          eb.selectFrom('manifests').select('id').where('repository_id', '=', id),
+        )
+        .execute();
+      const manifests = await trx.deleteFrom('manifests').where('repository_id', '=', id).executeTakeFirst();
+      const blobs = await trx
+        .deleteFrom('repository_blobs')
+        .where('repository_id', '=', id)
+        .executeTakeFirst();
+      await trx.deleteFrom('repositories').where('id', '=', id).execute();
+      if (events) {
+        const outcome = {
+          manifests: Number(manifests.numDeletedRows),
+          tags: Number(tags.numDeletedRows),
+          blobs: Number(blobs.numDeletedRows),
+        };
+        await this.storeEvents(trx, events(outcome), Date.now());
+      }
+      return true;
+    });
   }
 
   async listRepositories(options: PageOptions): Promise<Page<string>> {

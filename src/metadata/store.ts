@@ -120,6 +120,14 @@ export interface DeleteTagOutcome {
   readonly mediaType: string;
 }
 
+/** What a successful `deleteRepository` removed. */
+export interface DeleteRepositoryOutcome {
+  readonly manifests: number;
+  readonly tags: number;
+  /** Blob links (the bytes stay for garbage collection). */
+  readonly blobs: number;
+}
+
 /** What a successful `unlinkBlob` removed. */
 export interface UnlinkBlobOutcome {
   readonly size: number;
@@ -162,6 +170,13 @@ export interface MetadataStore {
 
   /** True when the repository exists (it has ever had a blob linked or a manifest pushed, and not been removed). */
   repositoryExists(name: string): Promise<boolean>;
+
+  /**
+   * Deletes the repository with its tags, manifests and blob links, in one transaction; returns false when it does
+   * not exist. Blob bytes stay for garbage collection. Upload sessions are left alone: one completed later links its
+   * blob into a new, empty repository of the same name.
+   */
+  deleteRepository(name: string, events?: EventsOf<DeleteRepositoryOutcome>): Promise<boolean>;
 
   /** Repository names in byte-wise order, after `after`, at most `limit`. */
   listRepositories(options: PageOptions): Promise<Page<string>>;

@@ -5,6 +5,7 @@
 import type { EventContext, NewDomainEvent } from '../events/event.ts';
 import type {
   DeleteManifestOutcome,
+  DeleteRepositoryOutcome,
   DeleteTagOutcome,
   EventsOf,
   LinkBlobOutcome,
@@ -113,6 +114,13 @@ export function blobMounted(
       ...base(context),
     },
   ];
+}
+
+export function repositoryDeleted(
+  context: EventContext,
+  repository: string,
+): EventsOf<DeleteRepositoryOutcome> {
+  return () => [{ type: 'repository.deleted', target: { repository }, ...base(context) }];
 }
 
 export function blobDeleted(

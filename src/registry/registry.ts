@@ -4,6 +4,7 @@ import { CatalogService } from './catalog.ts';
 import { ManifestService } from './manifests.ts';
 import type { RegistryDeps } from './options.ts';
 import { ReferrersService } from './referrers.ts';
+import { RepositoryService } from './repositories.ts';
 import { TagService } from './tags.ts';
 import { UploadService } from './uploads.ts';
 
@@ -14,6 +15,7 @@ export class Registry {
   readonly tags: TagService;
   readonly referrers: ReferrersService;
   readonly catalog: CatalogService;
+  readonly repositories: RepositoryService;
 
   constructor(readonly deps: RegistryDeps) {
     this.blobs = new BlobService(deps);
@@ -22,5 +24,6 @@ export class Registry {
     this.tags = new TagService(deps);
     this.referrers = new ReferrersService(deps);
     this.catalog = new CatalogService(deps);
+    this.repositories = new RepositoryService(deps);
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The administration commands: `berth users|robots|teams|namespaces|members|rules|keys|audit|webhooks|jobs`.
+ * The administration commands: `berth users|robots|teams|namespaces|members|rules|keys|audit|webhooks|jobs|repos`.
  * They work on the database directly (as the system), so they need no running server and no credentials, only
  * access to the data directory or database of the configuration (`--config`, `--data`, as `berth serve`).
  */
@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { registerAccountCommands } from './accounts.ts';
 import { registerJobCommands } from './jobs.ts';
 import { registerNamespaceCommands } from './namespaces.ts';
+import { registerRepositoryCommands } from './repositories.ts';
 import { registerSystemCommands } from './system.ts';
 import { registerWebhookCommands } from './webhooks.ts';
 
@@ -16,4 +17,5 @@ export function registerAdminCommands(program: Command): void {
   registerSystemCommands(program);
   registerWebhookCommands(program);
   registerJobCommands(program);
+  registerRepositoryCommands(program);
 }

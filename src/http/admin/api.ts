@@ -25,6 +25,9 @@ import { registerAccountRoutes } from './accounts.ts';
 import { registerJobRoutes } from './jobs.ts';
 import { registerNamespaceRoutes } from './namespaces.ts';
 import { setActor, toHttpError } from './request.ts';
+import { RepositoryAdmin } from '../../admin/repository-admin.ts';
+import type { Registry } from '../../registry/registry.ts';
+import { registerRepositoryRoutes } from './repositories.ts';
 import { registerSystemRoutes } from './system.ts';
 import { registerWebhookRoutes } from './webhooks.ts';
 
@@ -41,6 +44,8 @@ export interface AdminApiOptions {
   readonly webhooks?: WebhookServiceDeps | undefined;
   /** The job queue (`Services.jobs`); without it, no `/jobs` routes. */
   readonly jobs?: JobAdminPort;
+  /** The registry's use cases; without them, no `/repositories` routes. */
+  readonly registry?: Registry;
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -102,6 +107,7 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
         options.webhooks ? new WebhookService(admin, options.auth.audit, options.webhooks) : null,
       );
       if (options.jobs) registerJobRoutes(api, new JobAdmin(options.jobs, options.auth.audit));
+      if (options.registry) registerRepositoryRoutes(api, new RepositoryAdmin(admin, options.registry));
     },
     { prefix: ADMIN_API_PREFIX },
   );

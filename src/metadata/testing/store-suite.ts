@@ -946,6 +946,51 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       });
     });
 
+    describe('deleteRepository', () => {
+      it('removes the tags, manifests, blob links and the repository, and only that repository', async () => {
+        const [blob, shared] = await linkedBlobs('gone/app', 2);
+        await store.linkBlob('kept/app', shared as Digest, 101);
+        const image = await put(
+          manifestInput('gone/app', { blobs: [blob as Digest], tags: ['v1', 'latest'] }),
+        );
+        const index = await put(
+          manifestInput('gone/app', { mediaType: IMAGE_INDEX, manifests: [image.digest], tags: ['multi'] }),
+        );
+        const kept = await put(manifestInput('kept/app', { blobs: [shared as Digest], tags: ['v1'] }));
+        const outcomes: unknown[] = [];
+        assert.equal(
+          await store.deleteRepository('gone/app', (o) => {
+            outcomes.push(o);
+            return [];
+          }),
+          true,
+        );
+        assert.deepEqual(outcomes.slice(), [{ manifests: 2, tags: 3, blobs: 2 }]);
+        assert.equal(await store.repositoryExists('gone/app'), false);
+        assert.equal(await store.getManifest('gone/app', image.digest), null);
+        assert.equal(await store.getManifest('gone/app', index.digest), null);
+        assert.equal(await store.getManifestByTag('gone/app', 'latest'), null);
+        assert.equal(await store.getBlobLink('gone/app', blob as Digest), null);
+        assert.deepEqual((await store.listTags('gone/app', { limit: 10 })).items, []);
+        // The other repository keeps its link to the shared blob, its manifest and its tag.
+        assert.deepEqual(await store.getBlobLink('kept/app', shared as Digest), {
+          digest: shared,
+          size: 101,
+        });
+        assert.equal((await store.getManifestByTag('kept/app', 'v1'))?.digest, kept.digest);
+        assert.equal(
+          await store.findBlob(blob as Digest),
+          null,
+          'a blob linked nowhere else is not findable',
+        );
+        assert.equal(await store.deleteRepository('gone/app'), false);
+        // A push recreates it from scratch.
+        await store.linkBlob('gone/app', blob as Digest, 100);
+        assert.equal(await store.repositoryExists('gone/app'), true);
+        assert.deepEqual((await store.listTags('gone/app', { limit: 10 })).items, []);
+      });
+    });
+
     describe('event outbox', () => {
       const event = (
         repository: string,
