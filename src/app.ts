@@ -151,6 +151,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     jobs: services.jobs,
     webhooks: services.webhookAdmin,
     registry: services.registry,
+    gc: services.gc,
   });
 
   if (options.backgroundJobs !== false && config.jobs.enabled) {
@@ -159,6 +160,7 @@ export function createApp(config: Config, services: Services, options: AppOption
       if (config.uploads.purgeInterval > 0) {
         await scheduleUploadPurge(jobs, services.registry.uploads, config.uploads.purgeInterval, app.log);
       }
+      services.gc.register(config.gc.schedule);
       jobs.start();
       services.relay.start();
       await services.pullEvents.start();

@@ -11,6 +11,8 @@ import { PullEventRecorder } from './events/pull-events.ts';
 import { EventRelay } from './events/relay.ts';
 import type { WebhookServiceDeps } from './admin/webhook-service.ts';
 import { setUpWebhooks } from './webhooks/setup.ts';
+import { Collector } from './gc/collector.ts';
+import { GcService } from './gc/service.ts';
 import { RequestPressure } from './jobs/request-pressure.ts';
 import { JobRunner } from './jobs/runner.ts';
 import { silentLogger, type Logger } from './logger.ts';
@@ -48,6 +50,8 @@ export interface Services {
   readonly jobs: JobRunner;
   /** Requests in flight and how busy the process is: background jobs yield to requests (the app counts them). */
   readonly load: RequestPressure;
+  /** Garbage collection: runs, schedule and history. */
+  readonly gc: GcService;
   /** Stops the job runner, closes the metadata store and the storage driver, then flushes and stops tracing. */
   close(): Promise<void>;
 }
@@ -96,6 +100,10 @@ async function buildServices(
     observers,
   );
   const store = await openMetadata(config, log);
+  store.configureReview({
+    blobGracePeriodMs: config.gc.blobGracePeriod,
+    manifestGracePeriodMs: config.gc.manifestGracePeriod,
+  });
   metrics?.setConnections(connectionStatsOf(store));
   const metadata = observeMethods(store, 'database', config.metadata.driver, observers);
   try {
@@ -169,10 +177,20 @@ async function buildServices(
           : null,
     },
   });
+  const gcStore = observeMethods(metadata.gcStore(), 'database', config.metadata.driver, observers);
+  const collector = new Collector(metadata, gcStore, storage, {
+    blobGracePeriodMs: config.gc.blobGracePeriod,
+    orphanedReferrers: config.gc.orphanedReferrers,
+    sweepStorage: config.gc.sweepStorage,
+    auditRetentionMs: config.audit.retention,
+    historyRetentionMs: config.gc.historyRetention,
+  });
+  const gc = new GcService(gcStore, collector, jobs, logger);
   return {
     storage,
     metadata,
     registry,
+    gc,
     auth,
     relay,
     pullEvents,

@@ -4,7 +4,17 @@
  * can be overridden by an environment variable `BERTH_<PATH>` in UPPER_SNAKE_CASE (see `env.ts`).
  */
 import { z } from 'zod';
+import { slotClock } from '../jobs/schedule.ts';
 import { parseAddressRange } from './address-range.ts';
+
+function isSchedule(spec: string): boolean {
+  try {
+    slotClock(spec);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -224,6 +234,53 @@ export const configSchema = z
         purgeInterval: duration
           .prefault('1h')
           .describe('How often stale upload sessions are looked for; `0` disables the purge job.'),
+      })
+      .strict()
+      .prefault({}),
+    gc: z
+      .object({
+        schedule: z
+          .string()
+          .default('*/30 * * * *')
+          .refine((v) => v === 'off' || isSchedule(v), 'expected a cron expression (UTC) or `off`')
+          .describe(
+            'When garbage collection runs (a cron expression in UTC; `off` runs it only on demand, from `berth gc` or `POST /api/v1/gc`). It runs online: pushes and pulls go on.',
+          ),
+        blobGracePeriod: duration
+          .prefault('24h')
+          .describe(
+            'A blob no manifest references is deleted only this long after it was last uploaded or mounted: covers uploads whose manifest has not arrived yet.',
+          ),
+        manifestGracePeriod: duration
+          .prefault('24h')
+          .describe(
+            'A new manifest without a tag, a parent index or a subject is deleted only this long after it was pushed (index children and artifacts pushed by digest before what refers to them). A manifest that loses its last tag is reviewed at once.',
+          ),
+        orphanedReferrers: z
+          .enum(['delete', 'keep'])
+          .default('delete')
+          .describe(
+            'What happens to an untagged referrer (signature, SBOM, attestation) whose subject manifest is gone: `delete` collects it, `keep` keeps it.',
+          ),
+        sweepStorage: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Each run also lists blob storage and removes bytes no metadata knows (left by a crash) once older than `gc.blobGracePeriod`. Turn off on very large object stores and run it with `berth gc` from time to time.',
+          ),
+        historyRetention: duration
+          .prefault('30d')
+          .describe(
+            'Each run deletes dead jobs, webhook delivery records and garbage collection runs older than this; `0` keeps them.',
+          ),
+      })
+      .strict()
+      .prefault({}),
+    audit: z
+      .object({
+        retention: duration
+          .prefault('365d')
+          .describe('Garbage collection runs delete audit events older than this; `0` keeps them forever.'),
       })
       .strict()
       .prefault({}),

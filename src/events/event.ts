@@ -20,6 +20,7 @@ export const EVENT_TYPES = [
   'blob.mounted',
   'blob.deleted',
   'blob.pulled',
+  'gc.completed',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -80,6 +81,11 @@ export interface DomainEvent {
   readonly target: EventTarget;
   readonly actor: EventActor | null;
   readonly request: EventRequest | null;
+  /**
+   * Figures of an event about more than one piece of content (`gc.completed`: what the run freed), absent
+   * otherwise. Such an event's `target.repository` is empty when it concerns the whole registry.
+   */
+  readonly detail?: Readonly<Record<string, unknown>>;
 }
 
 /** A domain event not yet given an id and time (what the use cases produce). */

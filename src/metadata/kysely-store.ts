@@ -13,10 +13,13 @@ import { auditEntryOf } from '../events/audit.ts';
 import type { DomainEvent, NewDomainEvent } from '../events/event.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { UploadHandle } from '../storage/driver.ts';
+import { BlobDeletingError } from './store.ts';
 import { CompiledRead } from './compiled-read.ts';
 import { KyselyAuthStore } from './kysely-auth-store.ts';
 import { KyselyWebhookStore } from './kysely-webhook-store.ts';
 import { KyselyJobStore } from './kysely-job-store.ts';
+import { KyselyGcStore } from './kysely-gc-store.ts';
+import { greatest, queueBlobs, queueManifests, queueReferencedBy } from './review-queue.ts';
 import { isOneOf, selectFromList } from './list-parameter.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
 import type { Database, SqlDialect } from './schema.ts';
@@ -26,6 +29,7 @@ import type {
   DeleteRepositoryOutcome,
   DeleteTagOutcome,
   EventsOf,
+  LinkBlobOptions,
   LinkBlobOutcome,
   ManifestRecord,
   MetadataStore,
@@ -35,6 +39,7 @@ import type {
   PutManifestOutcome,
   PutManifestResult,
   ReferrerRecord,
+  ReviewTimings,
   StoredEvent,
   UnlinkBlobOutcome,
   UploadSessionRecord,
@@ -50,6 +55,8 @@ export interface KyselyMetadataStoreOptions {
   /** A check `ping()` runs after its query (SQLite: the database file is still the one opened). */
   readonly check?: (() => Promise<void>) | undefined;
 }
+
+const DAY_MS = 24 * 60 * 60 * 1_000;
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -124,6 +131,8 @@ export class KyselyMetadataStore implements MetadataStore {
   private webhooks: KyselyWebhookStore | undefined;
   private readonly committedListeners: (() => void)[] = [];
   private jobs: KyselyJobStore | undefined;
+  private gc: KyselyGcStore | undefined;
+  private review: ReviewTimings = { blobGracePeriodMs: DAY_MS, manifestGracePeriodMs: DAY_MS };
 
   /**
    * @param db the Kysely instance; the store owns it and destroys it on `close()`.
@@ -185,6 +194,19 @@ export class KyselyMetadataStore implements MetadataStore {
     return this.jobs;
   }
 
+  /** The GcStore over this store's database (created on first use, then the same instance). */
+  gcStore(): KyselyGcStore {
+    this.gc ??= new KyselyGcStore(this.db, this.dialect, {
+      storeEvents: (trx, events, now) => this.storeEvents(trx, events, now),
+      notifyCommitted: () => this.notifyCommitted(),
+    });
+    return this.gc;
+  }
+
+  configureReview(timings: ReviewTimings): void {
+    this.review = { ...timings };
+  }
+
   async ping(): Promise<void> {
     await sql`select 1`.execute(this.db);
     await this.options.check?.();
@@ -211,6 +233,22 @@ export class KyselyMetadataStore implements MetadataStore {
     return this.writing(true, async (trx) => {
       const id = await this.findRepositoryId(trx, name);
       if (id === undefined) return false;
+      const now = Date.now();
+      // Everything the repository held goes to review: its blobs may be referenced nowhere else now.
+      await queueBlobs(trx, now, (eb) =>
+        eb
+          .selectFrom('repository_blobs')
+          .select('digest')
+          .where('repository_id', '=', id)
+          .union(
+            eb
+              .selectFrom('manifest_references as mr')
+              .innerJoin('manifests as m', 'm.id', 'mr.manifest_id')
+              .select('mr.digest')
+              .where('m.repository_id', '=', id)
+              .where('mr.kind', '=', 'blob'),
+          ),
+      );
       // Children first (the schema cascades, but the contract does not rely on it), the repository row last.
       const tags = await trx.deleteFrom('tags').where('repository_id', '=', id).executeTakeFirst();
       await trx
@@ -231,7 +269,7 @@ export class KyselyMetadataStore implements MetadataStore {
           tags: Number(tags.numDeletedRows),
           blobs: Number(blobs.numDeletedRows),
         };
-        await this.storeEvents(trx, events(outcome), Date.now());
+        await this.storeEvents(trx, events(outcome), now);
       }
       return true;
     });
@@ -287,23 +325,89 @@ export class KyselyMetadataStore implements MetadataStore {
     digest: Digest,
     size: number,
     events?: EventsOf<LinkBlobOutcome>,
-  ): Promise<void> {
+    options: LinkBlobOptions = {},
+  ): Promise<boolean> {
     const now = Date.now();
-    await this.writing(events !== undefined, async (trx) => {
-      const existing = events === undefined ? undefined : await this.findRepositoryId(trx, repository);
+    const reviewAfter = now + this.review.blobGracePeriodMs;
+    const { dialect } = this;
+    // Always a transaction: the blob row's check and the link commit together (see docs/gc.md).
+    const linked = await this.db.transaction().execute(async (trx) => {
+      const existing = await this.findRepositoryId(trx, repository);
+      // The upsert locks the blob row (PostgreSQL: against the collector's FOR UPDATE) and re-queues the blob for
+      // after the grace period, unless the collector is deleting it: then no row comes back.
+      // A writer's link starts the blob's grace period anew (its hold kept the collector away until now).
+      const reviewed =
+        options.holder !== undefined
+          ? sql<number>`${reviewAfter}`
+          : greatest(dialect, sql.ref('blobs.review_after'), reviewAfter);
+      const upsert = options.mustExist
+        ? trx
+            .updateTable('blobs')
+            .set({ review_after: greatest(dialect, sql.ref('review_after'), reviewAfter) })
+            .where('digest', '=', digest)
+            .where('deleting_at', 'is', null)
+            .returning('size')
+        : trx
+            .insertInto('blobs')
+            .values({ digest, size, created_at: now, review_after: reviewAfter })
+            .onConflict((oc) =>
+              oc
+                .column('digest')
+                .doUpdateSet({ review_after: reviewed })
+                .where('blobs.deleting_at', 'is', null),
+            )
+            .returning('size');
+      const row = await upsert.executeTakeFirst();
+      if (row === undefined) {
+        if (options.mustExist) return false;
+        throw new BlobDeletingError(digest);
+      }
       const repositoryId = existing ?? (await this.ensureRepository(trx, repository, now));
-      await trx
-        .insertInto('blobs')
-        .values({ digest, size, created_at: now })
-        .onConflict((oc) => oc.column('digest').doNothing())
-        .execute();
       await trx
         .insertInto('repository_blobs')
         .values({ repository_id: repositoryId, digest, created_at: now })
         .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
         .execute();
+      if (options.holder !== undefined) {
+        await trx.deleteFrom('blob_writes').where('holder', '=', options.holder).execute();
+      }
       if (events) await this.storeEvents(trx, events({ repositoryCreated: existing === undefined }), now);
+      return true;
     });
+    if (linked && events) this.notifyCommitted();
+    return linked;
+  }
+
+  async holdBlob(digest: Digest, size: number, holder: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    return this.db.transaction().execute(async (trx) => {
+      // A blob row that is new here is queued at once: the collector reviews it, finds the hold and queues it
+      // again for when the hold expires, so a writer that dies before linking leaves a row (and maybe bytes) only
+      // until then. The no-op update on an existing row locks it, so the collector's decision and this hold are
+      // ordered (see docs/gc.md).
+      const row = await trx
+        .insertInto('blobs')
+        .values({ digest, size, created_at: now, review_after: now })
+        .onConflict((oc) =>
+          oc
+            .column('digest')
+            .doUpdateSet({ digest: (eb) => eb.ref('excluded.digest') })
+            .where('blobs.deleting_at', 'is', null),
+        )
+        .returning('digest')
+        .executeTakeFirst();
+      if (row === undefined) return false;
+      await trx
+        .insertInto('blob_writes')
+        .values({ holder, digest, expires_at: now + ttlMs })
+        .onConflict((oc) => oc.column('holder').doUpdateSet({ expires_at: now + ttlMs }))
+        .execute();
+      return true;
+    });
+  }
+
+  async releaseBlobHold(holder: string): Promise<void> {
+    await this.db.deleteFrom('blob_writes').where('holder', '=', holder).execute();
   }
 
   async getBlobLink(repository: string, digest: Digest): Promise<BlobLink | null> {
@@ -334,7 +438,7 @@ export class KyselyMetadataStore implements MetadataStore {
     digest: Digest,
     events?: EventsOf<UnlinkBlobOutcome>,
   ): Promise<boolean> {
-    return this.writing(events !== undefined, async (trx) => {
+    return this.writing(true, async (trx) => {
       const result = await trx
         .deleteFrom('repository_blobs')
         .where('digest', '=', digest)
@@ -343,13 +447,15 @@ export class KyselyMetadataStore implements MetadataStore {
         )
         .executeTakeFirst();
       if (result.numDeletedRows === 0n) return false;
+      const now = Date.now();
+      await queueBlobs(trx, now, [digest]);
       if (events) {
         const blob = await trx
           .selectFrom('blobs')
           .select('size')
           .where('digest', '=', digest)
           .executeTakeFirst();
-        await this.storeEvents(trx, events({ size: Number(blob?.size ?? 0) }), Date.now());
+        await this.storeEvents(trx, events({ size: Number(blob?.size ?? 0) }), now);
       }
       return true;
     });
@@ -375,11 +481,17 @@ export class KyselyMetadataStore implements MetadataStore {
       const linked = new Set<Digest>();
       if (existingId !== undefined && blobs.length > 0) {
         let q = trx
-          .selectFrom('repository_blobs')
-          .select('digest')
-          .where('repository_id', '=', existingId)
-          .where(isOneOf(dialect, 'digest', blobs));
-        // Keep the links from being removed before this transaction commits.
+          .selectFrom('repository_blobs as rb')
+          .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+          .select('rb.digest')
+          .where('rb.repository_id', '=', existingId)
+          .where('b.deleting_at', 'is', null)
+          .where(isOneOf(dialect, 'rb.digest', blobs))
+          // Locked in digest order, the collector's order: neither can hold one row the other waits for first.
+          .orderBy('rb.digest');
+        // Keep the links and the blob rows from being removed before this transaction commits: the collector
+        // locks a blob row FOR UPDATE before it decides, so either it sees this manifest's references or this
+        // check sees its deletion mark (see docs/gc.md).
         if (pg) q = q.forShare();
         for (const row of await q.execute()) linked.add(row.digest);
       }
@@ -400,20 +512,8 @@ export class KyselyMetadataStore implements MetadataStore {
       }
 
       const repositoryId = existingId ?? (await this.ensureRepository(trx, input.repository, now));
-      // What the events report: the tags' previous targets and whether the manifest is new, read before writing.
-      const movedTags = new Map<string, Digest>();
       let manifestCreated = true;
       if (events && existingId !== undefined) {
-        if (tags.length > 0) {
-          const rows = await trx
-            .selectFrom('tags as t')
-            .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-            .select(['t.name', 'm.digest'])
-            .where('t.repository_id', '=', existingId)
-            .where(isOneOf(dialect, 't.name', tags))
-            .execute();
-          for (const row of rows) if (row.digest !== input.digest) movedTags.set(row.name, row.digest);
-        }
         const existing = await trx
           .selectFrom('manifests')
           .select('id')
@@ -436,6 +536,8 @@ export class KyselyMetadataStore implements MetadataStore {
           artifact_type: input.artifactType,
           annotations: input.annotations === null ? null : JSON.stringify(input.annotations),
           created_at: now,
+          // New content is reviewed once its grace period has passed (it may never get a tag or a parent).
+          review_after: now + this.review.manifestGracePeriodMs,
         })
         .onConflict((oc) =>
           oc.columns(['repository_id', 'digest']).doUpdateSet({ digest: (eb) => eb.ref('excluded.digest') }),
@@ -443,6 +545,27 @@ export class KyselyMetadataStore implements MetadataStore {
         .returning('id')
         .executeTakeFirstOrThrow();
       const manifestId = Number(manifest.id);
+
+      // The tags' previous targets (for the events, and for review: a manifest a tag leaves may be garbage now),
+      // read under a lock of the tag rows so that a concurrent move of the same tag is seen, not overwritten. After
+      // the manifest's upsert: every push locks its manifest row first, then its tag rows in name order (no deadlock).
+      const movedTags = new Map<string, Digest>();
+      const leftManifests: number[] = [];
+      if (existingId !== undefined && tags.length > 0) {
+        let q = trx
+          .selectFrom('tags as t')
+          .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+          .select(['t.name', 'm.digest', 'm.id'])
+          .where('t.repository_id', '=', existingId)
+          .where(isOneOf(dialect, 't.name', tags))
+          .orderBy('t.name');
+        if (pg) q = q.forUpdate('t');
+        for (const row of await q.execute()) {
+          if (row.digest === input.digest) continue;
+          movedTags.set(row.name, row.digest);
+          leftManifests.push(Number(row.id));
+        }
+      }
 
       for (const [kind, digests] of [
         ['blob', blobs],
@@ -486,6 +609,7 @@ export class KyselyMetadataStore implements MetadataStore {
           )
           .execute();
       }
+      await queueManifests(trx, now, leftManifests);
       if (events) {
         const outcome = { repositoryCreated: existingId === undefined, manifestCreated, movedTags };
         await this.storeEvents(trx, events(outcome), now);
@@ -511,60 +635,52 @@ export class KyselyMetadataStore implements MetadataStore {
     digest: Digest,
     events?: EventsOf<DeleteManifestOutcome>,
   ): Promise<boolean> {
-    return this.writing(events !== undefined, async (trx) => {
-      // The tags go with the manifest (ON DELETE CASCADE): the events name them, so read them first.
+    return this.writing(true, async (trx) => {
+      let q = trx
+        .selectFrom('manifests as m')
+        .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+        .select(['m.id', 'm.repository_id', 'm.media_type', 'm.size'])
+        .where('r.name', '=', repository)
+        .where('m.digest', '=', digest);
+      if (this.dialect === 'postgres') q = q.forUpdate('m');
+      const target = await q.executeTakeFirst();
+      if (target === undefined) return false;
+      // The tags go with the manifest: the events name them, so read them first.
       const tagRows = events
         ? await trx
-            .selectFrom('tags as t')
-            .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-            .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-            .select('t.name')
-            .where('r.name', '=', repository)
-            .where('m.digest', '=', digest)
-            .orderBy('t.name')
+            .selectFrom('tags')
+            .select('name')
+            .where('manifest_id', '=', target.id)
+            .orderBy('name')
             .execute()
         : [];
-      const deleted = await trx
-        .deleteFrom('manifests')
-        .where('digest', '=', digest)
-        .where('repository_id', '=', (eb) =>
-          eb.selectFrom('repositories').select('id').where('name', '=', repository),
-        )
-        .returning(['id', 'media_type', 'size'])
-        .executeTakeFirst();
-      if (deleted === undefined) return false;
+      const now = Date.now();
+      // What the manifest referenced (blobs, index children) and its referrers may be garbage now.
+      await queueReferencedBy(trx, now, [
+        { id: Number(target.id), repositoryId: Number(target.repository_id), digest },
+      ]);
+      await trx.deleteFrom('tags').where('manifest_id', '=', target.id).execute();
+      await trx.deleteFrom('manifest_references').where('manifest_id', '=', target.id).execute();
+      await trx.deleteFrom('manifests').where('id', '=', target.id).execute();
       if (events) {
         const outcome = {
-          mediaType: deleted.media_type,
-          size: Number(deleted.size),
+          mediaType: target.media_type,
+          size: Number(target.size),
           tags: tagRows.map((r) => r.name),
         };
-        await this.storeEvents(trx, events(outcome), Date.now());
+        await this.storeEvents(trx, events(outcome), now);
       }
-      // ON DELETE CASCADE already removed these; deleting explicitly keeps the contract even without it.
-      await trx.deleteFrom('tags').where('manifest_id', '=', deleted.id).execute();
-      await trx.deleteFrom('manifest_references').where('manifest_id', '=', deleted.id).execute();
       return true;
     });
   }
 
   async deleteTag(repository: string, tag: string, events?: EventsOf<DeleteTagOutcome>): Promise<boolean> {
-    if (!events) {
-      const result = await this.db
-        .deleteFrom('tags')
-        .where('name', '=', tag)
-        .where('repository_id', '=', (eb) =>
-          eb.selectFrom('repositories').select('id').where('name', '=', repository),
-        )
-        .executeTakeFirst();
-      return result.numDeletedRows > 0n;
-    }
     return this.writing(true, async (trx) => {
       const row = await trx
         .selectFrom('tags as t')
         .innerJoin('repositories as r', 'r.id', 't.repository_id')
         .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-        .select(['t.repository_id', 'm.digest', 'm.media_type'])
+        .select(['t.repository_id', 'm.id', 'm.digest', 'm.media_type'])
         .where('r.name', '=', repository)
         .where('t.name', '=', tag)
         .executeTakeFirst();
@@ -573,9 +689,15 @@ export class KyselyMetadataStore implements MetadataStore {
         .deleteFrom('tags')
         .where('repository_id', '=', row.repository_id)
         .where('name', '=', tag)
+        .where('manifest_id', '=', row.id)
         .executeTakeFirst();
       if (result.numDeletedRows === 0n) return false;
-      await this.storeEvents(trx, events({ digest: row.digest, mediaType: row.media_type }), Date.now());
+      const now = Date.now();
+      // The manifest may have lost its last tag: the collector decides.
+      await queueManifests(trx, now, [Number(row.id)]);
+      if (events) {
+        await this.storeEvents(trx, events({ digest: row.digest, mediaType: row.media_type }), now);
+      }
       return true;
     });
   }

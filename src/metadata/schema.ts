@@ -29,6 +29,39 @@ export interface BlobsTable {
   digest: Digest;
   size: number;
   created_at: number;
+  /** When garbage collection is to check whether anything still references the blob; null: not queued (0008). */
+  review_after: number | null;
+  /** Set when garbage collection has decided to delete the blob, before its bytes go (0008). */
+  deleting_at: number | null;
+}
+
+/** A writer's hold on a digest while it commits the blob's bytes (0008). */
+export interface BlobWritesTable {
+  /** Unique per write. */
+  holder: string;
+  digest: Digest;
+  expires_at: number;
+}
+
+/** What a garbage collection run is doing. */
+export type GcRunState = 'queued' | 'running' | 'succeeded' | 'failed';
+
+/** One garbage collection run (0008). */
+export interface GcRunsTable {
+  id: Generated<number>;
+  state: GcRunState;
+  dry_run: Flag;
+  /** `schedule`, `api` or `cli`. */
+  trigger: string;
+  requested_by: string | null;
+  /** The current or last phase (`manifests`, `blobs`, `storage`, `purge`, `done`). */
+  phase: string;
+  /** JSON text: the counters of `GcProgress`. */
+  progress: string;
+  error: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
 }
 
 /** Which blobs a repository may see. */
@@ -50,6 +83,8 @@ export interface ManifestsTable {
   /** JSON object text, or null. */
   annotations: string | null;
   created_at: number;
+  /** When garbage collection is to check whether the manifest is still wanted; null: not queued (0008). */
+  review_after: number | null;
 }
 
 /** What each manifest requires (for garbage collection). Deleted with the manifest. */
@@ -301,4 +336,6 @@ export interface Database {
   jobs: JobsTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  blob_writes: BlobWritesTable;
+  gc_runs: GcRunsTable;
 }

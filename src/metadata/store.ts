@@ -90,6 +90,33 @@ export interface UploadSessionRecord {
  */
 export type EventsOf<Outcome> = (outcome: Outcome) => readonly NewDomainEvent[];
 
+/** Options of `linkBlob`. */
+export interface LinkBlobOptions {
+  /** Releases this hold (see `holdBlob`) in the same transaction. */
+  readonly holder?: string;
+  /**
+   * Link only a blob the registry has and is not deleting (a mount): returns false instead of creating the blob's
+   * row, since this caller has not written its bytes.
+   */
+  readonly mustExist?: boolean;
+}
+
+/** How long garbage collection leaves new content alone (see docs/gc.md). */
+export interface ReviewTimings {
+  /** A blob is reviewed this long after it was last linked (`gc.blobGracePeriod`). */
+  readonly blobGracePeriodMs: number;
+  /** A new manifest is reviewed this long after it was pushed (`gc.manifestGracePeriod`). */
+  readonly manifestGracePeriodMs: number;
+}
+
+/** The blob is being deleted by garbage collection: it cannot be linked until that finishes. */
+export class BlobDeletingError extends Error {
+  constructor(readonly digest: string) {
+    super(`blob ${digest} is being deleted by garbage collection`);
+    this.name = 'BlobDeletingError';
+  }
+}
+
 /** What `linkBlob` changed. */
 export interface LinkBlobOutcome {
   /** The repository did not exist before. */
@@ -194,14 +221,31 @@ export interface MetadataStore {
 
   /**
    * Records that the blob `digest` of `size` bytes is stored and visible in `repository` (creating the
-   * repository if needed). Idempotent. The caller has already committed the bytes to storage.
+   * repository if needed), and queues the blob for garbage collection review after its grace period. Idempotent.
+   * The caller has already committed the bytes to storage, under a hold (`holdBlob`) it names in `options.holder`.
+   * Throws `BlobDeletingError` when garbage collection is deleting the blob. With `options.mustExist` (a mount),
+   * links only a blob that exists and is not being deleted, and returns false otherwise; else returns true.
    */
   linkBlob(
     repository: string,
     digest: Digest,
     size: number,
     events?: EventsOf<LinkBlobOutcome>,
-  ): Promise<void>;
+    options?: LinkBlobOptions,
+  ): Promise<boolean>;
+
+  /**
+   * Holds the digest for a writer about to commit its bytes to storage, until `releaseBlobHold(holder)`, a link
+   * naming `holder`, or `ttlMs`: garbage collection deletes no held blob. Returns false (holding nothing) while
+   * garbage collection is deleting the blob; the caller waits and asks again. Creates the blob's row if needed.
+   */
+  holdBlob(digest: Digest, size: number, holder: string, ttlMs: number): Promise<boolean>;
+
+  /** Ends the hold `holder` (idempotent). */
+  releaseBlobHold(holder: string): Promise<void>;
+
+  /** Sets the grace periods new content gets before garbage collection reviews it (default: a day each). */
+  configureReview(timings: ReviewTimings): void;
 
   /** The blob as visible in `repository`, or null when it is not linked there. */
   getBlobLink(repository: string, digest: Digest): Promise<BlobLink | null>;
@@ -209,7 +253,10 @@ export interface MetadataStore {
   /** The blob if it is known to the registry in any repository (for cross-repository mounts), or null. */
   findBlob(digest: Digest): Promise<BlobLink | null>;
 
-  /** Removes the blob's link from `repository`; returns false when it was not linked. Bytes stay for GC. */
+  /**
+   * Removes the blob's link from `repository` and queues the blob for garbage collection review; returns false when
+   * it was not linked.
+   */
   unlinkBlob(repository: string, digest: Digest, events?: EventsOf<UnlinkBlobOutcome>): Promise<boolean>;
 
   // --- manifests and tags --------------------------------------------------------------------------
@@ -217,8 +264,9 @@ export interface MetadataStore {
   /**
    * Stores a manifest and points `tags` at it, in one transaction, after checking in that same transaction that
    * every required blob is linked and every required manifest exists in the repository. When some are missing,
-   * nothing is written and they are listed. Pushing an existing digest again is idempotent (tags still move).
-   * Creates the repository if needed.
+   * nothing is written and they are listed; a blob garbage collection is deleting counts as missing. Pushing an
+   * existing digest again is idempotent (tags still move). Creates the repository if needed. A new manifest is
+   * queued for garbage collection review after its grace period, and manifests the tags leave are queued now.
    */
   putManifest(input: PutManifestInput, events?: EventsOf<PutManifestOutcome>): Promise<PutManifestResult>;
 
@@ -228,14 +276,20 @@ export interface MetadataStore {
   /** The manifest the tag points at, or null when the tag does not exist. */
   getManifestByTag(repository: string, tag: string): Promise<ManifestRecord | null>;
 
-  /** Deletes the manifest and every tag pointing at it; returns false when it did not exist. */
+  /**
+   * Deletes the manifest and every tag pointing at it, and queues what it referenced (blobs, index children) and
+   * its referrers for garbage collection review; returns false when it did not exist.
+   */
   deleteManifest(
     repository: string,
     digest: Digest,
     events?: EventsOf<DeleteManifestOutcome>,
   ): Promise<boolean>;
 
-  /** Deletes the tag only (the manifest stays, reachable by digest); returns false when it did not exist. */
+  /**
+   * Deletes the tag only (the manifest stays, reachable by digest, and is queued for garbage collection review);
+   * returns false when it did not exist.
+   */
   deleteTag(repository: string, tag: string, events?: EventsOf<DeleteTagOutcome>): Promise<boolean>;
 
   /** Tag names of the repository in byte-wise order, after `after`, at most `limit`. */

@@ -145,6 +145,12 @@ export class InsufficientStorageError extends RegistryError {
     super('INSUFFICIENT_STORAGE', message, o);
   }
 }
+/** The request cannot be served right now; retrying after `Retry-After` will succeed: 429 TOOMANYREQUESTS. */
+export class TooManyRequestsError extends RegistryError {
+  constructor(message?: string, o: Opts = {}) {
+    super('TOOMANYREQUESTS', message, o);
+  }
+}
 /** A body larger than a limit: the spec's code is SIZE_INVALID, the status 413. */
 export class PayloadTooLargeError extends RegistryError {
   constructor(message: string, o: Opts = {}) {

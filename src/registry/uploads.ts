@@ -33,7 +33,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { BlobLink, UploadSessionRecord } from '../metadata/store.ts';
+import { setTimeout as delay } from 'node:timers/promises';
+import { BlobDeletingError, type BlobLink, type UploadSessionRecord } from '../metadata/store.ts';
 import { type Digest, DigestHasher, type DigestAlgorithm, parseDigest } from '../oci/digest.ts';
 import {
   BlobUploadInvalidError,
@@ -42,6 +43,7 @@ import {
   InsufficientStorageError,
   RangeInvalidError,
   SizeInvalidError,
+  TooManyRequestsError,
 } from '../oci/errors.ts';
 import { type UploadHandle, UploadNotFoundError } from '../storage/driver.ts';
 import { blobKey } from '../storage/paths.ts';
@@ -54,6 +56,19 @@ import { blobLinked, blobMounted, SYSTEM_CONTEXT } from './events.ts';
 import type { RegistryDeps } from './options.ts';
 
 const HASH_CACHE_LIMIT = 4096;
+
+/** How long a writer's hold on a digest lasts: far longer than committing bytes and linking them takes. */
+const HOLD_TTL_MS = 15 * 60 * 1_000;
+/** How long a writer waits for garbage collection to finish deleting the digest it is about to commit. */
+const HOLD_WAIT_MS = 30_000;
+const HOLD_RETRY_MS = 50;
+
+/** 429 with Retry-After: the blob's deletion is in progress (or stuck); the client's retry will succeed. */
+function blobBeingDeleted(digest: Digest): TooManyRequestsError {
+  return new TooManyRequestsError(`blob ${digest} is being deleted by garbage collection: retry`, {
+    headers: { 'Retry-After': '1' },
+  });
+}
 /** Stale sessions listed, and orphan candidates checked against the database, per query. */
 const PURGE_BATCH = 100;
 
@@ -156,8 +171,15 @@ export class UploadService {
     const link =
       from !== undefined ? await metadata.getBlobLink(from, digest) : await metadata.findBlob(digest);
     if (!link) return null;
-    await metadata.linkBlob(repository, digest, link.size, blobMounted(context, repository, link, from));
-    return link;
+    // Garbage collection may decide to delete the blob between the lookup and the link: the link then refuses.
+    const linked = await metadata.linkBlob(
+      repository,
+      digest,
+      link.size,
+      blobMounted(context, repository, link, from),
+      { mustExist: true },
+    );
+    return linked ? link : null;
   }
 
   /** Stores a whole blob sent in one request (`POST ?digest=` with a body), verifying its digest. */
@@ -177,9 +199,15 @@ export class UploadService {
       const written = await this.write(handle, 0, body, hasher);
       const size = written.size;
       this.verify(digest, hasher.digest());
-      // The handle the append returned is the one that knows the bytes (S3: the segments written).
-      await storage.commitUpload(written.handle, size, blobKey(digest));
-      await metadata.linkBlob(repository, digest, size, blobLinked(context, repository));
+      const holder = await this.hold(digest, size);
+      try {
+        // The handle the append returned is the one that knows the bytes (S3: the segments written).
+        await storage.commitUpload(written.handle, size, blobKey(digest));
+        await this.link(repository, digest, size, holder, context);
+      } catch (e) {
+        await metadata.releaseBlobHold(holder).catch(() => undefined);
+        throw e;
+      }
       return { digest, size };
     } catch (e) {
       await storage.abortUpload(handle).catch(() => undefined);
@@ -238,21 +266,60 @@ export class UploadService {
       if (body) session = await this.appendTo(session, body);
       const actual = await this.digestOf(session, parseDigest(digest).algorithm);
       this.verify(digest, actual);
+      const holder = await this.hold(digest, session.size);
       this.unowned.add(session.handle.id);
       try {
-        if (!(await this.deps.metadata.deleteUploadSession(session.id))) {
-          throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
+        try {
+          if (!(await this.deps.metadata.deleteUploadSession(session.id))) {
+            throw new BlobUploadUnknownError(undefined, { detail: { uuid: id } });
+          }
+          await this.deps.storage.commitUpload(session.handle, session.size, blobKey(digest));
+        } catch (e) {
+          if (e instanceof UploadNotFoundError) throw new BlobUploadUnknownError(e.message);
+          throw e;
+        } finally {
+          this.unowned.delete(session.handle.id);
         }
-        await this.deps.storage.commitUpload(session.handle, session.size, blobKey(digest));
+        await this.link(repository, digest, session.size, holder, context);
       } catch (e) {
-        if (e instanceof UploadNotFoundError) throw new BlobUploadUnknownError(e.message);
+        await this.deps.metadata.releaseBlobHold(holder).catch(() => undefined);
         throw e;
-      } finally {
-        this.unowned.delete(session.handle.id);
       }
-      await this.deps.metadata.linkBlob(repository, digest, session.size, blobLinked(context, repository));
       return { digest, size: session.size };
     });
+  }
+
+  /**
+   * Holds `digest` for this writer before its bytes are committed, so that garbage collection cannot delete them
+   * between the commit and the link (see docs/gc.md). While the collector is deleting the blob, waits for it to
+   * finish (milliseconds), then holds the digest anew; answers 429 if that takes longer than HOLD_WAIT_MS.
+   */
+  private async hold(digest: Digest, size: number): Promise<string> {
+    const holder = randomUUID();
+    const deadline = Date.now() + HOLD_WAIT_MS;
+    while (!(await this.deps.metadata.holdBlob(digest, size, holder, HOLD_TTL_MS))) {
+      if (Date.now() >= deadline) throw blobBeingDeleted(digest);
+      await delay(HOLD_RETRY_MS);
+    }
+    return holder;
+  }
+
+  /** Links the committed blob, ending the hold; a hold that expired meanwhile may meet a deletion: 429. */
+  private async link(
+    repository: string,
+    digest: Digest,
+    size: number,
+    holder: string,
+    context: EventContext,
+  ): Promise<void> {
+    try {
+      await this.deps.metadata.linkBlob(repository, digest, size, blobLinked(context, repository), {
+        holder,
+      });
+    } catch (e) {
+      if (e instanceof BlobDeletingError) throw blobBeingDeleted(digest);
+      throw e;
+    }
   }
 
   /** Cancels the session (DELETE): discards its bytes, then forgets it (see the protocol comment). */

@@ -99,6 +99,7 @@ export function distributionAction(type: WebhookEvent['type']): DistributionActi
     case 'webhook.test':
       return 'test';
     case 'repository.created':
+    case 'gc.completed':
       return null;
   }
 }
@@ -184,11 +185,13 @@ export function renderCloudEvent(event: WebhookEvent, options: RenderOptions): R
   } else {
     const t = event.target;
     subject =
-      t.tag !== undefined
-        ? `${t.repository}:${t.tag}`
-        : t.digest !== undefined
-          ? `${t.repository}@${t.digest}`
-          : t.repository;
+      t.repository === ''
+        ? undefined
+        : t.tag !== undefined
+          ? `${t.repository}:${t.tag}`
+          : t.digest !== undefined
+            ? `${t.repository}@${t.digest}`
+            : t.repository;
     data['repository'] = t.repository;
     data['digest'] = t.digest;
     data['mediaType'] = t.mediaType;
@@ -197,6 +200,7 @@ export function renderCloudEvent(event: WebhookEvent, options: RenderOptions): R
     data['tags'] = t.tags;
     data['previousDigest'] = t.previousDigest;
     data['fromRepository'] = t.from;
+    if (event.detail !== undefined) data['detail'] = event.detail;
     const root = base(event, options);
     if (root !== null && t.digest !== undefined && !event.type.endsWith('.deleted')) {
       const kind = event.type.startsWith('blob.') ? 'blobs' : 'manifests';

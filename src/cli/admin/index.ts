@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { registerAccountCommands } from './accounts.ts';
+import { registerGcCommands } from './gc.ts';
 import { registerJobCommands } from './jobs.ts';
 import { registerNamespaceCommands } from './namespaces.ts';
 import { registerRepositoryCommands } from './repositories.ts';
@@ -18,4 +19,5 @@ export function registerAdminCommands(program: Command): void {
   registerWebhookCommands(program);
   registerJobCommands(program);
   registerRepositoryCommands(program);
+  registerGcCommands(program);
 }

@@ -23,6 +23,9 @@ import { RegistryError } from '../../oci/errors.ts';
 import { sendError, toRegistryError } from '../plugins/error-envelope.ts';
 import { registerAccountRoutes } from './accounts.ts';
 import { registerJobRoutes } from './jobs.ts';
+import { GcAdmin } from '../../admin/gc-admin.ts';
+import type { GcService } from '../../gc/service.ts';
+import { registerGcRoutes } from './gc.ts';
 import { registerNamespaceRoutes } from './namespaces.ts';
 import { setActor, toHttpError } from './request.ts';
 import { RepositoryAdmin } from '../../admin/repository-admin.ts';
@@ -46,6 +49,8 @@ export interface AdminApiOptions {
   readonly jobs?: JobAdminPort;
   /** The registry's use cases; without them, no `/repositories` routes. */
   readonly registry?: Registry;
+  /** Garbage collection (`Services.gc`); without it, no `/gc` routes. */
+  readonly gc?: GcService;
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -108,6 +113,7 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
       );
       if (options.jobs) registerJobRoutes(api, new JobAdmin(options.jobs, options.auth.audit));
       if (options.registry) registerRepositoryRoutes(api, new RepositoryAdmin(admin, options.registry));
+      if (options.gc) registerGcRoutes(api, new GcAdmin(options.gc, options.auth.audit));
     },
     { prefix: ADMIN_API_PREFIX },
   );
