@@ -331,7 +331,7 @@ export class KyselyMetadataStore implements MetadataStore {
     const reviewAfter = now + this.review.blobGracePeriodMs;
     const { dialect } = this;
     // Always a transaction: the blob row's check and the link commit together (see docs/gc.md).
-    const linked = await this.db.transaction().execute(async (trx) => {
+    const linked = await this.transaction(async (trx) => {
       const existing = await this.findRepositoryId(trx, repository);
       // The upsert locks the blob row (PostgreSQL: against the collector's FOR UPDATE) and re-queues the blob for
       // after the grace period, unless the collector is deleting it: then no row comes back.
@@ -380,7 +380,7 @@ export class KyselyMetadataStore implements MetadataStore {
 
   async holdBlob(digest: Digest, size: number, holder: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
-    return this.db.transaction().execute(async (trx) => {
+    return this.transaction(async (trx) => {
       // A blob row that is new here is queued at once: the collector reviews it, finds the hold and queues it
       // again for when the hold expires, so a writer that dies before linking leaves a row (and maybe bytes) only
       // until then. The no-op update on an existing row locks it, so the collector's decision and this hold are
@@ -475,7 +475,7 @@ export class KyselyMetadataStore implements MetadataStore {
     const { dialect } = this;
     const pg = dialect === 'postgres';
 
-    const result = await this.db.transaction().execute(async (trx): Promise<PutManifestResult> => {
+    const result = await this.transaction(async (trx): Promise<PutManifestResult> => {
       const existingId = await this.findRepositoryId(trx, input.repository);
 
       const linked = new Set<Digest>();
@@ -798,9 +798,29 @@ export class KyselyMetadataStore implements MetadataStore {
    */
   private async writing<T>(transactional: boolean, work: (db: Executor) => Promise<T>): Promise<T> {
     if (!transactional) return work(this.db);
-    const result = await this.db.transaction().execute(work);
+    const result = await this.transaction(work);
     if (result !== false) this.notifyCommitted();
     return result;
+  }
+
+  /**
+   * Runs `work` in a transaction; on PostgreSQL, runs it again (a few times, after a short random pause) when the
+   * server aborted it to break a deadlock or a serialization failure. Writes lock rows of several tables (a
+   * manifest, its tags, the manifests a tag leaves, the blobs it references) in an order that depends on what
+   * they find, so two writes (or a write and the collector) can each hold a row the other waits for; the server
+   * detects the cycle and aborts one, and that one retries here instead of failing the request. `work` must only
+   * touch the database (it may run more than once).
+   */
+  private async transaction<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.transaction().execute(work);
+      } catch (e) {
+        const code = (e as { code?: unknown }).code;
+        if (attempt >= 8 || (code !== '40P01' && code !== '40001')) throw e;
+        await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+      }
+    }
   }
 
   private notifyCommitted(): void {
