@@ -16,6 +16,7 @@ import type { UploadHandle } from '../storage/driver.ts';
 import { CompiledRead } from './compiled-read.ts';
 import { KyselyAuthStore } from './kysely-auth-store.ts';
 import { KyselyWebhookStore } from './kysely-webhook-store.ts';
+import { KyselyImmutableTagStore } from './kysely-immutable-tag-store.ts';
 import { KyselyJobStore } from './kysely-job-store.ts';
 import { isOneOf, selectFromList } from './list-parameter.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
@@ -122,6 +123,7 @@ export class KyselyMetadataStore implements MetadataStore {
   private closed = false;
   private auth: KyselyAuthStore | undefined;
   private webhooks: KyselyWebhookStore | undefined;
+  private immutableTags: KyselyImmutableTagStore | undefined;
   private readonly committedListeners: (() => void)[] = [];
   private jobs: KyselyJobStore | undefined;
 
@@ -174,6 +176,12 @@ export class KyselyMetadataStore implements MetadataStore {
   webhookStore(): KyselyWebhookStore {
     this.webhooks ??= new KyselyWebhookStore(this.db, this.dialect);
     return this.webhooks;
+  }
+
+  /** The ImmutableTagStore over this store's database (created on first use, then the same instance). */
+  immutableTagStore(): KyselyImmutableTagStore {
+    this.immutableTags ??= new KyselyImmutableTagStore(this.db, this.dialect);
+    return this.immutableTags;
   }
 
   /**

@@ -276,6 +276,17 @@ export interface WebhookDeliveriesTable {
   at: number;
 }
 
+/** Immutable tag rules of a namespace (0009). */
+export interface ImmutableTagRulesTable {
+  id: Generated<number>;
+  namespace: string;
+  /** Glob over the repository name after the namespace (as repository rules). */
+  repository_glob: string;
+  tag_glob: string;
+  created_by: string | null;
+  created_at: number;
+}
+
 /** The whole metadata database. */
 export interface Database {
   repositories: RepositoriesTable;
@@ -301,4 +312,5 @@ export interface Database {
   jobs: JobsTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  immutable_tag_rules: ImmutableTagRulesTable;
 }

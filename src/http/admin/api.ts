@@ -30,6 +30,9 @@ import type { Registry } from '../../registry/registry.ts';
 import { registerRepositoryRoutes } from './repositories.ts';
 import { registerSystemRoutes } from './system.ts';
 import { registerWebhookRoutes } from './webhooks.ts';
+import { ImmutableTagAdmin } from '../../admin/immutable-tag-admin.ts';
+import type { ImmutableTags } from '../../lifecycle/immutable-tags.ts';
+import { registerImmutableTagRoutes } from './immutable-tags.ts';
 
 export const ADMIN_API_PREFIX = '/api/v1';
 
@@ -46,6 +49,8 @@ export interface AdminApiOptions {
   readonly jobs?: JobAdminPort;
   /** The registry's use cases; without them, no `/repositories` routes. */
   readonly registry?: Registry;
+  /** The immutable tag rules (`Services.immutableTags`); without them, the `/immutable-tags` routes answer 503. */
+  readonly immutableTags?: ImmutableTags;
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -108,6 +113,12 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
       );
       if (options.jobs) registerJobRoutes(api, new JobAdmin(options.jobs, options.auth.audit));
       if (options.registry) registerRepositoryRoutes(api, new RepositoryAdmin(admin, options.registry));
+      registerImmutableTagRoutes(
+        api,
+        options.immutableTags
+          ? new ImmutableTagAdmin(admin, options.auth.audit, options.immutableTags)
+          : null,
+      );
     },
     { prefix: ADMIN_API_PREFIX },
   );
