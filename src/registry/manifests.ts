@@ -104,7 +104,8 @@ export class ManifestService {
    * Why a check before the write, not in its transaction: a tag that exists is only moved by a push, and every
    * push runs this check first, so an immutable tag that exists never moves. What this leaves open is the first
    * creation: two pushes creating the same immutable tag at the same moment with different digests both pass,
-   * and the later write wins. Once the tag exists it stays.
+   * and the later write wins (likewise a tag created while `delete` removes its manifest). Once the tag exists
+   * it stays.
    */
   private async checkTagMoves(request: PutManifestRequest, tags: Iterable<string>, digest: Digest) {
     const { immutableTags, metadata } = this.deps;
