@@ -152,6 +152,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     webhooks: services.webhookAdmin,
     registry: services.registry,
     gc: services.gc,
+    immutableTags: services.immutableTags,
   });
 
   if (options.backgroundJobs !== false && config.jobs.enabled) {

@@ -15,6 +15,7 @@ import { Collector } from './gc/collector.ts';
 import { GcService } from './gc/service.ts';
 import { RequestPressure } from './jobs/request-pressure.ts';
 import { JobRunner } from './jobs/runner.ts';
+import { ImmutableTags } from './lifecycle/immutable-tags.ts';
 import { silentLogger, type Logger } from './logger.ts';
 import { connectionStatsOf, createPostgresStore, createSqliteStore } from './metadata/dialects.ts';
 import type { KyselyMetadataStore } from './metadata/kysely-store.ts';
@@ -42,6 +43,8 @@ export interface Services {
   readonly relay: EventRelay;
   /** Records pull events while some subscriber wants them (started with the relay). */
   readonly pullEvents: PullEventRecorder;
+  /** Immutable tag rules: `isImmutable(repository, tag)` for retention, `add`/`remove` for the admin use cases. */
+  readonly immutableTags: ImmutableTags;
   /** OpenTelemetry tracing, or null when `tracing.enabled` is off. */
   readonly tracing: Tracing | null;
   /** The Prometheus metrics (`metrics.enabled`), else null. */
@@ -162,10 +165,16 @@ async function buildServices(
     retentionMs: config.jobs.retention,
     logger,
   });
+  const immutableTags = new ImmutableTags(
+    observeMethods(metadata.immutableTagStore(), 'database', config.metadata.driver, observers),
+    metadata,
+    { cacheTtl: config.auth.cacheTtl },
+  );
   const registry = new Registry({
     storage,
     metadata,
     pullEvents,
+    immutableTags,
     options: {
       deletes: config.registry.deletes,
       maxManifestSize: config.registry.maxManifestSize,
@@ -194,6 +203,7 @@ async function buildServices(
     auth,
     relay,
     pullEvents,
+    immutableTags,
     webhooks: webhookStore,
     webhookAdmin: webhooks.admin,
     tracing,

@@ -8,8 +8,9 @@ import type { EventContext } from '../events/event.ts';
 import { NameUnknownError, UnsupportedError } from '../oci/errors.ts';
 import { isValidRepositoryName } from '../oci/reference.ts';
 import type { Registry } from '../registry/registry.ts';
+import { ImmutableTagError } from '../registry/tag-immutability.ts';
 import type { Actor, AdminService } from './admin-service.ts';
-import { conflict, invalid, notFound } from './errors.ts';
+import { conflict, forbidden, invalid, notFound } from './errors.ts';
 
 export interface RepositoryDeletion {
   readonly name: string;
@@ -25,7 +26,10 @@ export class RepositoryAdmin {
     private readonly registry: Registry,
   ) {}
 
-  /** Deletes the repository `name`; not-found when it does not exist, conflict when deletes are disabled. */
+  /**
+   * Deletes the repository `name`; not-found when it does not exist, conflict when deletes are disabled, forbidden
+   * when it holds an immutable tag (`tag v1 of team/app is immutable`).
+   */
   async delete(actor: Actor, name: string): Promise<RepositoryDeletion> {
     if (!isValidRepositoryName(name))
       throw invalid(`${JSON.stringify(name)} is not a repository name`, 'name');
@@ -47,6 +51,7 @@ export class RepositoryAdmin {
     } catch (e) {
       if (e instanceof NameUnknownError) throw notFound(`repository ${name} does not exist`);
       if (e instanceof UnsupportedError) throw conflict(e.message);
+      if (e instanceof ImmutableTagError) throw forbidden(e.message);
       throw e;
     }
   }

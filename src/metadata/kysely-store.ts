@@ -17,6 +17,7 @@ import { BlobDeletingError } from './store.ts';
 import { CompiledRead } from './compiled-read.ts';
 import { KyselyAuthStore } from './kysely-auth-store.ts';
 import { KyselyWebhookStore } from './kysely-webhook-store.ts';
+import { KyselyImmutableTagStore } from './kysely-immutable-tag-store.ts';
 import { KyselyJobStore } from './kysely-job-store.ts';
 import { KyselyGcStore } from './kysely-gc-store.ts';
 import { greatest, queueBlobs, queueManifests, queueReferencedBy } from './review-queue.ts';
@@ -129,6 +130,7 @@ export class KyselyMetadataStore implements MetadataStore {
   private closed = false;
   private auth: KyselyAuthStore | undefined;
   private webhooks: KyselyWebhookStore | undefined;
+  private immutableTags: KyselyImmutableTagStore | undefined;
   private readonly committedListeners: (() => void)[] = [];
   private jobs: KyselyJobStore | undefined;
   private gc: KyselyGcStore | undefined;
@@ -183,6 +185,12 @@ export class KyselyMetadataStore implements MetadataStore {
   webhookStore(): KyselyWebhookStore {
     this.webhooks ??= new KyselyWebhookStore(this.db, this.dialect);
     return this.webhooks;
+  }
+
+  /** The ImmutableTagStore over this store's database (created on first use, then the same instance). */
+  immutableTagStore(): KyselyImmutableTagStore {
+    this.immutableTags ??= new KyselyImmutableTagStore(this.db, this.dialect);
+    return this.immutableTags;
   }
 
   /**

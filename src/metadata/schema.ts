@@ -311,6 +311,17 @@ export interface WebhookDeliveriesTable {
   at: number;
 }
 
+/** Immutable tag rules of a namespace (0009). */
+export interface ImmutableTagRulesTable {
+  id: Generated<number>;
+  namespace: string;
+  /** Glob over the repository name after the namespace (as repository rules). */
+  repository_glob: string;
+  tag_glob: string;
+  created_by: string | null;
+  created_at: number;
+}
+
 /** The whole metadata database. */
 export interface Database {
   repositories: RepositoriesTable;
@@ -338,4 +349,5 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   blob_writes: BlobWritesTable;
   gc_runs: GcRunsTable;
+  immutable_tag_rules: ImmutableTagRulesTable;
 }

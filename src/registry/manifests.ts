@@ -16,6 +16,7 @@ import { parseManifest } from '../oci/manifest.ts';
 import { InvalidTagError, isValidTag, type Reference } from '../oci/reference.ts';
 import { manifestDeleted, manifestPushed, SYSTEM_CONTEXT, tagDeleted } from './events.ts';
 import type { RegistryDeps } from './options.ts';
+import { ImmutableTagError } from './tag-immutability.ts';
 
 export interface PutManifestRequest {
   readonly repository: string;
@@ -61,12 +62,7 @@ export class ManifestService {
     const tags = new Set<string>(request.tags ?? []);
     if (reference.kind === 'tag') tags.add(reference.tag);
     for (const tag of tags) if (!isValidTag(tag)) throw new InvalidTagError(tag);
-    if (request.beforeTagMove) {
-      for (const tag of tags) {
-        const current = await this.deps.metadata.getManifestByTag(repository, tag);
-        if (current && current.digest !== digest) await request.beforeTagMove(tag, current.digest);
-      }
-    }
+    await this.checkTagMoves(request, tags, digest);
 
     const tagList = [...tags];
     const events = manifestPushed(request.context ?? SYSTEM_CONTEXT, {
@@ -101,6 +97,29 @@ export class ManifestService {
     return { digest, subject: parsed.subject, tags: tagList };
   }
 
+  /**
+   * Refuses to move an immutable tag (creating it, or pushing the digest it points at again, is fine), then asks
+   * `beforeTagMove` about every other tag that would move.
+   *
+   * Why a check before the write, not in its transaction: a tag that exists is only moved by a push, and every
+   * push runs this check first, so an immutable tag that exists never moves. What this leaves open is the first
+   * creation: two pushes creating the same immutable tag at the same moment with different digests both pass,
+   * and the later write wins (likewise a tag created while `delete` removes its manifest). Once the tag exists
+   * it stays.
+   */
+  private async checkTagMoves(request: PutManifestRequest, tags: Iterable<string>, digest: Digest) {
+    const { immutableTags, metadata } = this.deps;
+    for (const tag of tags) {
+      // The rules are cached: most pushes in a namespace without rules cost no query here.
+      const immutable = immutableTags ? await immutableTags.isImmutable(request.repository, tag) : false;
+      if (!immutable && !request.beforeTagMove) continue;
+      const current = await metadata.getManifestByTag(request.repository, tag);
+      if (!current || current.digest === digest) continue;
+      if (immutable) throw new ImmutableTagError(request.repository, tag);
+      await request.beforeTagMove?.(tag, current.digest);
+    }
+  }
+
   /** The manifest by tag or digest; MANIFEST_UNKNOWN when absent. */
   async get(repository: string, reference: Reference): Promise<ManifestRecord> {
     const { metadata } = this.deps;
@@ -116,14 +135,31 @@ export class ManifestService {
     return record;
   }
 
-  /** Deletes by digest (the manifest and every tag on it) or by tag (the tag only). */
+  /**
+   * Deletes by digest (the manifest and every tag on it) or by tag (the tag only). DENIED when an immutable tag
+   * would go: the tag itself, or one pointing at the digest.
+   */
   async delete(
     repository: string,
     reference: Reference,
     context: EventContext = SYSTEM_CONTEXT,
   ): Promise<void> {
     if (!this.deps.options.deletes) throw new UnsupportedError('deletes are disabled on this registry');
-    const { metadata } = this.deps;
+    const { metadata, immutableTags } = this.deps;
+    if (immutableTags) {
+      if (reference.kind === 'tag') {
+        // A tag that does not exist is MANIFEST_UNKNOWN below, as without the rule.
+        if (
+          (await immutableTags.isImmutable(repository, reference.tag)) &&
+          (await metadata.getManifestByTag(repository, reference.tag))
+        ) {
+          throw new ImmutableTagError(repository, reference.tag);
+        }
+      } else {
+        const [tag] = await immutableTags.immutableTagsOn(repository, reference.digest);
+        if (tag !== undefined) throw new ImmutableTagError(repository, tag);
+      }
+    }
     const removed =
       reference.kind === 'tag'
         ? await metadata.deleteTag(repository, reference.tag, tagDeleted(context, repository, reference.tag))

@@ -1,6 +1,7 @@
 import type { NewDomainEvent } from '../events/event.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { StorageDriver } from '../storage/driver.ts';
+import type { TagImmutability } from './tag-immutability.ts';
 
 /** What the registry services are built from (see `container.ts`). */
 export interface RegistryDeps {
@@ -9,6 +10,8 @@ export interface RegistryDeps {
   readonly options: RegistryOptions;
   /** Where pull events go (best effort, see `pull-events.ts`); absent: pulls are not recorded. */
   readonly pullEvents?: PullEventSink;
+  /** Which tags may not move or be deleted (see `tag-immutability.ts`); absent: every tag is mutable. */
+  readonly immutableTags?: TagImmutability;
 }
 
 /** Takes pull events off the request path. */

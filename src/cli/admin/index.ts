@@ -1,11 +1,13 @@
 /**
- * The administration commands: `berth users|robots|teams|namespaces|members|rules|keys|audit|webhooks|jobs|repos`.
+ * The administration commands: `berth users|robots|teams|namespaces|members|rules|keys|audit|webhooks|jobs|repos|
+ * immutable-tags`.
  * They work on the database directly (as the system), so they need no running server and no credentials, only
  * access to the data directory or database of the configuration (`--config`, `--data`, as `berth serve`).
  */
 import type { Command } from 'commander';
 import { registerAccountCommands } from './accounts.ts';
 import { registerGcCommands } from './gc.ts';
+import { registerImmutableTagCommands } from './immutable-tags.ts';
 import { registerJobCommands } from './jobs.ts';
 import { registerNamespaceCommands } from './namespaces.ts';
 import { registerRepositoryCommands } from './repositories.ts';
@@ -20,4 +22,5 @@ export function registerAdminCommands(program: Command): void {
   registerJobCommands(program);
   registerRepositoryCommands(program);
   registerGcCommands(program);
+  registerImmutableTagCommands(program);
 }

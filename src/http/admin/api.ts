@@ -33,6 +33,9 @@ import type { Registry } from '../../registry/registry.ts';
 import { registerRepositoryRoutes } from './repositories.ts';
 import { registerSystemRoutes } from './system.ts';
 import { registerWebhookRoutes } from './webhooks.ts';
+import { ImmutableTagAdmin } from '../../admin/immutable-tag-admin.ts';
+import type { ImmutableTags } from '../../lifecycle/immutable-tags.ts';
+import { registerImmutableTagRoutes } from './immutable-tags.ts';
 
 export const ADMIN_API_PREFIX = '/api/v1';
 
@@ -51,6 +54,8 @@ export interface AdminApiOptions {
   readonly registry?: Registry;
   /** Garbage collection (`Services.gc`); without it, no `/gc` routes. */
   readonly gc?: GcService;
+  /** The immutable tag rules (`Services.immutableTags`); without them, the `/immutable-tags` routes answer 503. */
+  readonly immutableTags?: ImmutableTags;
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -114,6 +119,12 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
       if (options.jobs) registerJobRoutes(api, new JobAdmin(options.jobs, options.auth.audit));
       if (options.registry) registerRepositoryRoutes(api, new RepositoryAdmin(admin, options.registry));
       if (options.gc) registerGcRoutes(api, new GcAdmin(options.gc, options.auth.audit));
+      registerImmutableTagRoutes(
+        api,
+        options.immutableTags
+          ? new ImmutableTagAdmin(admin, options.auth.audit, options.immutableTags)
+          : null,
+      );
     },
     { prefix: ADMIN_API_PREFIX },
   );

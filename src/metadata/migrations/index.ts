@@ -15,6 +15,7 @@ import { loginFailuresMigration } from './0005-login-failures.ts';
 import { eventsAndJobsMigration } from './0006-events-and-jobs.ts';
 import { jobClaimIndexMigration } from './0007-job-claim-index.ts';
 import { garbageCollectionMigration } from './0008-garbage-collection.ts';
+import { immutableTagsMigration } from './0009-immutable-tags.ts';
 
 /** Table recording which migrations ran (name and ISO timestamp). */
 export const MIGRATION_TABLE = 'berth_migrations';
@@ -33,6 +34,7 @@ export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
     '0006-events-and-jobs': eventsAndJobsMigration(dialect),
     '0007-job-claim-index': jobClaimIndexMigration(),
     '0008-garbage-collection': garbageCollectionMigration(dialect),
+    '0009-immutable-tags': immutableTagsMigration(dialect),
   };
 }
 
