@@ -23,6 +23,7 @@ import { registerMetricsRoute } from './metrics/endpoint.ts';
 import { registerHttpMetrics } from './metrics/http-hooks.ts';
 import { RegistryError } from './oci/errors.ts';
 import { scheduleUploadPurge } from './registry/upload-purge.ts';
+import { scheduleRetention } from './lifecycle/retention-job.ts';
 
 export interface AppOptions {
   /** Start the job runner (`services.jobs`) when `jobs.enabled` (off in unit tests). */
@@ -159,6 +160,9 @@ export function createApp(config: Config, services: Services, options: AppOption
       if (config.uploads.purgeInterval > 0) {
         await scheduleUploadPurge(jobs, services.registry.uploads, config.uploads.purgeInterval, app.log);
       }
+      if (config.retention.enabled) {
+        scheduleRetention(jobs, services.retention, config.retention.schedule, app.log);
+      }
       jobs.start();
       services.relay.start();
       await services.pullEvents.start();
@@ -166,6 +170,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     });
     app.addHook('onClose', async () => {
       await services.pullEvents.stop();
+      await services.pullStats.stop();
       await services.relay.stop();
       await jobs.stop();
     });

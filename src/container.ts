@@ -8,6 +8,8 @@ import { ConfigError } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { describeFailure, StartupError } from './config/startup-error.ts';
 import { PullEventRecorder } from './events/pull-events.ts';
+import { PullStatsRecorder } from './lifecycle/pull-stats.ts';
+import { RetentionService } from './lifecycle/retention.ts';
 import { EventRelay } from './events/relay.ts';
 import type { WebhookServiceDeps } from './admin/webhook-service.ts';
 import { setUpWebhooks } from './webhooks/setup.ts';
@@ -40,6 +42,10 @@ export interface Services {
   readonly relay: EventRelay;
   /** Records pull events while some subscriber wants them (started with the relay). */
   readonly pullEvents: PullEventRecorder;
+  /** Counts pulls per manifest and tag, written once a minute (stopped by the app, and by `close()`). */
+  readonly pullStats: PullStatsRecorder;
+  /** Namespaces' retention policies: runs on demand (admin API, CLI) and on `retention.schedule` (the app). */
+  readonly retention: RetentionService;
   /** OpenTelemetry tracing, or null when `tracing.enabled` is off. */
   readonly tracing: Tracing | null;
   /** The Prometheus metrics (`metrics.enabled`), else null. */
@@ -154,10 +160,15 @@ async function buildServices(
     retentionMs: config.jobs.retention,
     logger,
   });
+  const lifecycle = observeMethods(metadata.lifecycleStore(), 'database', config.metadata.driver, observers);
+  const pullStats = new PullStatsRecorder(lifecycle, { logger });
+  // Tags that must never be untagged (immutable tags) plug in as the `protect` option.
+  const retention = new RetentionService(metadata, lifecycle, { logger });
   const registry = new Registry({
     storage,
     metadata,
     pullEvents,
+    pullStats,
     options: {
       deletes: config.registry.deletes,
       maxManifestSize: config.registry.maxManifestSize,
@@ -176,6 +187,8 @@ async function buildServices(
     auth,
     relay,
     pullEvents,
+    pullStats,
+    retention,
     webhooks: webhookStore,
     webhookAdmin: webhooks.admin,
     tracing,
@@ -185,6 +198,7 @@ async function buildServices(
     async close() {
       try {
         await jobs.stop();
+        await pullStats.stop();
         await metadata.close();
         await storage.close();
       } finally {

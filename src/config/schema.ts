@@ -4,7 +4,17 @@
  * can be overridden by an environment variable `BERTH_<PATH>` in UPPER_SNAKE_CASE (see `env.ts`).
  */
 import { z } from 'zod';
+import { slotClock } from '../jobs/schedule.ts';
 import { parseAddressRange } from './address-range.ts';
+
+function isCron(value: string): boolean {
+  try {
+    slotClock(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -224,6 +234,24 @@ export const configSchema = z
         purgeInterval: duration
           .prefault('1h')
           .describe('How often stale upload sessions are looked for; `0` disables the purge job.'),
+      })
+      .strict()
+      .prefault({}),
+    retention: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            "Run every namespace's retention policy on `retention.schedule` (a job; needs `jobs.enabled`). On-demand runs through the API and the CLI work either way.",
+          ),
+        schedule: z
+          .string()
+          .refine(isCron, 'expected a cron expression such as `0 3 * * *`')
+          .default('0 3 * * *')
+          .describe(
+            'When the scheduled retention run starts: a five- or six-field cron expression, in UTC (default daily at 03:00).',
+          ),
       })
       .strict()
       .prefault({}),

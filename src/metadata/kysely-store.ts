@@ -17,6 +17,7 @@ import { CompiledRead } from './compiled-read.ts';
 import { KyselyAuthStore } from './kysely-auth-store.ts';
 import { KyselyWebhookStore } from './kysely-webhook-store.ts';
 import { KyselyJobStore } from './kysely-job-store.ts';
+import { KyselyLifecycleStore } from './kysely-lifecycle-store.ts';
 import { isOneOf, selectFromList } from './list-parameter.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
 import type { Database, SqlDialect } from './schema.ts';
@@ -124,6 +125,7 @@ export class KyselyMetadataStore implements MetadataStore {
   private webhooks: KyselyWebhookStore | undefined;
   private readonly committedListeners: (() => void)[] = [];
   private jobs: KyselyJobStore | undefined;
+  private lifecycle: KyselyLifecycleStore | undefined;
 
   /**
    * @param db the Kysely instance; the store owns it and destroys it on `close()`.
@@ -183,6 +185,12 @@ export class KyselyMetadataStore implements MetadataStore {
   jobStore(): KyselyJobStore {
     this.jobs ??= new KyselyJobStore(this.db, this.dialect);
     return this.jobs;
+  }
+
+  /** The LifecycleStore (pull statistics, retention) over this store's database (created on first use). */
+  lifecycleStore(): KyselyLifecycleStore {
+    this.lifecycle ??= new KyselyLifecycleStore(this.db, this.dialect);
+    return this.lifecycle;
   }
 
   async ping(): Promise<void> {

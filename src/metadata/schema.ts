@@ -50,6 +50,10 @@ export interface ManifestsTable {
   /** JSON object text, or null. */
   annotations: string | null;
   created_at: number;
+  /** The latest pull (GET) of the manifest, by tag or digest, as last flushed; null if never (0010). */
+  last_pulled_at: Generated<number | null>;
+  /** Pulls (GETs) of the manifest, by tag or digest (0010). */
+  pull_count: Generated<number>;
 }
 
 /** What each manifest requires (for garbage collection). Deleted with the manifest. */
@@ -64,6 +68,10 @@ export interface TagsTable {
   name: string;
   manifest_id: number;
   updated_at: number;
+  /** The latest pull (GET) by this tag, as last flushed; null if never (0010). */
+  last_pulled_at: Generated<number | null>;
+  /** Pulls (GETs) by this tag (0010). */
+  pull_count: Generated<number>;
 }
 
 export interface UploadSessionsTable {
@@ -276,6 +284,16 @@ export interface WebhookDeliveriesTable {
   at: number;
 }
 
+/** One retention policy per namespace (0010). */
+export interface RetentionPoliciesTable {
+  namespace: string;
+  /** The policy as JSON text (see `lifecycle/retention-policy.ts`). */
+  policy: string;
+  updated_by: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
 /** The whole metadata database. */
 export interface Database {
   repositories: RepositoriesTable;
@@ -301,4 +319,5 @@ export interface Database {
   jobs: JobsTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  retention_policies: RetentionPoliciesTable;
 }

@@ -1,5 +1,6 @@
 import type { NewDomainEvent } from '../events/event.ts';
 import type { MetadataStore } from '../metadata/store.ts';
+import type { Digest } from '../oci/digest.ts';
 import type { StorageDriver } from '../storage/driver.ts';
 
 /** What the registry services are built from (see `container.ts`). */
@@ -9,6 +10,14 @@ export interface RegistryDeps {
   readonly options: RegistryOptions;
   /** Where pull events go (best effort, see `pull-events.ts`); absent: pulls are not recorded. */
   readonly pullEvents?: PullEventSink;
+  /** Where pull statistics go (see `lifecycle/pull-stats.ts`); absent: pulls are not counted. */
+  readonly pullStats?: PullStatsSink;
+}
+
+/** Counts pulls in memory, for a later batched write. */
+export interface PullStatsSink {
+  /** Counts one pull of `digest` in `repository` (by `tag`, or null by digest); returns at once, never throws. */
+  record(repository: string, digest: Digest, tag: string | null): void;
 }
 
 /** Takes pull events off the request path. */

@@ -79,7 +79,7 @@ type DistributionAction = 'push' | 'pull' | 'delete' | 'mount' | 'test';
 
 /**
  * Distribution's action for an event type; null for `repository.created`, which Distribution never reports (a
- * repository appears with its first push, which is reported).
+ * repository appears with its first push, which is reported), and `retention.completed`, which it has no word for.
  */
 export function distributionAction(type: WebhookEvent['type']): DistributionAction | null {
   switch (type) {
@@ -99,6 +99,7 @@ export function distributionAction(type: WebhookEvent['type']): DistributionActi
     case 'webhook.test':
       return 'test';
     case 'repository.created':
+    case 'retention.completed':
       return null;
   }
 }
