@@ -152,6 +152,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     jobs: services.jobs,
     webhooks: services.webhookAdmin,
     registry: services.registry,
+    retention: services.retention,
   });
 
   if (options.backgroundJobs !== false && config.jobs.enabled) {

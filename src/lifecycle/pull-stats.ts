@@ -79,17 +79,18 @@ export class PullStatsRecorder implements PullStatsSink {
     this.tags = new Map();
     this.flushing = this.store
       .addPulls(
-        [...manifests.values()].map(
-          (p): ManifestPulls => ({
-            repository: p.repository,
-            digest: p.key as Digest,
-            count: p.count,
-            at: p.at,
-          }),
-        ),
-        [...tags.values()].map(
-          (p): TagPulls => ({ repository: p.repository, tag: p.key, count: p.count, at: p.at }),
-        ),
+        [...manifests.values()].map((p): ManifestPulls => ({
+          repository: p.repository,
+          digest: p.key as Digest,
+          count: p.count,
+          at: p.at,
+        })),
+        [...tags.values()].map((p): TagPulls => ({
+          repository: p.repository,
+          tag: p.key,
+          count: p.count,
+          at: p.at,
+        })),
       )
       .catch((err: unknown) => {
         this.options.logger.warn(

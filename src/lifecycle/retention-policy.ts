@@ -127,13 +127,16 @@ export function keptBy(rule: RetentionRule, tags: readonly TagFacts[], now: numb
     }
     case 'pulledWithin': {
       const since = now - rule.days * DAY_MS;
-      return new Set(tags.filter((t) => t.lastPulledAt !== null && t.lastPulledAt >= since).map((t) => t.tag));
+      return new Set(
+        tags.filter((t) => t.lastPulledAt !== null && t.lastPulledAt >= since).map((t) => t.tag),
+      );
     }
     case 'tagPattern':
       return new Set(
         tags
           .filter(
-            (t) => rule.include.some((g) => globMatch(g, t.tag)) && !rule.exclude.some((g) => globMatch(g, t.tag)),
+            (t) =>
+              rule.include.some((g) => globMatch(g, t.tag)) && !rule.exclude.some((g) => globMatch(g, t.tag)),
           )
           .map((t) => t.tag),
       );

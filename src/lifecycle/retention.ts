@@ -17,7 +17,7 @@
  */
 import type { EventActor, EventContext, NewDomainEvent } from '../events/event.ts';
 import type { Logger } from '../logger.ts';
-import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
+import type { LifecycleStore, StoredRetentionPolicy } from '../metadata/lifecycle-store.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { Digest } from '../oci/digest.ts';
 import { manifestDeleted, tagDeleted } from '../registry/events.ts';
@@ -81,6 +81,25 @@ export class RetentionService {
     private readonly options: RetentionServiceOptions,
   ) {
     this.now = options.now ?? Date.now;
+  }
+
+  /** The namespace's policy as stored (with who changed it last and when), or null when it has none. */
+  storedPolicy(namespace: string): Promise<StoredRetentionPolicy | null> {
+    return this.lifecycle.getRetentionPolicy(namespace);
+  }
+
+  /** Creates or replaces the namespace's policy (already validated by `parseRetentionPolicy`). */
+  setPolicy(
+    namespace: string,
+    policy: RetentionPolicy,
+    updatedBy: string | null,
+  ): Promise<StoredRetentionPolicy> {
+    return this.lifecycle.putRetentionPolicy(namespace, policy, updatedBy);
+  }
+
+  /** Removes the namespace's policy; false when it had none. */
+  removePolicy(namespace: string): Promise<boolean> {
+    return this.lifecycle.deleteRetentionPolicy(namespace);
   }
 
   /** The namespace's policy, or null when it has none. */
@@ -151,7 +170,13 @@ export class RetentionService {
         const current = await this.metadata.getManifestByTag(plan.repository, entry.tag);
         // Moved or removed since the plan: a push wins over the policy's view of the past.
         if (current?.digest !== entry.digest) continue;
-        if (await this.metadata.deleteTag(plan.repository, entry.tag, tagDeleted(context, plan.repository, entry.tag)))
+        if (
+          await this.metadata.deleteTag(
+            plan.repository,
+            entry.tag,
+            tagDeleted(context, plan.repository, entry.tag),
+          )
+        )
           untag.push(entry);
       }
       const deleteManifests: Digest[] = [];
@@ -173,7 +198,9 @@ export class RetentionService {
       manifestsDeleted += deleteManifests.length;
       applied.push({ ...plan, untag, deleteManifests });
     }
-    await this.metadata.appendEvents([retentionCompleted(context, namespace, tagsUntagged, manifestsDeleted)]);
+    await this.metadata.appendEvents([
+      retentionCompleted(context, namespace, tagsUntagged, manifestsDeleted),
+    ]);
     if (tagsUntagged > 0 || manifestsDeleted > 0) {
       this.options.logger.info({ namespace, tagsUntagged, manifestsDeleted }, 'retention policy applied');
     }

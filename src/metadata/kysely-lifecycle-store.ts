@@ -237,5 +237,3 @@ function toPolicy(row: {
     updatedAt: Number(row.updated_at),
   };
 }
-
-

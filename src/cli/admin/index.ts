@@ -1,5 +1,6 @@
 /**
- * The administration commands: `berth users|robots|teams|namespaces|members|rules|keys|audit|webhooks|jobs|repos`.
+ * The administration commands: `berth users|robots|teams|namespaces|members|rules|keys|audit|webhooks|jobs|repos|
+ * retention`.
  * They work on the database directly (as the system), so they need no running server and no credentials, only
  * access to the data directory or database of the configuration (`--config`, `--data`, as `berth serve`).
  */
@@ -8,6 +9,7 @@ import { registerAccountCommands } from './accounts.ts';
 import { registerJobCommands } from './jobs.ts';
 import { registerNamespaceCommands } from './namespaces.ts';
 import { registerRepositoryCommands } from './repositories.ts';
+import { registerRetentionCommands } from './retention.ts';
 import { registerSystemCommands } from './system.ts';
 import { registerWebhookCommands } from './webhooks.ts';
 
@@ -18,4 +20,5 @@ export function registerAdminCommands(program: Command): void {
   registerWebhookCommands(program);
   registerJobCommands(program);
   registerRepositoryCommands(program);
+  registerRetentionCommands(program);
 }

@@ -28,6 +28,9 @@ import { setActor, toHttpError } from './request.ts';
 import { RepositoryAdmin } from '../../admin/repository-admin.ts';
 import type { Registry } from '../../registry/registry.ts';
 import { registerRepositoryRoutes } from './repositories.ts';
+import { RetentionAdmin } from '../../admin/retention-admin.ts';
+import type { RetentionService } from '../../lifecycle/retention.ts';
+import { registerRetentionRoutes } from './retention.ts';
 import { registerSystemRoutes } from './system.ts';
 import { registerWebhookRoutes } from './webhooks.ts';
 
@@ -46,6 +49,8 @@ export interface AdminApiOptions {
   readonly jobs?: JobAdminPort;
   /** The registry's use cases; without them, no `/repositories` routes. */
   readonly registry?: Registry;
+  /** Retention policies; without them, no `/namespaces/{ns}/retention` routes. */
+  readonly retention?: RetentionService;
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -108,6 +113,9 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
       );
       if (options.jobs) registerJobRoutes(api, new JobAdmin(options.jobs, options.auth.audit));
       if (options.registry) registerRepositoryRoutes(api, new RepositoryAdmin(admin, options.registry));
+      if (options.retention) {
+        registerRetentionRoutes(api, new RetentionAdmin(admin, options.auth.audit, options.retention));
+      }
     },
     { prefix: ADMIN_API_PREFIX },
   );
