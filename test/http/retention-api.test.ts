@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { assertError, createTestRegistry, json, type Response, type TestRegistry } from '../helpers/app.ts';
 import { addNamespace, addUser, basic, pushImageAs, type Headers } from '../helpers/auth.ts';
+import type { KyselyMetadataStore } from '../../src/metadata/kysely-store.ts';
 import { conforms } from '../helpers/openapi.ts';
 
 const PREFIX = '/api/v1';
@@ -69,10 +70,7 @@ describe('retention admin API and pull statistics', () => {
       assert.equal(res.statusCode, 200);
     }
     await reg.inject({ method: 'HEAD', url: '/v2/team/stats/manifests/v1', headers: DEV });
-    const lifecycle = reg.services.metadata as unknown as {
-      lifecycleStore(): import('../../src/metadata/kysely-lifecycle-store.ts').KyselyLifecycleStore;
-    };
-    const store = lifecycle.lifecycleStore();
+    const store = (reg.services.metadata as KyselyMetadataStore).lifecycleStore();
     assert.equal((await store.tagStats('team/stats'))[0]?.pullCount, 0, 'nothing written before the flush');
     await reg.services.pullStats.flush();
     const [tag] = await store.tagStats('team/stats');

@@ -65,7 +65,7 @@ for (const kind of await testDatabases()) {
     let db: TestDatabase;
     let store: KyselyMetadataStore;
     let lifecycle: KyselyLifecycleStore;
-    let now = T0 + 30 * DAY;
+    const now = T0 + 30 * DAY;
     const service = (protect?: (repository: string, tag: string) => Promise<boolean>): RetentionService =>
       new RetentionService(store, lifecycle, {
         logger: silentLogger,
