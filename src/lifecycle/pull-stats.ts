@@ -25,6 +25,8 @@ export interface PullStatsRecorderOptions {
   readonly now?: () => number;
 }
 
+type Counts = Map<string, Map<string, Pending>>;
+
 interface Pending {
   readonly repository: string;
   /** A digest (manifests) or a tag name (tags). */
@@ -34,8 +36,11 @@ interface Pending {
 }
 
 export class PullStatsRecorder implements PullStatsSink {
-  private manifests = new Map<string, Pending>();
-  private tags = new Map<string, Pending>();
+  /** Per repository, per digest (manifests) or tag name (tags): nested maps, so a pull builds no key string. */
+  private manifests: Counts = new Map();
+  private tags: Counts = new Map();
+  /** Entries in `manifests` and `tags`. */
+  private entries = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private stopped = false;
@@ -66,26 +71,27 @@ export class PullStatsRecorder implements PullStatsSink {
 
   /** Distinct manifests and tags waiting for the next flush. */
   get pending(): number {
-    return this.manifests.size + this.tags.size;
+    return this.entries;
   }
 
   /** Writes what has accumulated now (one batch); never throws (a failure is logged and retried next flush). */
   async flush(): Promise<void> {
     while (this.flushing) await this.flushing;
-    if (this.manifests.size === 0 && this.tags.size === 0) return;
-    const manifests = this.manifests;
-    const tags = this.tags;
+    if (this.entries === 0) return;
+    const manifests = [...entriesOf(this.manifests)];
+    const tags = [...entriesOf(this.tags)];
     this.manifests = new Map();
     this.tags = new Map();
+    this.entries = 0;
     this.flushing = this.store
       .addPulls(
-        [...manifests.values()].map((p): ManifestPulls => ({
+        manifests.map((p): ManifestPulls => ({
           repository: p.repository,
           digest: p.key as Digest,
           count: p.count,
           at: p.at,
         })),
-        [...tags.values()].map((p): TagPulls => ({
+        tags.map((p): TagPulls => ({
           repository: p.repository,
           tag: p.key,
           count: p.count,
@@ -94,12 +100,12 @@ export class PullStatsRecorder implements PullStatsSink {
       )
       .catch((err: unknown) => {
         this.options.logger.warn(
-          { err, manifests: manifests.size, tags: tags.size },
+          { err, manifests: manifests.length, tags: tags.length },
           'cannot write pull statistics; retrying with the next flush',
         );
         // Merge back, so the counts are written by a later flush.
-        for (const p of manifests.values()) this.add(this.manifests, p.repository, p.key, p.count, p.at);
-        for (const p of tags.values()) this.add(this.tags, p.repository, p.key, p.count, p.at);
+        for (const p of manifests) this.add(this.manifests, p.repository, p.key, p.count, p.at);
+        for (const p of tags) this.add(this.tags, p.repository, p.key, p.count, p.at);
         if (!this.stopped && this.timer === undefined) {
           this.timer = setTimeout(() => {
             this.timer = undefined;
@@ -122,21 +128,29 @@ export class PullStatsRecorder implements PullStatsSink {
     await this.flush();
   }
 
-  private add(into: Map<string, Pending>, repository: string, key: string, count: number, at: number): void {
-    // `\n` appears in neither repository names nor digests nor tags.
-    const id = `${repository}\n${key}`;
-    const entry = into.get(id);
+  private add(into: Counts, repository: string, key: string, count: number, at: number): void {
+    let byKey = into.get(repository);
+    const entry = byKey?.get(key);
     if (entry !== undefined) {
       entry.count += count;
       if (at > entry.at) entry.at = at;
       return;
     }
-    if (this.manifests.size + this.tags.size >= (this.options.maxEntries ?? 100_000)) {
+    if (this.entries >= (this.options.maxEntries ?? 100_000)) {
       if (this.dropped++ % 10_000 === 0) {
         this.options.logger.warn({ dropped: this.dropped }, 'pull statistics dropped: too many waiting');
       }
       return;
     }
-    into.set(id, { repository, key, count, at });
+    if (byKey === undefined) {
+      byKey = new Map();
+      into.set(repository, byKey);
+    }
+    byKey.set(key, { repository, key, count, at });
+    this.entries++;
   }
+}
+
+function* entriesOf(counts: Counts): Iterable<Pending> {
+  for (const byKey of counts.values()) yield* byKey.values();
 }
