@@ -80,6 +80,26 @@ describe('retention admin API and pull statistics', () => {
     assert.equal(manifest?.pullCount, 5);
   });
 
+  it('counts pending at shutdown are written then, and survive a restart', async () => {
+    await pushImageAs(reg, ADMIN, 'team/restart', 'v1');
+    for (let i = 0; i < 4; i++) {
+      const res = await reg.inject({ method: 'GET', url: '/v2/team/restart/manifests/v1', headers: DEV });
+      assert.equal(res.statusCode, 200);
+    }
+    reg = await reg.reopen();
+    const store = (reg.services.metadata as KyselyMetadataStore).lifecycleStore();
+    const [tag] = await store.tagStats('team/restart');
+    assert.equal(tag?.pullCount, 4);
+    const res = await reg.inject({ method: 'GET', url: '/v2/team/restart/manifests/v1', headers: DEV });
+    assert.equal(res.statusCode, 200);
+    await reg.services.pullStats.flush();
+    assert.equal(
+      (await store.tagStats('team/restart'))[0]?.pullCount,
+      5,
+      'later pulls add to the stored count',
+    );
+  });
+
   it('a namespace admin sets, reads, dry-runs, runs and removes a policy; all audited but reads and dry runs', async () => {
     const pulled = await pushImageAs(reg, ADMIN, 'team/app', 'pulled');
     await pushImageAs(reg, ADMIN, 'team/app', 'latest');
