@@ -23,6 +23,7 @@ import { registerMetricsRoute } from './metrics/endpoint.ts';
 import { registerHttpMetrics } from './metrics/http-hooks.ts';
 import { RegistryError } from './oci/errors.ts';
 import { scheduleUploadPurge } from './registry/upload-purge.ts';
+import { scheduleRetention } from './lifecycle/retention-job.ts';
 
 export interface AppOptions {
   /** Start the job runner (`services.jobs`) when `jobs.enabled` (off in unit tests). */
@@ -153,6 +154,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     registry: services.registry,
     gc: services.gc,
     immutableTags: services.immutableTags,
+    retention: services.retention,
   });
 
   if (options.backgroundJobs !== false && config.jobs.enabled) {
@@ -162,6 +164,9 @@ export function createApp(config: Config, services: Services, options: AppOption
         await scheduleUploadPurge(jobs, services.registry.uploads, config.uploads.purgeInterval, app.log);
       }
       services.gc.register(config.gc.schedule);
+      if (config.retention.enabled) {
+        scheduleRetention(jobs, services.retention, config.retention.schedule, app.log);
+      }
       jobs.start();
       services.relay.start();
       await services.pullEvents.start();
@@ -169,6 +174,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     });
     app.addHook('onClose', async () => {
       await services.pullEvents.stop();
+      await services.pullStats.stop();
       await services.relay.stop();
       await jobs.stop();
     });

@@ -8,6 +8,8 @@ import { ConfigError } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { describeFailure, StartupError } from './config/startup-error.ts';
 import { PullEventRecorder } from './events/pull-events.ts';
+import { PullStatsRecorder } from './lifecycle/pull-stats.ts';
+import { RetentionService } from './lifecycle/retention.ts';
 import { EventRelay } from './events/relay.ts';
 import type { WebhookServiceDeps } from './admin/webhook-service.ts';
 import { setUpWebhooks } from './webhooks/setup.ts';
@@ -45,6 +47,10 @@ export interface Services {
   readonly pullEvents: PullEventRecorder;
   /** Immutable tag rules: `isImmutable(repository, tag)` for retention, `add`/`remove` for the admin use cases. */
   readonly immutableTags: ImmutableTags;
+  /** Counts pulls per manifest and tag, written once a minute (stopped by the app, and by `close()`). */
+  readonly pullStats: PullStatsRecorder;
+  /** Namespaces' retention policies: runs on demand (admin API, CLI) and on `retention.schedule` (the app). */
+  readonly retention: RetentionService;
   /** OpenTelemetry tracing, or null when `tracing.enabled` is off. */
   readonly tracing: Tracing | null;
   /** The Prometheus metrics (`metrics.enabled`), else null. */
@@ -170,11 +176,19 @@ async function buildServices(
     metadata,
     { cacheTtl: config.auth.cacheTtl },
   );
+  const lifecycle = observeMethods(metadata.lifecycleStore(), 'database', config.metadata.driver, observers);
+  const pullStats = new PullStatsRecorder(lifecycle, { logger });
+  // Retention never untags an immutable tag.
+  const retention = new RetentionService(metadata, lifecycle, {
+    logger,
+    protect: (repository, tag) => immutableTags.isImmutable(repository, tag),
+  });
   const registry = new Registry({
     storage,
     metadata,
     pullEvents,
     immutableTags,
+    pullStats,
     options: {
       deletes: config.registry.deletes,
       maxManifestSize: config.registry.maxManifestSize,
@@ -204,6 +218,8 @@ async function buildServices(
     relay,
     pullEvents,
     immutableTags,
+    pullStats,
+    retention,
     webhooks: webhookStore,
     webhookAdmin: webhooks.admin,
     tracing,
@@ -213,6 +229,7 @@ async function buildServices(
     async close() {
       try {
         await jobs.stop();
+        await pullStats.stop();
         await metadata.close();
         await storage.close();
       } finally {

@@ -7,9 +7,10 @@ import { z } from 'zod';
 import { slotClock } from '../jobs/schedule.ts';
 import { parseAddressRange } from './address-range.ts';
 
-function isSchedule(spec: string): boolean {
+/** A cron expression the job runner's schedules accept. */
+function isCron(value: string): boolean {
   try {
-    slotClock(spec);
+    slotClock(value);
     return true;
   } catch {
     return false;
@@ -242,7 +243,7 @@ export const configSchema = z
         schedule: z
           .string()
           .default('*/30 * * * *')
-          .refine((v) => v === 'off' || isSchedule(v), 'expected a cron expression (UTC) or `off`')
+          .refine((v) => v === 'off' || isCron(v), 'expected a cron expression (UTC) or `off`')
           .describe(
             'When garbage collection runs (a cron expression in UTC; `off` runs it only on demand, from `berth gc` or `POST /api/v1/gc`). It runs online: pushes and pulls go on.',
           ),
@@ -272,6 +273,24 @@ export const configSchema = z
           .prefault('30d')
           .describe(
             'Each run deletes dead jobs, webhook delivery records and garbage collection runs older than this; `0` keeps them.',
+          ),
+      })
+      .strict()
+      .prefault({}),
+    retention: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            "Run every namespace's retention policy on `retention.schedule` (a job; needs `jobs.enabled`). On-demand runs through the API and the CLI work either way.",
+          ),
+        schedule: z
+          .string()
+          .refine(isCron, 'expected a cron expression such as `0 3 * * *`')
+          .default('0 3 * * *')
+          .describe(
+            'When the scheduled retention run starts: a five- or six-field cron expression, in UTC (default daily at 03:00).',
           ),
       })
       .strict()

@@ -21,6 +21,7 @@ export const EVENT_TYPES = [
   'blob.deleted',
   'blob.pulled',
   'gc.completed',
+  'retention.completed',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -70,6 +71,10 @@ export interface EventTarget {
   readonly from?: string;
   /** `manifest.pushed`: every tag the push set (the manifest's `tag` is the first of them). */
   readonly tags?: readonly string[];
+  /** `retention.completed` (whose `repository` is the namespace): tags the run untagged. */
+  readonly tagsUntagged?: number;
+  /** `retention.completed`: untagged manifests the run deleted. */
+  readonly manifestsDeleted?: number;
 }
 
 export interface DomainEvent {

@@ -21,6 +21,7 @@ import { KyselyImmutableTagStore } from './kysely-immutable-tag-store.ts';
 import { KyselyJobStore } from './kysely-job-store.ts';
 import { KyselyGcStore } from './kysely-gc-store.ts';
 import { greatest, queueBlobs, queueManifests, queueReferencedBy } from './review-queue.ts';
+import { KyselyLifecycleStore } from './kysely-lifecycle-store.ts';
 import { isOneOf, selectFromList } from './list-parameter.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
 import type { Database, SqlDialect } from './schema.ts';
@@ -135,6 +136,7 @@ export class KyselyMetadataStore implements MetadataStore {
   private jobs: KyselyJobStore | undefined;
   private gc: KyselyGcStore | undefined;
   private review: ReviewTimings = { blobGracePeriodMs: DAY_MS, manifestGracePeriodMs: DAY_MS };
+  private lifecycle: KyselyLifecycleStore | undefined;
 
   /**
    * @param db the Kysely instance; the store owns it and destroys it on `close()`.
@@ -213,6 +215,12 @@ export class KyselyMetadataStore implements MetadataStore {
 
   configureReview(timings: ReviewTimings): void {
     this.review = { ...timings };
+  }
+
+  /** The LifecycleStore (pull statistics, retention) over this store's database (created on first use). */
+  lifecycleStore(): KyselyLifecycleStore {
+    this.lifecycle ??= new KyselyLifecycleStore(this.db, this.dialect);
+    return this.lifecycle;
   }
 
   async ping(): Promise<void> {

@@ -85,6 +85,10 @@ export interface ManifestsTable {
   created_at: number;
   /** When garbage collection is to check whether the manifest is still wanted; null: not queued (0008). */
   review_after: number | null;
+  /** The latest pull (GET) of the manifest, by tag or digest, as last flushed; null if never (0010). */
+  last_pulled_at: Generated<number | null>;
+  /** Pulls (GETs) of the manifest, by tag or digest (0010). */
+  pull_count: Generated<number>;
 }
 
 /** What each manifest requires (for garbage collection). Deleted with the manifest. */
@@ -99,6 +103,10 @@ export interface TagsTable {
   name: string;
   manifest_id: number;
   updated_at: number;
+  /** The latest pull (GET) by this tag, as last flushed; null if never (0010). */
+  last_pulled_at: Generated<number | null>;
+  /** Pulls (GETs) by this tag (0010). */
+  pull_count: Generated<number>;
 }
 
 export interface UploadSessionsTable {
@@ -322,6 +330,16 @@ export interface ImmutableTagRulesTable {
   created_at: number;
 }
 
+/** One retention policy per namespace (0010). */
+export interface RetentionPoliciesTable {
+  namespace: string;
+  /** The policy as JSON text (see `lifecycle/retention-policy.ts`). */
+  policy: string;
+  updated_by: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
 /** The whole metadata database. */
 export interface Database {
   repositories: RepositoriesTable;
@@ -350,4 +368,5 @@ export interface Database {
   blob_writes: BlobWritesTable;
   gc_runs: GcRunsTable;
   immutable_tag_rules: ImmutableTagRulesTable;
+  retention_policies: RetentionPoliciesTable;
 }

@@ -172,10 +172,15 @@ export class ManifestService {
   }
 
   /**
-   * Records that `record` was pulled (a GET, not a HEAD), when some subscriber wants pull events. Best effort and
-   * off the request's path: never throws, never delays the pull.
+   * Records that `record` was pulled (a GET, not a HEAD): counted in the pull statistics, and an event when some
+   * subscriber wants pull events. Best effort and off the request's path: never throws, never delays the pull.
    */
   recordPull(record: ManifestRecord, reference: Reference, contextOf: () => EventContext): void {
+    this.deps.pullStats?.record(
+      record.repository,
+      record.digest,
+      reference.kind === 'tag' ? reference.tag : null,
+    );
     const sink = this.deps.pullEvents;
     if (!sink?.active) return;
     const context = contextOf();

@@ -1,5 +1,6 @@
 import type { NewDomainEvent } from '../events/event.ts';
 import type { MetadataStore } from '../metadata/store.ts';
+import type { Digest } from '../oci/digest.ts';
 import type { StorageDriver } from '../storage/driver.ts';
 import type { TagImmutability } from './tag-immutability.ts';
 
@@ -12,6 +13,14 @@ export interface RegistryDeps {
   readonly pullEvents?: PullEventSink;
   /** Which tags may not move or be deleted (see `tag-immutability.ts`); absent: every tag is mutable. */
   readonly immutableTags?: TagImmutability;
+  /** Where pull statistics go (see `lifecycle/pull-stats.ts`); absent: pulls are not counted. */
+  readonly pullStats?: PullStatsSink;
+}
+
+/** Counts pulls in memory, for a later batched write. */
+export interface PullStatsSink {
+  /** Counts one pull of `digest` in `repository` (by `tag`, or null by digest); returns at once, never throws. */
+  record(repository: string, digest: Digest, tag: string | null): void;
 }
 
 /** Takes pull events off the request path. */

@@ -79,7 +79,7 @@ type DistributionAction = 'push' | 'pull' | 'delete' | 'mount' | 'test';
 
 /**
  * Distribution's action for an event type; null for `repository.created`, which Distribution never reports (a
- * repository appears with its first push, which is reported).
+ * repository appears with its first push, which is reported), and `retention.completed`, which it has no word for.
  */
 export function distributionAction(type: WebhookEvent['type']): DistributionAction | null {
   switch (type) {
@@ -100,6 +100,7 @@ export function distributionAction(type: WebhookEvent['type']): DistributionActi
       return 'test';
     case 'repository.created':
     case 'gc.completed':
+    case 'retention.completed':
       return null;
   }
 }

@@ -31,6 +31,9 @@ import { setActor, toHttpError } from './request.ts';
 import { RepositoryAdmin } from '../../admin/repository-admin.ts';
 import type { Registry } from '../../registry/registry.ts';
 import { registerRepositoryRoutes } from './repositories.ts';
+import { RetentionAdmin } from '../../admin/retention-admin.ts';
+import type { RetentionService } from '../../lifecycle/retention.ts';
+import { registerRetentionRoutes } from './retention.ts';
 import { registerSystemRoutes } from './system.ts';
 import { registerWebhookRoutes } from './webhooks.ts';
 import { ImmutableTagAdmin } from '../../admin/immutable-tag-admin.ts';
@@ -56,6 +59,8 @@ export interface AdminApiOptions {
   readonly gc?: GcService;
   /** The immutable tag rules (`Services.immutableTags`); without them, the `/immutable-tags` routes answer 503. */
   readonly immutableTags?: ImmutableTags;
+  /** Retention policies; without them, no `/namespaces/{ns}/retention` routes. */
+  readonly retention?: RetentionService;
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -125,6 +130,9 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
           ? new ImmutableTagAdmin(admin, options.auth.audit, options.immutableTags)
           : null,
       );
+      if (options.retention) {
+        registerRetentionRoutes(api, new RetentionAdmin(admin, options.auth.audit, options.retention));
+      }
     },
     { prefix: ADMIN_API_PREFIX },
   );

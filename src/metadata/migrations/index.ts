@@ -16,6 +16,7 @@ import { eventsAndJobsMigration } from './0006-events-and-jobs.ts';
 import { jobClaimIndexMigration } from './0007-job-claim-index.ts';
 import { garbageCollectionMigration } from './0008-garbage-collection.ts';
 import { immutableTagsMigration } from './0009-immutable-tags.ts';
+import { retentionMigration } from './0010-retention.ts';
 
 /** Table recording which migrations ran (name and ISO timestamp). */
 export const MIGRATION_TABLE = 'berth_migrations';
@@ -35,6 +36,7 @@ export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
     '0007-job-claim-index': jobClaimIndexMigration(),
     '0008-garbage-collection': garbageCollectionMigration(dialect),
     '0009-immutable-tags': immutableTagsMigration(dialect),
+    '0010-retention': retentionMigration(dialect),
   };
 }
 
