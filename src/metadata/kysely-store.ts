@@ -17,8 +17,10 @@ import { CompiledRead } from './compiled-read.ts';
 import { KyselyAuthStore } from './kysely-auth-store.ts';
 import { KyselyWebhookStore } from './kysely-webhook-store.ts';
 import { KyselyJobStore } from './kysely-job-store.ts';
+import { KyselyUsageStore } from './kysely-usage-store.ts';
 import { isOneOf, selectFromList } from './list-parameter.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
+import * as usage from './usage-accounting.ts';
 import type { Database, SqlDialect } from './schema.ts';
 import type {
   BlobLink,
@@ -176,6 +178,11 @@ export class KyselyMetadataStore implements MetadataStore {
     return this.webhooks;
   }
 
+  /** The UsageStore over this store's database (namespace usage, quotas, repository summaries). */
+  usageStore(): KyselyUsageStore {
+    return new KyselyUsageStore(this.db, this.dialect);
+  }
+
   /**
    * The JobStore over this store's database and connections (created on first use, then the same instance).
    * It needs `migrate()` like this store, and becomes unusable when this store is closed.
@@ -211,6 +218,7 @@ export class KyselyMetadataStore implements MetadataStore {
     return this.writing(true, async (trx) => {
       const id = await this.findRepositoryId(trx, name);
       if (id === undefined) return false;
+      await usage.repositoryDeleting(trx, this.dialect, id);
       // Children first (the schema cascades, but the contract does not rely on it), the repository row last.
       const tags = await trx.deleteFrom('tags').where('repository_id', '=', id).executeTakeFirst();
       await trx
@@ -289,7 +297,7 @@ export class KyselyMetadataStore implements MetadataStore {
     events?: EventsOf<LinkBlobOutcome>,
   ): Promise<void> {
     const now = Date.now();
-    await this.writing(events !== undefined, async (trx) => {
+    await this.writing(true, async (trx) => {
       const existing = events === undefined ? undefined : await this.findRepositoryId(trx, repository);
       const repositoryId = existing ?? (await this.ensureRepository(trx, repository, now));
       await trx
@@ -297,12 +305,15 @@ export class KyselyMetadataStore implements MetadataStore {
         .values({ digest, size, created_at: now })
         .onConflict((oc) => oc.column('digest').doNothing())
         .execute();
-      await trx
+      const linked = await trx
         .insertInto('repository_blobs')
         .values({ repository_id: repositoryId, digest, created_at: now })
         .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
-        .execute();
-      if (events) await this.storeEvents(trx, events({ repositoryCreated: existing === undefined }), now);
+        .returning('digest')
+        .executeTakeFirst();
+      const used = linked ? await usage.blobLinkAdded(trx, repository, digest, size) : null;
+      if (events)
+        await this.storeEvents(trx, events({ repositoryCreated: existing === undefined, usage: used }), now);
     });
   }
 
@@ -334,7 +345,7 @@ export class KyselyMetadataStore implements MetadataStore {
     digest: Digest,
     events?: EventsOf<UnlinkBlobOutcome>,
   ): Promise<boolean> {
-    return this.writing(events !== undefined, async (trx) => {
+    return this.writing(true, async (trx) => {
       const result = await trx
         .deleteFrom('repository_blobs')
         .where('digest', '=', digest)
@@ -343,6 +354,7 @@ export class KyselyMetadataStore implements MetadataStore {
         )
         .executeTakeFirst();
       if (result.numDeletedRows === 0n) return false;
+      await usage.blobLinksRemoved(trx, this.dialect, repository, [digest]);
       if (events) {
         const blob = await trx
           .selectFrom('blobs')
@@ -422,26 +434,38 @@ export class KyselyMetadataStore implements MetadataStore {
           .executeTakeFirst();
         manifestCreated = existing === undefined;
       }
-      // DO UPDATE (a no-op on the digest) rather than DO NOTHING: it returns the id of an existing row and locks
-      // it, so a concurrent deleteManifest cannot remove it under our tags.
-      const manifest = await trx
+      const manifestRow = {
+        repository_id: repositoryId,
+        digest: input.digest,
+        media_type: input.mediaType,
+        payload: input.payload,
+        size: input.payload.length,
+        subject_digest: input.subject,
+        artifact_type: input.artifactType,
+        annotations: input.annotations === null ? null : JSON.stringify(input.annotations),
+        created_at: now,
+      };
+      // DO NOTHING first: it tells whether this push stored the manifest (the namespace's usage counts it once).
+      // For an existing one, DO UPDATE (a no-op on the digest) rather than DO NOTHING: it returns the id of the
+      // row and locks it, so a concurrent deleteManifest cannot remove it under our tags.
+      const inserted = await trx
         .insertInto('manifests')
-        .values({
-          repository_id: repositoryId,
-          digest: input.digest,
-          media_type: input.mediaType,
-          payload: input.payload,
-          size: input.payload.length,
-          subject_digest: input.subject,
-          artifact_type: input.artifactType,
-          annotations: input.annotations === null ? null : JSON.stringify(input.annotations),
-          created_at: now,
-        })
-        .onConflict((oc) =>
-          oc.columns(['repository_id', 'digest']).doUpdateSet({ digest: (eb) => eb.ref('excluded.digest') }),
-        )
+        .values(manifestRow)
+        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
         .returning('id')
-        .executeTakeFirstOrThrow();
+        .executeTakeFirst();
+      const manifest =
+        inserted ??
+        (await trx
+          .insertInto('manifests')
+          .values(manifestRow)
+          .onConflict((oc) =>
+            oc
+              .columns(['repository_id', 'digest'])
+              .doUpdateSet({ digest: (eb) => eb.ref('excluded.digest') }),
+          )
+          .returning('id')
+          .executeTakeFirstOrThrow());
       const manifestId = Number(manifest.id);
 
       for (const [kind, digests] of [
@@ -486,8 +510,15 @@ export class KyselyMetadataStore implements MetadataStore {
           )
           .execute();
       }
+      // Last, after the tags: the namespace's usage row is the last lock every write takes (usage-accounting.ts).
+      const used = inserted ? await usage.manifestAdded(trx, input.repository, manifestRow.size) : null;
       if (events) {
-        const outcome = { repositoryCreated: existingId === undefined, manifestCreated, movedTags };
+        const outcome = {
+          repositoryCreated: existingId === undefined,
+          manifestCreated,
+          movedTags,
+          usage: used,
+        };
         await this.storeEvents(trx, events(outcome), now);
       }
       return { ok: true };
@@ -511,7 +542,7 @@ export class KyselyMetadataStore implements MetadataStore {
     digest: Digest,
     events?: EventsOf<DeleteManifestOutcome>,
   ): Promise<boolean> {
-    return this.writing(events !== undefined, async (trx) => {
+    return this.writing(true, async (trx) => {
       // The tags go with the manifest (ON DELETE CASCADE): the events name them, so read them first.
       const tagRows = events
         ? await trx
@@ -533,6 +564,7 @@ export class KyselyMetadataStore implements MetadataStore {
         .returning(['id', 'media_type', 'size'])
         .executeTakeFirst();
       if (deleted === undefined) return false;
+      await usage.manifestsRemoved(trx, repository, Number(deleted.size));
       if (events) {
         const outcome = {
           mediaType: deleted.media_type,

@@ -276,6 +276,22 @@ export interface WebhookDeliveriesTable {
   at: number;
 }
 
+/** Which blobs a namespace holds, and how many of its repositories link each (0011, see usage-accounting.ts). */
+export interface NamespaceBlobsTable {
+  namespace: string;
+  digest: Digest;
+  size: number;
+  links: number;
+}
+
+/** The bytes a namespace holds and its quota (0011, see usage-accounting.ts). */
+export interface NamespaceUsageTable {
+  namespace: string;
+  bytes: number;
+  /** null: unlimited. */
+  quota_bytes: number | null;
+}
+
 /** The whole metadata database. */
 export interface Database {
   repositories: RepositoriesTable;
@@ -301,4 +317,6 @@ export interface Database {
   jobs: JobsTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  namespace_blobs: NamespaceBlobsTable;
+  namespace_usage: NamespaceUsageTable;
 }

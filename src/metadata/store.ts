@@ -12,6 +12,7 @@
 import type { DomainEvent, NewDomainEvent } from '../events/event.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { UploadHandle } from '../storage/driver.ts';
+import type { UsageChange } from './usage.ts';
 
 export interface BlobLink {
   readonly digest: Digest;
@@ -94,6 +95,8 @@ export type EventsOf<Outcome> = (outcome: Outcome) => readonly NewDomainEvent[];
 export interface LinkBlobOutcome {
   /** The repository did not exist before. */
   readonly repositoryCreated: boolean;
+  /** How the link changed the namespace's usage; null or absent: it did not (the namespace held the blob). */
+  readonly usage?: UsageChange | null;
 }
 
 /** What a successful `putManifest` changed. */
@@ -103,6 +106,8 @@ export interface PutManifestOutcome {
   readonly manifestCreated: boolean;
   /** Of the tags pointed at the manifest, those that pointed at another manifest before, with that manifest. */
   readonly movedTags: ReadonlyMap<string, Digest>;
+  /** How the push changed the namespace's usage; null or absent: it did not (a repeated push). */
+  readonly usage?: UsageChange | null;
 }
 
 /** What a successful `deleteManifest` removed. */
@@ -195,6 +200,8 @@ export interface MetadataStore {
   /**
    * Records that the blob `digest` of `size` bytes is stored and visible in `repository` (creating the
    * repository if needed). Idempotent. The caller has already committed the bytes to storage.
+   * Throws `QuotaExceededError` (and links nothing) when the blob is new to the repository's namespace and does not
+   * fit its quota (see `usage.ts`); re-linking a blob the namespace holds is always allowed.
    */
   linkBlob(
     repository: string,
@@ -218,7 +225,8 @@ export interface MetadataStore {
    * Stores a manifest and points `tags` at it, in one transaction, after checking in that same transaction that
    * every required blob is linked and every required manifest exists in the repository. When some are missing,
    * nothing is written and they are listed. Pushing an existing digest again is idempotent (tags still move).
-   * Creates the repository if needed.
+   * Creates the repository if needed. Throws `QuotaExceededError` (and stores nothing) when the manifest is new to
+   * the repository and does not fit its namespace's quota.
    */
   putManifest(input: PutManifestInput, events?: EventsOf<PutManifestOutcome>): Promise<PutManifestResult>;
 

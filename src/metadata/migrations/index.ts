@@ -14,6 +14,7 @@ import { uploadOwnerMigration } from './0004-upload-owner.ts';
 import { loginFailuresMigration } from './0005-login-failures.ts';
 import { eventsAndJobsMigration } from './0006-events-and-jobs.ts';
 import { jobClaimIndexMigration } from './0007-job-claim-index.ts';
+import { usageAndQuotasMigration } from './0011-usage-and-quotas.ts';
 
 /** Table recording which migrations ran (name and ISO timestamp). */
 export const MIGRATION_TABLE = 'berth_migrations';
@@ -31,6 +32,7 @@ export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
     '0005-login-failures': loginFailuresMigration(dialect),
     '0006-events-and-jobs': eventsAndJobsMigration(dialect),
     '0007-job-claim-index': jobClaimIndexMigration(),
+    '0011-usage-and-quotas': usageAndQuotasMigration(dialect),
   };
 }
 
