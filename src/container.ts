@@ -162,6 +162,7 @@ async function buildServices(
       deletes: config.registry.deletes,
       maxManifestSize: config.registry.maxManifestSize,
       uploadPurgeAfter: config.uploads.purgeAfter,
+      quotaWarningThreshold: config.quotas.warningThreshold,
       minFreeSpace: config.storage.filesystem.minFree,
       blobRedirectSeconds:
         config.storage.driver === 's3' && config.storage.s3.redirect

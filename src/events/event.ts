@@ -20,6 +20,8 @@ export const EVENT_TYPES = [
   'blob.mounted',
   'blob.deleted',
   'blob.pulled',
+  'quota.warning',
+  'quota.exceeded',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -69,6 +71,10 @@ export interface EventTarget {
   readonly from?: string;
   /** `manifest.pushed`: every tag the push set (the manifest's `tag` is the first of them). */
   readonly tags?: readonly string[];
+  /** `quota.*`: the namespace of `repository`, its usage (bytes, before a refused push) and its quota (bytes). */
+  readonly namespace?: string;
+  readonly usage?: number;
+  readonly quota?: number;
 }
 
 export interface DomainEvent {

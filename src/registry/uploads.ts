@@ -52,6 +52,7 @@ import { isStorageFull } from './storage-full.ts';
 import type { EventContext } from '../events/event.ts';
 import { blobLinked, blobMounted, SYSTEM_CONTEXT } from './events.ts';
 import type { RegistryDeps } from './options.ts';
+import { linkBlobWithinQuota } from './quota.ts';
 
 const HASH_CACHE_LIMIT = 4096;
 /** Stale sessions listed, and orphan candidates checked against the database, per query. */
@@ -156,7 +157,13 @@ export class UploadService {
     const link =
       from !== undefined ? await metadata.getBlobLink(from, digest) : await metadata.findBlob(digest);
     if (!link) return null;
-    await metadata.linkBlob(repository, digest, link.size, blobMounted(context, repository, link, from));
+    await linkBlobWithinQuota(
+      this.deps,
+      context,
+      repository,
+      link,
+      blobMounted(context, repository, link, from),
+    );
     return link;
   }
 
@@ -179,7 +186,14 @@ export class UploadService {
       this.verify(digest, hasher.digest());
       // The handle the append returned is the one that knows the bytes (S3: the segments written).
       await storage.commitUpload(written.handle, size, blobKey(digest));
-      await metadata.linkBlob(repository, digest, size, blobLinked(context, repository));
+      // A refused link (quota) leaves the committed bytes unlinked, for garbage collection.
+      await linkBlobWithinQuota(
+        this.deps,
+        context,
+        repository,
+        { digest, size },
+        blobLinked(context, repository),
+      );
       return { digest, size };
     } catch (e) {
       await storage.abortUpload(handle).catch(() => undefined);
@@ -250,7 +264,9 @@ export class UploadService {
       } finally {
         this.unowned.delete(session.handle.id);
       }
-      await this.deps.metadata.linkBlob(repository, digest, session.size, blobLinked(context, repository));
+      // A refused link (quota) leaves the committed bytes unlinked, for garbage collection.
+      const blob = { digest, size: session.size };
+      await linkBlobWithinQuota(this.deps, context, repository, blob, blobLinked(context, repository));
       return { digest, size: session.size };
     });
   }

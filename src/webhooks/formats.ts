@@ -79,7 +79,7 @@ type DistributionAction = 'push' | 'pull' | 'delete' | 'mount' | 'test';
 
 /**
  * Distribution's action for an event type; null for `repository.created`, which Distribution never reports (a
- * repository appears with its first push, which is reported).
+ * repository appears with its first push, which is reported), and for the `quota.*` events it has no action for.
  */
 export function distributionAction(type: WebhookEvent['type']): DistributionAction | null {
   switch (type) {
@@ -99,6 +99,8 @@ export function distributionAction(type: WebhookEvent['type']): DistributionActi
     case 'webhook.test':
       return 'test';
     case 'repository.created':
+    case 'quota.warning':
+    case 'quota.exceeded':
       return null;
   }
 }
@@ -197,6 +199,9 @@ export function renderCloudEvent(event: WebhookEvent, options: RenderOptions): R
     data['tags'] = t.tags;
     data['previousDigest'] = t.previousDigest;
     data['fromRepository'] = t.from;
+    data['namespace'] = t.namespace;
+    data['usage'] = t.usage;
+    data['quota'] = t.quota;
     const root = base(event, options);
     if (root !== null && t.digest !== undefined && !event.type.endsWith('.deleted')) {
       const kind = event.type.startsWith('blob.') ? 'blobs' : 'manifests';
