@@ -151,6 +151,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     jobs: services.jobs,
     webhooks: services.webhookAdmin,
     registry: services.registry,
+    usage: services.usage,
   });
 
   if (options.backgroundJobs !== false && config.jobs.enabled) {

@@ -174,7 +174,7 @@ export class UploadService {
     body: UploadBody,
     context: EventContext = SYSTEM_CONTEXT,
   ): Promise<BlobLink> {
-    const { storage, metadata } = this.deps;
+    const { storage } = this.deps;
     const { algorithm } = parseDigest(digest);
     await this.assertRoomForNewUpload();
     const handle = await storage.createUpload();

@@ -1,5 +1,5 @@
 /**
- * The administration commands: `berth users|robots|teams|namespaces|members|rules|keys|audit|webhooks|jobs|repos`.
+ * The administration commands: `berth users|robots|teams|namespaces|members|rules|keys|audit|webhooks|jobs|repos|usage|quota`.
  * They work on the database directly (as the system), so they need no running server and no credentials, only
  * access to the data directory or database of the configuration (`--config`, `--data`, as `berth serve`).
  */
@@ -9,6 +9,7 @@ import { registerJobCommands } from './jobs.ts';
 import { registerNamespaceCommands } from './namespaces.ts';
 import { registerRepositoryCommands } from './repositories.ts';
 import { registerSystemCommands } from './system.ts';
+import { registerUsageCommands } from './usage.ts';
 import { registerWebhookCommands } from './webhooks.ts';
 
 export function registerAdminCommands(program: Command): void {
@@ -18,4 +19,5 @@ export function registerAdminCommands(program: Command): void {
   registerWebhookCommands(program);
   registerJobCommands(program);
   registerRepositoryCommands(program);
+  registerUsageCommands(program);
 }

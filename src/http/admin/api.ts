@@ -29,6 +29,9 @@ import { RepositoryAdmin } from '../../admin/repository-admin.ts';
 import type { Registry } from '../../registry/registry.ts';
 import { registerRepositoryRoutes } from './repositories.ts';
 import { registerSystemRoutes } from './system.ts';
+import { UsageAdmin } from '../../admin/usage-admin.ts';
+import type { UsageStore } from '../../metadata/usage.ts';
+import { registerUsageRoutes } from './usage.ts';
 import { registerWebhookRoutes } from './webhooks.ts';
 
 export const ADMIN_API_PREFIX = '/api/v1';
@@ -46,6 +49,8 @@ export interface AdminApiOptions {
   readonly jobs?: JobAdminPort;
   /** The registry's use cases; without them, no `/repositories` routes. */
   readonly registry?: Registry;
+  /** Namespace usage and quotas; without it, no `/usage` and quota routes (nor the repository listing). */
+  readonly usage?: UsageStore;
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -107,7 +112,9 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
         options.webhooks ? new WebhookService(admin, options.auth.audit, options.webhooks) : null,
       );
       if (options.jobs) registerJobRoutes(api, new JobAdmin(options.jobs, options.auth.audit));
-      if (options.registry) registerRepositoryRoutes(api, new RepositoryAdmin(admin, options.registry));
+      if (options.registry)
+        registerRepositoryRoutes(api, new RepositoryAdmin(admin, options.registry, options.usage));
+      if (options.usage) registerUsageRoutes(api, new UsageAdmin(admin, options.usage, options.auth.audit));
     },
     { prefix: ADMIN_API_PREFIX },
   );
