@@ -297,7 +297,7 @@ export class KyselyMetadataStore implements MetadataStore {
     events?: EventsOf<LinkBlobOutcome>,
   ): Promise<void> {
     const now = Date.now();
-    await this.writing(true, async (trx) => {
+    await this.writing(events !== undefined, async (trx) => {
       const existing = events === undefined ? undefined : await this.findRepositoryId(trx, repository);
       const repositoryId = existing ?? (await this.ensureRepository(trx, repository, now));
       await trx
@@ -345,7 +345,7 @@ export class KyselyMetadataStore implements MetadataStore {
     digest: Digest,
     events?: EventsOf<UnlinkBlobOutcome>,
   ): Promise<boolean> {
-    return this.writing(true, async (trx) => {
+    return this.writing(events !== undefined, async (trx) => {
       const result = await trx
         .deleteFrom('repository_blobs')
         .where('digest', '=', digest)
@@ -542,7 +542,7 @@ export class KyselyMetadataStore implements MetadataStore {
     digest: Digest,
     events?: EventsOf<DeleteManifestOutcome>,
   ): Promise<boolean> {
-    return this.writing(true, async (trx) => {
+    return this.writing(events !== undefined, async (trx) => {
       // The tags go with the manifest (ON DELETE CASCADE): the events name them, so read them first.
       const tagRows = events
         ? await trx
@@ -703,13 +703,13 @@ export class KyselyMetadataStore implements MetadataStore {
   }
 
   /**
-   * Runs `work` in a transaction when `transactional` (a write that stores events must commit them with its
-   * change), else on the database directly; after a transaction that committed, wakes the outbox listeners.
+   * Runs `work` in a transaction (a write that stores events commits them with its change, and one that changes
+   * a namespace's usage commits the accounting with it); when it committed and `storesEvents`, wakes the outbox
+   * listeners.
    */
-  private async writing<T>(transactional: boolean, work: (db: Executor) => Promise<T>): Promise<T> {
-    if (!transactional) return work(this.db);
+  private async writing<T>(storesEvents: boolean, work: (db: Executor) => Promise<T>): Promise<T> {
     const result = await this.db.transaction().execute(work);
-    if (result !== false) this.notifyCommitted();
+    if (storesEvents && result !== false) this.notifyCommitted();
     return result;
   }
 
