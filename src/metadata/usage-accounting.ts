@@ -140,7 +140,10 @@ export async function manifestsRemoved(
  * The repository `repositoryId` is about to be deleted with all its links and manifests by this transaction:
  * call it first, before the deletes. It locks the repository's row, links and manifests (PostgreSQL: no link or
  * manifest can be added or removed by another transaction until this one ends; an insert's foreign key check
- * conflicts with the row lock), then removes them from the namespace's usage.
+ * conflicts with the row lock), then removes them from the namespace's usage. Locking first is what keeps the
+ * count exact: links committed after a RETURNING delete would otherwise go with the repository row by ON DELETE
+ * CASCADE, uncounted. A push into the very repository being deleted may still meet the delete in a deadlock, which
+ * PostgreSQL breaks by failing one of them, as it could before (their tag and link locks already cross).
  */
 export async function repositoryDeleting(
   trx: Executor,
