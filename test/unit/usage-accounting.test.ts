@@ -219,6 +219,56 @@ for (const kind of await testDatabases()) {
       assert.equal(await bytes('team'), await recomputed(store, 'team'));
     });
 
+    it('stays exact under concurrent links, unlinks, manifest pushes and repository deletes of one namespace', async () => {
+      // PostgreSQL: three pools racing; SQLite: one connection (its writers queue on the database lock anyway).
+      const stores = kind.dialect === 'postgres' ? [store, db.open(), db.open()] : [store];
+      const shared = blob('shared by every repository');
+      const own = Array.from({ length: 12 }, (_, i) => blob(`own layer ${i}`));
+      // Round one: every repository links the shared blob and its own, and pushes a manifest, all at once.
+      await Promise.all(
+        own.map(async (b, i) => {
+          const s = stores[i % stores.length] as KyselyMetadataStore;
+          await s.linkBlob(`team/r${i}`, shared.digest, shared.size);
+          await s.linkBlob(`team/r${i}`, b.digest, b.size);
+          await putManifest(s, `team/r${i}`, [shared.digest, b.digest], 'v1');
+        }),
+      );
+      assert.equal(await bytes('team'), await recomputed(store, 'team'));
+      // Round two: half the repositories go (whole or link by link) while the others link each other's blobs.
+      await Promise.all(
+        own.map(async (b, i) => {
+          const s = stores[i % stores.length] as KyselyMetadataStore;
+          if (i % 3 === 0) await s.deleteRepository(`team/r${i}`);
+          else if (i % 3 === 1) {
+            await s.unlinkBlob(`team/r${i}`, shared.digest);
+            await s.unlinkBlob(`team/r${i}`, b.digest);
+          } else {
+            const next = own[(i + 1) % own.length] as { digest: Digest; size: number };
+            await s.linkBlob(`team/r${i}`, next.digest, next.size);
+          }
+        }),
+      );
+      assert.equal(await bytes('team'), await recomputed(store, 'team'));
+      const rows = await rawDb(store)
+        .selectFrom('namespace_blobs')
+        .select(['digest', 'links'])
+        .where('namespace', '=', 'team')
+        .execute();
+      const links = await rawDb(store)
+        .selectFrom('repository_blobs as rb')
+        .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+        .select(['rb.digest'])
+        .where('r.name', 'like', 'team/%')
+        .execute();
+      const counts = new Map<string, number>();
+      for (const l of links) counts.set(l.digest, (counts.get(l.digest) ?? 0) + 1);
+      assert.deepEqual(
+        new Map(rows.map((r) => [r.digest as string, Number(r.links)])),
+        counts,
+        'every link is counted once',
+      );
+    });
+
     it('reports the usage change to the events, and summarises repositories', async () => {
       const a = blob('summary layer');
       await usage.setQuota('team', 1000);
