@@ -155,6 +155,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     gc: services.gc,
     immutableTags: services.immutableTags,
     retention: services.retention,
+    usage: services.usage,
   });
 
   if (options.backgroundJobs !== false && config.jobs.enabled) {

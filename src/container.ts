@@ -23,6 +23,7 @@ import { connectionStatsOf, createPostgresStore, createSqliteStore } from './met
 import type { KyselyMetadataStore } from './metadata/kysely-store.ts';
 import type { MetadataStore } from './metadata/store.ts';
 import type { WebhookStore } from './metadata/webhook-store.ts';
+import type { UsageStore } from './metadata/usage.ts';
 import { BerthMetrics } from './metrics/metrics.ts';
 import { observeMethods } from './observability/instrument.ts';
 import type { OperationObserver } from './observability/operation-observer.ts';
@@ -39,6 +40,8 @@ export interface Services {
   readonly auth: AuthServices;
   /** Webhook endpoints and their delivery log. */
   readonly webhooks: WebhookStore;
+  /** Namespace usage and quotas, repository summaries. */
+  readonly usage: UsageStore;
   /** What the admin API and `berth webhooks` need to manage endpoints. */
   readonly webhookAdmin: WebhookServiceDeps;
   /** Hands committed events to their subscribers (started by the app with its background work). */
@@ -193,6 +196,7 @@ async function buildServices(
       deletes: config.registry.deletes,
       maxManifestSize: config.registry.maxManifestSize,
       uploadPurgeAfter: config.uploads.purgeAfter,
+      quotaWarningThreshold: config.quotas.warningThreshold,
       minFreeSpace: config.storage.filesystem.minFree,
       blobRedirectSeconds:
         config.storage.driver === 's3' && config.storage.s3.redirect
@@ -221,6 +225,7 @@ async function buildServices(
     pullStats,
     retention,
     webhooks: webhookStore,
+    usage: observeMethods(metadata.usageStore(), 'database', config.metadata.driver, observers),
     webhookAdmin: webhooks.admin,
     tracing,
     metrics,

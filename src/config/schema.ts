@@ -227,6 +227,19 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    quotas: z
+      .object({
+        warningThreshold: z
+          .number()
+          .gt(0)
+          .max(1)
+          .default(0.85)
+          .describe(
+            'A `quota.warning` event is stored when a push takes a namespace from below to at least this fraction of its storage quota.',
+          ),
+      })
+      .strict()
+      .prefault({}),
     uploads: z
       .object({
         purgeAfter: duration

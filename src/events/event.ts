@@ -22,6 +22,8 @@ export const EVENT_TYPES = [
   'blob.pulled',
   'gc.completed',
   'retention.completed',
+  'quota.warning',
+  'quota.exceeded',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -75,6 +77,10 @@ export interface EventTarget {
   readonly tagsUntagged?: number;
   /** `retention.completed`: untagged manifests the run deleted. */
   readonly manifestsDeleted?: number;
+  /** `quota.*`: the namespace of `repository`, its usage (bytes, before a refused push) and its quota (bytes). */
+  readonly namespace?: string;
+  readonly usage?: number;
+  readonly quota?: number;
 }
 
 export interface DomainEvent {

@@ -22,6 +22,7 @@ import type {
   OrphanedReferrers,
 } from './gc-store.ts';
 import { queueReferencedBy } from './review-queue.ts';
+import { blobLinksRemoved, manifestsRemoved } from './usage-accounting.ts';
 import type { Database, GcRunsTable, SqlDialect } from './schema.ts';
 
 type Executor = Kysely<Database> | Transaction<Database>;
@@ -125,6 +126,13 @@ export class KyselyGcStore implements GcStore {
         await trx.deleteFrom('tags').where('manifest_id', 'in', garbageIds).execute();
         await trx.deleteFrom('manifest_references').where('manifest_id', 'in', garbageIds).execute();
         await trx.deleteFrom('manifests').where('id', 'in', garbageIds).execute();
+        // Last: the namespaces' usage rows are the last locks every write takes (usage-accounting.ts).
+        const bytesByRepository = new Map<string, number>();
+        for (const m of garbage)
+          bytesByRepository.set(m.name, (bytesByRepository.get(m.name) ?? 0) + Number(m.size));
+        for (const [repository, bytes] of [...bytesByRepository].sort(([a], [b]) => (a < b ? -1 : 1))) {
+          await manifestsRemoved(trx, repository, bytes);
+        }
         const result = garbage.map((m) => ({
           repository: m.name,
           digest: m.digest,
@@ -295,7 +303,19 @@ export class KyselyGcStore implements GcStore {
           .set({ deleting_at: now, review_after: null })
           .where('digest', 'in', garbageDigests)
           .execute();
-        await trx.deleteFrom('repository_blobs').where('digest', 'in', garbageDigests).execute();
+        const unlinked = await trx
+          .deleteFrom('repository_blobs')
+          .where('digest', 'in', garbageDigests)
+          .returning(['repository_id', 'digest'])
+          .execute();
+        const byRepository = new Map<number, Digest[]>();
+        for (const l of unlinked) {
+          const id = Number(l.repository_id);
+          byRepository.set(id, [...(byRepository.get(id) ?? []), l.digest]);
+        }
+        for (const [repositoryId, removed] of [...byRepository].sort(([a], [b]) => a - b)) {
+          await blobLinksRemoved(trx, this.dialect, repositoryId, removed);
+        }
         return garbage.map((b) => ({ digest: b.digest, size: Number(b.size) }));
       }),
     );

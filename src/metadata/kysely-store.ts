@@ -22,8 +22,10 @@ import { KyselyJobStore } from './kysely-job-store.ts';
 import { KyselyGcStore } from './kysely-gc-store.ts';
 import { greatest, queueBlobs, queueManifests, queueReferencedBy } from './review-queue.ts';
 import { KyselyLifecycleStore } from './kysely-lifecycle-store.ts';
+import { KyselyUsageStore } from './kysely-usage-store.ts';
 import { isOneOf, selectFromList } from './list-parameter.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
+import * as usage from './usage-accounting.ts';
 import type { Database, SqlDialect } from './schema.ts';
 import type {
   BlobLink,
@@ -195,6 +197,11 @@ export class KyselyMetadataStore implements MetadataStore {
     return this.immutableTags;
   }
 
+  /** The UsageStore over this store's database (namespace usage, quotas, repository summaries). */
+  usageStore(): KyselyUsageStore {
+    return new KyselyUsageStore(this.db, this.dialect);
+  }
+
   /**
    * The JobStore over this store's database and connections (created on first use, then the same instance).
    * It needs `migrate()` like this store, and becomes unusable when this store is closed.
@@ -249,6 +256,7 @@ export class KyselyMetadataStore implements MetadataStore {
     return this.writing(true, async (trx) => {
       const id = await this.findRepositoryId(trx, name);
       if (id === undefined) return false;
+      await usage.repositoryDeleting(trx, this.dialect, id);
       const now = Date.now();
       // Everything the repository held goes to review: its blobs may be referenced nowhere else now.
       await queueBlobs(trx, now, (eb) =>
@@ -379,15 +387,20 @@ export class KyselyMetadataStore implements MetadataStore {
         throw new BlobDeletingError(digest);
       }
       const repositoryId = existing ?? (await this.ensureRepository(trx, repository, now));
-      await trx
+      const inserted = await trx
         .insertInto('repository_blobs')
         .values({ repository_id: repositoryId, digest, created_at: now })
         .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
-        .execute();
+        .returning('digest')
+        .executeTakeFirst();
       if (options.holder !== undefined) {
         await trx.deleteFrom('blob_writes').where('holder', '=', options.holder).execute();
       }
-      if (events) await this.storeEvents(trx, events({ repositoryCreated: existing === undefined }), now);
+      // Last: the namespace's usage row is the last lock every write takes (usage-accounting.ts).
+      const used = inserted ? await usage.blobLinkAdded(trx, repository, digest, Number(row.size)) : null;
+      if (events) {
+        await this.storeEvents(trx, events({ repositoryCreated: existing === undefined, usage: used }), now);
+      }
       return true;
     });
     if (linked && events) this.notifyCommitted();
@@ -465,6 +478,7 @@ export class KyselyMetadataStore implements MetadataStore {
       if (result.numDeletedRows === 0n) return false;
       const now = Date.now();
       await queueBlobs(trx, now, [digest]);
+      await usage.blobLinksRemoved(trx, this.dialect, repository, [digest]);
       if (events) {
         const blob = await trx
           .selectFrom('blobs')
@@ -538,28 +552,40 @@ export class KyselyMetadataStore implements MetadataStore {
           .executeTakeFirst();
         manifestCreated = existing === undefined;
       }
-      // DO UPDATE (a no-op on the digest) rather than DO NOTHING: it returns the id of an existing row and locks
-      // it, so a concurrent deleteManifest cannot remove it under our tags.
-      const manifest = await trx
+      const manifestRow = {
+        repository_id: repositoryId,
+        digest: input.digest,
+        media_type: input.mediaType,
+        payload: input.payload,
+        size: input.payload.length,
+        subject_digest: input.subject,
+        artifact_type: input.artifactType,
+        annotations: input.annotations === null ? null : JSON.stringify(input.annotations),
+        created_at: now,
+        // New content is reviewed once its grace period has passed (it may never get a tag or a parent).
+        review_after: now + this.review.manifestGracePeriodMs,
+      };
+      // DO NOTHING first: it tells whether this push stored the manifest (the namespace's usage counts it once).
+      // For an existing one, DO UPDATE (a no-op on the digest) rather than DO NOTHING: it returns the id of the
+      // row and locks it, so a concurrent deleteManifest cannot remove it under our tags.
+      const inserted = await trx
         .insertInto('manifests')
-        .values({
-          repository_id: repositoryId,
-          digest: input.digest,
-          media_type: input.mediaType,
-          payload: input.payload,
-          size: input.payload.length,
-          subject_digest: input.subject,
-          artifact_type: input.artifactType,
-          annotations: input.annotations === null ? null : JSON.stringify(input.annotations),
-          created_at: now,
-          // New content is reviewed once its grace period has passed (it may never get a tag or a parent).
-          review_after: now + this.review.manifestGracePeriodMs,
-        })
-        .onConflict((oc) =>
-          oc.columns(['repository_id', 'digest']).doUpdateSet({ digest: (eb) => eb.ref('excluded.digest') }),
-        )
+        .values(manifestRow)
+        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
         .returning('id')
-        .executeTakeFirstOrThrow();
+        .executeTakeFirst();
+      const manifest =
+        inserted ??
+        (await trx
+          .insertInto('manifests')
+          .values(manifestRow)
+          .onConflict((oc) =>
+            oc
+              .columns(['repository_id', 'digest'])
+              .doUpdateSet({ digest: (eb) => eb.ref('excluded.digest') }),
+          )
+          .returning('id')
+          .executeTakeFirstOrThrow());
       const manifestId = Number(manifest.id);
 
       // The tags' previous targets (for the events, and for review: a manifest a tag leaves may be garbage now),
@@ -626,8 +652,15 @@ export class KyselyMetadataStore implements MetadataStore {
           .execute();
       }
       await queueManifests(trx, now, leftManifests);
+      // Last, after the tags: the namespace's usage row is the last lock every write takes (usage-accounting.ts).
+      const used = inserted ? await usage.manifestAdded(trx, input.repository, manifestRow.size) : null;
       if (events) {
-        const outcome = { repositoryCreated: existingId === undefined, manifestCreated, movedTags };
+        const outcome = {
+          repositoryCreated: existingId === undefined,
+          manifestCreated,
+          movedTags,
+          usage: used,
+        };
         await this.storeEvents(trx, events(outcome), now);
       }
       return { ok: true };
@@ -678,6 +711,7 @@ export class KyselyMetadataStore implements MetadataStore {
       await trx.deleteFrom('tags').where('manifest_id', '=', target.id).execute();
       await trx.deleteFrom('manifest_references').where('manifest_id', '=', target.id).execute();
       await trx.deleteFrom('manifests').where('id', '=', target.id).execute();
+      await usage.manifestsRemoved(trx, repository, Number(target.size));
       if (events) {
         const outcome = {
           mediaType: target.media_type,
@@ -809,13 +843,13 @@ export class KyselyMetadataStore implements MetadataStore {
   }
 
   /**
-   * Runs `work` in a transaction when `transactional` (a write that stores events must commit them with its
-   * change), else on the database directly; after a transaction that committed, wakes the outbox listeners.
+   * Runs `work` in a transaction (a write that stores events commits them with its change, and one that changes
+   * a namespace's usage commits the accounting with it); when it committed and `storesEvents`, wakes the outbox
+   * listeners.
    */
-  private async writing<T>(transactional: boolean, work: (db: Executor) => Promise<T>): Promise<T> {
-    if (!transactional) return work(this.db);
+  private async writing<T>(storesEvents: boolean, work: (db: Executor) => Promise<T>): Promise<T> {
     const result = await this.transaction(work);
-    if (result !== false) this.notifyCommitted();
+    if (storesEvents && result !== false) this.notifyCommitted();
     return result;
   }
 

@@ -340,6 +340,22 @@ export interface RetentionPoliciesTable {
   updated_at: number;
 }
 
+/** Which blobs a namespace holds, and how many of its repositories link each (0011, see usage-accounting.ts). */
+export interface NamespaceBlobsTable {
+  namespace: string;
+  digest: Digest;
+  size: number;
+  links: number;
+}
+
+/** The bytes a namespace holds and its quota (0011, see usage-accounting.ts). */
+export interface NamespaceUsageTable {
+  namespace: string;
+  bytes: number;
+  /** null: unlimited. */
+  quota_bytes: number | null;
+}
+
 /** The whole metadata database. */
 export interface Database {
   repositories: RepositoriesTable;
@@ -369,4 +385,6 @@ export interface Database {
   gc_runs: GcRunsTable;
   immutable_tag_rules: ImmutableTagRulesTable;
   retention_policies: RetentionPoliciesTable;
+  namespace_blobs: NamespaceBlobsTable;
+  namespace_usage: NamespaceUsageTable;
 }

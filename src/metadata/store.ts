@@ -12,6 +12,7 @@
 import type { DomainEvent, NewDomainEvent } from '../events/event.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { UploadHandle } from '../storage/driver.ts';
+import type { UsageChange } from './usage.ts';
 
 export interface BlobLink {
   readonly digest: Digest;
@@ -121,6 +122,8 @@ export class BlobDeletingError extends Error {
 export interface LinkBlobOutcome {
   /** The repository did not exist before. */
   readonly repositoryCreated: boolean;
+  /** How the link changed the namespace's usage; null or absent: it did not (the namespace held the blob). */
+  readonly usage?: UsageChange | null;
 }
 
 /** What a successful `putManifest` changed. */
@@ -130,6 +133,8 @@ export interface PutManifestOutcome {
   readonly manifestCreated: boolean;
   /** Of the tags pointed at the manifest, those that pointed at another manifest before, with that manifest. */
   readonly movedTags: ReadonlyMap<string, Digest>;
+  /** How the push changed the namespace's usage; null or absent: it did not (a repeated push). */
+  readonly usage?: UsageChange | null;
 }
 
 /** What a successful `deleteManifest` removed. */
@@ -225,6 +230,8 @@ export interface MetadataStore {
    * The caller has already committed the bytes to storage, under a hold (`holdBlob`) it names in `options.holder`.
    * Throws `BlobDeletingError` when garbage collection is deleting the blob. With `options.mustExist` (a mount),
    * links only a blob that exists and is not being deleted, and returns false otherwise; else returns true.
+   * Throws `QuotaExceededError` (and links nothing) when the blob is new to the repository's namespace and does not
+   * fit its quota (see `usage.ts`); re-linking a blob the namespace holds is always allowed.
    */
   linkBlob(
     repository: string,
@@ -267,6 +274,8 @@ export interface MetadataStore {
    * nothing is written and they are listed; a blob garbage collection is deleting counts as missing. Pushing an
    * existing digest again is idempotent (tags still move). Creates the repository if needed. A new manifest is
    * queued for garbage collection review after its grace period, and manifests the tags leave are queued now.
+   * Throws `QuotaExceededError` (and stores nothing) when the manifest is new to the repository and does not fit
+   * its namespace's quota.
    */
   putManifest(input: PutManifestInput, events?: EventsOf<PutManifestOutcome>): Promise<PutManifestResult>;
 

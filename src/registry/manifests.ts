@@ -17,6 +17,7 @@ import { InvalidTagError, isValidTag, type Reference } from '../oci/reference.ts
 import { manifestDeleted, manifestPushed, SYSTEM_CONTEXT, tagDeleted } from './events.ts';
 import type { RegistryDeps } from './options.ts';
 import { ImmutableTagError } from './tag-immutability.ts';
+import { refusingOverQuota, withQuotaWarning } from './quota.ts';
 
 export interface PutManifestRequest {
   readonly repository: string;
@@ -72,20 +73,24 @@ export class ManifestService {
       size: body.length,
       tags: tagList,
     });
-    const result = await this.deps.metadata.putManifest(
-      {
-        repository,
-        digest,
-        mediaType: parsed.mediaType,
-        payload: body,
-        subject: parsed.subject,
-        artifactType: parsed.artifactType,
-        annotations: parsed.annotations,
-        blobs: parsed.blobs,
-        manifests: parsed.manifests,
-        tags: tagList,
-      },
-      events,
+    const context = request.context ?? SYSTEM_CONTEXT;
+    const threshold = this.deps.options.quotaWarningThreshold;
+    const result = await refusingOverQuota(this.deps, context, repository, () =>
+      this.deps.metadata.putManifest(
+        {
+          repository,
+          digest,
+          mediaType: parsed.mediaType,
+          payload: body,
+          subject: parsed.subject,
+          artifactType: parsed.artifactType,
+          annotations: parsed.annotations,
+          blobs: parsed.blobs,
+          manifests: parsed.manifests,
+          tags: tagList,
+        },
+        withQuotaWarning(events, context, repository, threshold),
+      ),
     );
     if (!result.ok) {
       // As distribution does, a missing child manifest of an index is MANIFEST_BLOB_UNKNOWN as well.

@@ -43,6 +43,8 @@ export interface RegistryOptions {
    * `freeSpace()`); 0 or absent: never.
    */
   readonly minFreeSpace?: number;
+  /** A push taking a namespace's usage from below to at least this fraction of its quota stores `quota.warning`. */
+  readonly quotaWarningThreshold?: number;
   /** When set, blob GETs are redirected to presigned storage URLs valid this long (s), if the driver has them. */
   readonly blobRedirectSeconds?: number | null;
 }

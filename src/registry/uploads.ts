@@ -54,6 +54,7 @@ import { isStorageFull } from './storage-full.ts';
 import type { EventContext } from '../events/event.ts';
 import { blobLinked, blobMounted, SYSTEM_CONTEXT } from './events.ts';
 import type { RegistryDeps } from './options.ts';
+import { linkBlobWithinQuota } from './quota.ts';
 
 const HASH_CACHE_LIMIT = 4096;
 
@@ -172,10 +173,11 @@ export class UploadService {
       from !== undefined ? await metadata.getBlobLink(from, digest) : await metadata.findBlob(digest);
     if (!link) return null;
     // Garbage collection may decide to delete the blob between the lookup and the link: the link then refuses.
-    const linked = await metadata.linkBlob(
+    const linked = await linkBlobWithinQuota(
+      this.deps,
+      context,
       repository,
-      digest,
-      link.size,
+      link,
       blobMounted(context, repository, link, from),
       { mustExist: true },
     );
@@ -189,7 +191,7 @@ export class UploadService {
     body: UploadBody,
     context: EventContext = SYSTEM_CONTEXT,
   ): Promise<BlobLink> {
-    const { storage, metadata } = this.deps;
+    const { storage } = this.deps;
     const { algorithm } = parseDigest(digest);
     await this.assertRoomForNewUpload();
     const handle = await storage.createUpload();
@@ -205,7 +207,7 @@ export class UploadService {
         await storage.commitUpload(written.handle, size, blobKey(digest));
         await this.link(repository, digest, size, holder, context);
       } catch (e) {
-        await metadata.releaseBlobHold(holder).catch(() => undefined);
+        await this.deps.metadata.releaseBlobHold(holder).catch(() => undefined);
         throw e;
       }
       return { digest, size };

@@ -79,7 +79,8 @@ type DistributionAction = 'push' | 'pull' | 'delete' | 'mount' | 'test';
 
 /**
  * Distribution's action for an event type; null for `repository.created`, which Distribution never reports (a
- * repository appears with its first push, which is reported), and `retention.completed`, which it has no word for.
+ * repository appears with its first push, which is reported), nor for `gc.completed`, `retention.completed` and the
+ * `quota.*` events, which it has no action for.
  */
 export function distributionAction(type: WebhookEvent['type']): DistributionAction | null {
   switch (type) {
@@ -101,6 +102,8 @@ export function distributionAction(type: WebhookEvent['type']): DistributionActi
     case 'repository.created':
     case 'gc.completed':
     case 'retention.completed':
+    case 'quota.warning':
+    case 'quota.exceeded':
       return null;
   }
 }
@@ -202,6 +205,9 @@ export function renderCloudEvent(event: WebhookEvent, options: RenderOptions): R
     data['previousDigest'] = t.previousDigest;
     data['fromRepository'] = t.from;
     if (event.detail !== undefined) data['detail'] = event.detail;
+    data['namespace'] = t.namespace;
+    data['usage'] = t.usage;
+    data['quota'] = t.quota;
     const root = base(event, options);
     if (root !== null && t.digest !== undefined && !event.type.endsWith('.deleted')) {
       const kind = event.type.startsWith('blob.') ? 'blobs' : 'manifests';

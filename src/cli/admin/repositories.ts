@@ -1,10 +1,33 @@
-/** `berth repos`: repositories as a whole (deleting one with its tags and manifests). */
+/** `berth repos`: repositories as a whole (listing them with their sizes, deleting one with its tags and manifests). */
 import type { Command } from 'commander';
 import { RepositoryAdmin } from '../../admin/repository-admin.ts';
-import { common, run, toJson, type CommonFlags } from './common.ts';
+import { formatBytes } from '../../util/bytes.ts';
+import { collect, common, paging, run, table, toJson, type CommonFlags, type PageFlags } from './common.ts';
+
+type ListFlags = CommonFlags & PageFlags & { namespace?: string };
 
 export function registerRepositoryCommands(program: Command): void {
   const repos = program.command('repos').description('manage repositories');
+
+  paging(common(repos.command('list')))
+    .description('list repositories with their tags, manifests, size and last push')
+    .option('--namespace <namespace>', 'only the repositories of this namespace')
+    .action(async (flags: ListFlags) =>
+      run('repos list', flags, async (ctx) => {
+        const admin = new RepositoryAdmin(ctx.admin, ctx.services.registry, ctx.services.usage);
+        const r = await collect(flags, (page) =>
+          admin.list(ctx.actor, { ...page, namespace: flags.namespace }),
+        );
+        if (ctx.json) return ctx.out(toJson(r));
+        ctx.out(
+          table(
+            ['REPOSITORY', 'TAGS', 'MANIFESTS', 'SIZE', 'LAST PUSH'],
+            r.items.map((x) => [x.name, x.tags, x.manifests, formatBytes(x.size), x.lastPush]),
+          ),
+        );
+        if (r.next !== null) ctx.out(`more: --after ${r.next}`);
+      }),
+    );
 
   common(repos.command('delete'))
     .description('delete a repository with its tags and manifests (the bytes wait for garbage collection)')

@@ -35,6 +35,9 @@ import { RetentionAdmin } from '../../admin/retention-admin.ts';
 import type { RetentionService } from '../../lifecycle/retention.ts';
 import { registerRetentionRoutes } from './retention.ts';
 import { registerSystemRoutes } from './system.ts';
+import { UsageAdmin } from '../../admin/usage-admin.ts';
+import type { UsageStore } from '../../metadata/usage.ts';
+import { registerUsageRoutes } from './usage.ts';
 import { registerWebhookRoutes } from './webhooks.ts';
 import { ImmutableTagAdmin } from '../../admin/immutable-tag-admin.ts';
 import type { ImmutableTags } from '../../lifecycle/immutable-tags.ts';
@@ -61,6 +64,8 @@ export interface AdminApiOptions {
   readonly immutableTags?: ImmutableTags;
   /** Retention policies; without them, no `/namespaces/{ns}/retention` routes. */
   readonly retention?: RetentionService;
+  /** Namespace usage and quotas; without it, no `/usage` and quota routes (nor the repository listing). */
+  readonly usage?: UsageStore;
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -122,7 +127,9 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
         options.webhooks ? new WebhookService(admin, options.auth.audit, options.webhooks) : null,
       );
       if (options.jobs) registerJobRoutes(api, new JobAdmin(options.jobs, options.auth.audit));
-      if (options.registry) registerRepositoryRoutes(api, new RepositoryAdmin(admin, options.registry));
+      if (options.registry)
+        registerRepositoryRoutes(api, new RepositoryAdmin(admin, options.registry, options.usage));
+      if (options.usage) registerUsageRoutes(api, new UsageAdmin(admin, options.usage, options.auth.audit));
       if (options.gc) registerGcRoutes(api, new GcAdmin(options.gc, options.auth.audit));
       registerImmutableTagRoutes(
         api,

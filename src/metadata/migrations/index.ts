@@ -17,6 +17,7 @@ import { jobClaimIndexMigration } from './0007-job-claim-index.ts';
 import { garbageCollectionMigration } from './0008-garbage-collection.ts';
 import { immutableTagsMigration } from './0009-immutable-tags.ts';
 import { retentionMigration } from './0010-retention.ts';
+import { usageAndQuotasMigration } from './0011-usage-and-quotas.ts';
 
 /** Table recording which migrations ran (name and ISO timestamp). */
 export const MIGRATION_TABLE = 'berth_migrations';
@@ -37,6 +38,7 @@ export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
     '0008-garbage-collection': garbageCollectionMigration(dialect),
     '0009-immutable-tags': immutableTagsMigration(dialect),
     '0010-retention': retentionMigration(dialect),
+    '0011-usage-and-quotas': usageAndQuotasMigration(dialect),
   };
 }
 

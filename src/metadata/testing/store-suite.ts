@@ -16,7 +16,7 @@ import { digestOf } from '../../oci/digest.ts';
 import type { Digest } from '../../oci/digest.ts';
 import type { UploadHandle } from '../../storage/driver.ts';
 import type { NewDomainEvent } from '../../events/event.ts';
-import type { MetadataStore, PutManifestInput, PutManifestResult } from '../store.ts';
+import type { MetadataStore, PutManifestInput, PutManifestOutcome, PutManifestResult } from '../store.ts';
 
 /** What the suite needs per test: a fresh, empty store (migrated or not) and a way to dispose of it. */
 export type StoreFactory = () => Promise<{
@@ -1005,7 +1005,7 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       it('stores the events a write computes from its outcome, with it, in commit order', async () => {
         let commits = 0;
         store.onEventsCommitted(() => commits++);
-        const outcomes: unknown[] = [];
+        const outcomes: PutManifestOutcome[] = [];
         const [blob] = await linkedBlobs('outbox/app', 1);
         const input = manifestInput('outbox/app', { blobs: [blob as Digest], tags: ['v1'] });
         const result = await store.putManifest(input, (outcome) => {
@@ -1013,15 +1013,20 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
           return [event('outbox/app'), event('outbox/app', 'tag.moved')];
         });
         assert.deepEqual(result, { ok: true });
-        assert.deepEqual(outcomes.slice(), [
+        // The usage change is checked by the usage accounting tests; here only that it is the manifest's.
+        const withoutUsage = ({ usage: _usage, ...rest }: PutManifestOutcome) => rest;
+        assert.deepEqual(outcomes.map(withoutUsage), [
           { repositoryCreated: false, manifestCreated: true, movedTags: new Map() },
         ]);
+        const usage = outcomes[0]?.usage;
+        assert.equal(usage?.namespace, 'outbox');
+        assert.equal((usage?.after ?? 0) - (usage?.before ?? 0), input.payload.length);
         const other = manifestInput('outbox/app', { blobs: [blob as Digest], tags: ['v1'] });
         await store.putManifest(other, (outcome) => {
           outcomes.push(outcome);
           return [];
         });
-        assert.deepEqual(outcomes[1], {
+        assert.deepEqual(withoutUsage(outcomes[1] as PutManifestOutcome), {
           repositoryCreated: false,
           manifestCreated: true,
           movedTags: new Map([['v1', input.digest]]),
