@@ -315,9 +315,15 @@ export class UploadService {
     context: EventContext,
   ): Promise<void> {
     try {
-      await this.deps.metadata.linkBlob(repository, digest, size, blobLinked(context, repository), {
-        holder,
-      });
+      // A refused link (quota) leaves the committed bytes unlinked, for garbage collection.
+      await linkBlobWithinQuota(
+        this.deps,
+        context,
+        repository,
+        { digest, size },
+        blobLinked(context, repository),
+        { holder },
+      );
     } catch (e) {
       if (e instanceof BlobDeletingError) throw blobBeingDeleted(digest);
       throw e;
