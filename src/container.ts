@@ -211,6 +211,8 @@ async function buildServices(
     sweepStorage: config.gc.sweepStorage,
     auditRetentionMs: config.audit.retention,
     historyRetentionMs: config.gc.historyRetention,
+    // A collector that died holds its lease as long as a dead instance holds its jobs.
+    leaseMs: config.jobs.leaseDuration,
   });
   const gc = new GcService(gcStore, collector, jobs, logger);
   return {
