@@ -42,7 +42,7 @@ export function registerGcCommands(program: Command): void {
     .description('list garbage collection runs, newest first')
     .option('--limit <n>', 'runs to show', (v) => Number(v))
     .action(async (flags: CommonFlags & { limit?: number }) =>
-      run('gc history', flags, async (ctx) => {
+      run('gc history', withParent(gc, flags), async (ctx) => {
         const runs = await new GcAdmin(ctx.services.gc, ctx.services.auth.audit).list(ctx.actor, {
           limit: flags.limit,
         });
@@ -70,11 +70,22 @@ export function registerGcCommands(program: Command): void {
     .description('show one garbage collection run')
     .argument('<id>', 'run id')
     .action(async (id: string, flags: CommonFlags) =>
-      run('gc show', flags, async (ctx) => {
+      run('gc show', withParent(gc, flags), async (ctx) => {
         const r = await new GcAdmin(ctx.services.gc, ctx.services.auth.audit).get(ctx.actor, Number(id));
         ctx.out(ctx.json ? toJson(r) : summary(r));
       }),
     );
+}
+
+/** The flags of a subcommand with those its parent parsed (`--config`, `--data`, `--json` given after it). */
+function withParent<F extends CommonFlags>(parent: Command, flags: F): F {
+  const inherited = parent.opts<CommonFlags>();
+  return {
+    ...flags,
+    ...(inherited.config !== undefined ? { config: inherited.config } : {}),
+    ...(inherited.data !== undefined ? { data: inherited.data } : {}),
+    ...(inherited.json !== undefined ? { json: inherited.json } : {}),
+  };
 }
 
 /** What a run did, in a few lines. */
