@@ -17,6 +17,9 @@ export interface RepositorySummaryView {
   /** Its distinct linked blobs plus its manifests, in bytes. */
   readonly size: number;
   readonly lastPush: Date | null;
+  /** The latest pull of any of its manifests (statistics are written once a minute); null when never pulled. */
+  readonly lastPull: Date | null;
+  readonly pulls: number;
 }
 
 export interface NamespaceUsageView {
@@ -47,7 +50,15 @@ export function usageView(u: NamespaceUsage): NamespaceUsageView {
 }
 
 export function repositorySummaryView(r: RepositorySummary): RepositorySummaryView {
-  return { name: r.name, tags: r.tags, manifests: r.manifests, size: r.size, lastPush: r.lastPush };
+  return {
+    name: r.name,
+    tags: r.tags,
+    manifests: r.manifests,
+    size: r.size,
+    lastPush: r.lastPush,
+    lastPull: r.lastPull,
+    pulls: r.pulls,
+  };
 }
 
 /** The largest quota accepted: byte counts stay exact as JSON numbers. */

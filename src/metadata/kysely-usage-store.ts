@@ -124,6 +124,8 @@ export class KyselyUsageStore implements UsageStore {
           eb.fn.countAll<number>().as('count'),
           eb.fn.sum<number>('size').as('bytes'),
           eb.fn.max<number>('created_at').as('latest'),
+          eb.fn.max<number>('last_pulled_at').as('pulled'),
+          eb.fn.sum<number>('pull_count').as('pulls'),
         ])
         .where('repository_id', 'in', ids)
         .groupBy('repository_id')
@@ -151,6 +153,8 @@ export class KyselyUsageStore implements UsageStore {
         manifests: Number(manifestRow?.count ?? 0),
         size: Number(b.get(id)?.bytes ?? 0) + Number(manifestRow?.bytes ?? 0),
         lastPush: latest > 0 ? new Date(latest) : null,
+        lastPull: manifestRow?.pulled ? new Date(Number(manifestRow.pulled)) : null,
+        pulls: Number(manifestRow?.pulls ?? 0),
       };
     });
   }

@@ -53,6 +53,10 @@ export interface RepositorySummary {
   readonly size: number;
   /** The latest manifest push or tag change; null when it never had either. */
   readonly lastPush: Date | null;
+  /** The latest pull of any of its manifests, as the pull statistics last flushed it (once a minute); or null. */
+  readonly lastPull: Date | null;
+  /** Pulls of its manifests so far (flushed once a minute). */
+  readonly pulls: number;
 }
 
 /** Reads of usage and repository summaries, and the quota setting. */

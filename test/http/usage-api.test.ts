@@ -28,6 +28,8 @@ interface Summary {
   manifests: number;
   size: number;
   lastPush: string | null;
+  lastPull: string | null;
+  pulls: number;
 }
 
 describe('usage and quota admin API', () => {
@@ -167,6 +169,25 @@ describe('usage and quota admin API', () => {
     assert.ok(zeta);
     assert.deepEqual([zeta.name, zeta.tags, zeta.manifests], ['team/zeta', 2, 2]);
     assert.ok(zeta.size > 0 && zeta.lastPush !== null);
+    assert.deepEqual([zeta.lastPull, zeta.pulls], [null, 0]);
+
+    // Pulls show once the statistics are written (once a minute; here, at once).
+    for (let i = 0; i < 3; i++) {
+      const res = await reg.inject({
+        method: 'GET',
+        url: '/v2/team/zeta/manifests/v1',
+        headers: { ...ADMIN, accept: 'application/vnd.oci.image.manifest.v1+json' },
+      });
+      assert.equal(res.statusCode, 200);
+    }
+    await reg.services.pullStats.flush();
+    const pulled = json<{ items: Summary[] }>(
+      await call('GET', '/repositories?namespace=team&after=team%2Fapp', OWNER),
+    ).items[0];
+    assert.equal(pulled?.pulls, 3);
+    assert.ok(
+      pulled?.lastPull !== null && Date.parse(pulled?.lastPull ?? '') >= Date.parse(zeta.lastPush ?? ''),
+    );
 
     assertError(await call('GET', '/repositories', OWNER), 403, 'DENIED');
     assertError(await call('GET', '/repositories?namespace=other', OWNER), 403, 'DENIED');

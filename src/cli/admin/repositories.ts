@@ -21,8 +21,16 @@ export function registerRepositoryCommands(program: Command): void {
         if (ctx.json) return ctx.out(toJson(r));
         ctx.out(
           table(
-            ['REPOSITORY', 'TAGS', 'MANIFESTS', 'SIZE', 'LAST PUSH'],
-            r.items.map((x) => [x.name, x.tags, x.manifests, formatBytes(x.size), x.lastPush]),
+            ['REPOSITORY', 'TAGS', 'MANIFESTS', 'SIZE', 'LAST PUSH', 'LAST PULL', 'PULLS'],
+            r.items.map((x) => [
+              x.name,
+              x.tags,
+              x.manifests,
+              formatBytes(x.size),
+              x.lastPush,
+              x.lastPull,
+              x.pulls,
+            ]),
           ),
         );
         if (r.next !== null) ctx.out(`more: --after ${r.next}`);
