@@ -4,6 +4,7 @@
  * a refused start.
  */
 import type { AuditLog } from '../auth/audit.ts';
+import { recordAction } from './audit-action.ts';
 import type { GcProgress, GcRunRecord } from '../metadata/gc-store.ts';
 import type { GcService } from '../gc/service.ts';
 import type { Actor } from './admin-service.ts';
@@ -48,7 +49,7 @@ export class GcAdmin {
       trigger: 'api',
       requestedBy: actor.principal ? `${actor.principal.kind}:${actor.principal.name}` : null,
     });
-    await this.record(actor, 'gc.start', String(run.id), { dryRun }, true);
+    await recordAction(this.audit, actor, 'gc.start', String(run.id), { dryRun }, true);
     return gcRunView(run);
   }
 
@@ -82,24 +83,7 @@ export class GcAdmin {
   private async requireSystem(actor: Actor, what: string, action?: string): Promise<void> {
     if (actor.principal === null || actor.principal.isAdmin) return;
     const why = `${what} needs a system administrator`;
-    if (action !== undefined) await this.record(actor, action, null, { denied: why }, false);
+    if (action !== undefined) await recordAction(this.audit, actor, action, null, { denied: why }, false);
     throw forbidden(`requested access to the resource is denied: ${why}`);
-  }
-
-  private async record(
-    actor: Actor,
-    action: string,
-    target: string | null,
-    detail: Record<string, unknown>,
-    success: boolean,
-  ): Promise<void> {
-    await this.audit?.record({
-      actor: actor.principal,
-      action,
-      target,
-      sourceAddr: actor.sourceAddr ?? null,
-      success,
-      detail: actor.via ? { via: actor.via, ...detail } : detail,
-    });
   }
 }

@@ -8,6 +8,7 @@
  * `immutable-tag.remove`, target: the namespace), refusals too (`success: false`).
  */
 import type { AuditLog } from '../auth/audit.ts';
+import { recordAction } from './audit-action.ts';
 import type { ImmutableTags } from '../lifecycle/immutable-tags.ts';
 import { ConflictError } from '../metadata/auth-store.ts';
 import type { ImmutableTagRuleRecord } from '../metadata/immutable-tag-store.ts';
@@ -109,7 +110,11 @@ export class ImmutableTagAdmin {
         if (e instanceof ConflictError) throw conflict(e.message);
         throw e;
       });
-    await this.record(actor, 'immutable-tag.add', namespace, { id: rule.id, repositoryGlob, tagGlob });
+    await recordAction(this.audit, actor, 'immutable-tag.add', namespace, {
+      id: rule.id,
+      repositoryGlob,
+      tagGlob,
+    });
     return immutableTagRuleView(rule);
   }
 
@@ -126,27 +131,11 @@ export class ImmutableTagAdmin {
       throw invalid('the rule id must be a positive whole number', 'id');
     const rule = await this.rules.remove(namespace, id);
     if (rule === null) throw notFound(`immutable tag rule ${id} does not exist in namespace ${namespace}`);
-    await this.record(actor, 'immutable-tag.remove', namespace, {
+    await recordAction(this.audit, actor, 'immutable-tag.remove', namespace, {
       id,
       repositoryGlob: rule.repositoryGlob,
       tagGlob: rule.tagGlob,
     });
     return immutableTagRuleView(rule);
-  }
-
-  private async record(
-    actor: Actor,
-    action: string,
-    target: string,
-    detail: Record<string, unknown>,
-  ): Promise<void> {
-    await this.audit.record({
-      actor: actor.principal,
-      action,
-      target,
-      sourceAddr: actor.sourceAddr ?? null,
-      success: true,
-      detail: actor.via ? { via: actor.via, ...detail } : detail,
-    });
   }
 }

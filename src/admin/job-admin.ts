@@ -4,6 +4,7 @@
  * class. Redrives and cancellations are audited (`job.retry`, `job.cancel`), as are refused ones.
  */
 import type { AuditLog } from '../auth/audit.ts';
+import { recordAction } from './audit-action.ts';
 import type { JobListQuery, JobRecord, JobState, JobTransition } from '../metadata/job-store.ts';
 import { JOB_STATES } from '../metadata/job-store.ts';
 import type { Page } from '../metadata/store.ts';
@@ -123,32 +124,16 @@ export class JobAdmin {
   ): Promise<JobView> {
     if (result === null) throw notFound(`job ${id} does not exist`);
     if (!result.changed) throw conflict(`cannot ${verb} job ${id}: it is ${result.job.state}`);
-    await this.record(actor, action, String(id), { queue: result.job.queue }, true);
+    await recordAction(this.audit, actor, action, String(id), { queue: result.job.queue }, true);
     return jobView(result.job);
   }
 
   private async requireSystem(actor: Actor, what: string, action?: string, target?: string): Promise<void> {
     if (actor.principal === null || actor.principal.isAdmin) return;
     const why = `${what} needs a system administrator`;
-    if (action !== undefined) await this.record(actor, action, target ?? null, { denied: why }, false);
+    if (action !== undefined)
+      await recordAction(this.audit, actor, action, target ?? null, { denied: why }, false);
     throw forbidden(`requested access to the resource is denied: ${why}`);
-  }
-
-  private async record(
-    actor: Actor,
-    action: string,
-    target: string | null,
-    detail: Record<string, unknown>,
-    success: boolean,
-  ): Promise<void> {
-    await this.audit?.record({
-      actor: actor.principal,
-      action,
-      target,
-      sourceAddr: actor.sourceAddr ?? null,
-      success,
-      detail: actor.via ? { via: actor.via, ...detail } : detail,
-    });
   }
 }
 

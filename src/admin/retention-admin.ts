@@ -5,6 +5,7 @@
  * Used by the admin API (`http/admin/retention.ts`) and the CLI (`berth retention`, as the system).
  */
 import type { AuditLog } from '../auth/audit.ts';
+import { recordAction } from './audit-action.ts';
 import {
   parseRetentionPolicy,
   RetentionPolicyError,
@@ -63,7 +64,7 @@ export class RetentionAdmin {
       throw e;
     }
     const stored = await this.retention.setPolicy(ns, policy, actor.principal?.name ?? null);
-    await this.record(actor, 'retention.set', ns, { policy });
+    await recordAction(this.audit, actor, 'retention.set', ns, { policy });
     return {
       namespace: ns,
       policy,
@@ -85,7 +86,7 @@ export class RetentionAdmin {
     if (!(await this.retention.removePolicy(ns))) {
       throw notFound(`namespace ${ns} has no retention policy`);
     }
-    await this.record(actor, 'retention.remove', ns, {});
+    await recordAction(this.audit, actor, 'retention.remove', ns, {});
   }
 
   /** Runs the namespace's policy now (a dry run changes nothing); not-found when it has none. */
@@ -100,27 +101,11 @@ export class RetentionAdmin {
     const run = await this.retention.run(ns, { dryRun });
     if (run === null) throw notFound(`namespace ${ns} has no retention policy`);
     if (!dryRun) {
-      await this.record(actor, 'retention.run', ns, {
+      await recordAction(this.audit, actor, 'retention.run', ns, {
         tagsUntagged: run.tagsUntagged,
         manifestsDeleted: run.manifestsDeleted,
       });
     }
     return run;
-  }
-
-  private async record(
-    actor: Actor,
-    action: string,
-    target: string,
-    detail: Record<string, unknown>,
-  ): Promise<void> {
-    await this.audit.record({
-      actor: actor.principal,
-      action,
-      target,
-      sourceAddr: actor.sourceAddr ?? null,
-      success: true,
-      detail: actor.via ? { via: actor.via, ...detail } : detail,
-    });
   }
 }

@@ -19,6 +19,7 @@
 import type { EventType } from '../events/event.ts';
 import { EVENT_TYPES, PULL_EVENT_TYPES, isEventType } from '../events/event.ts';
 import type { AuditLog } from '../auth/audit.ts';
+import { recordAction } from './audit-action.ts';
 import { ConflictError } from '../metadata/auth-store.ts';
 import type {
   DeliveryAttemptRecord,
@@ -430,7 +431,7 @@ export class WebhookService {
         createdBy: actor.principal?.name ?? null,
       })
       .catch((e: unknown) => fromStore(e));
-    await this.record(actor, 'webhook.create', namespace, {
+    await recordAction(this.audit, actor, 'webhook.create', namespace, {
       id: w.id,
       name,
       url: auditUrl(url),
@@ -480,7 +481,7 @@ export class WebhookService {
     if (!after) throw notFound(`webhook ${id} does not exist`);
     const { headers, url, disabledReason, ...rest } = patch;
     void disabledReason;
-    await this.record(actor, 'webhook.update', before.namespace, {
+    await recordAction(this.audit, actor, 'webhook.update', before.namespace, {
       id,
       name: before.name,
       changes: {
@@ -500,7 +501,7 @@ export class WebhookService {
   async delete(actor: Actor, id: number): Promise<void> {
     const w = await this.authorized(actor, id, 'deleting', 'webhook.delete');
     if (!(await this.deps.store.delete(id))) throw notFound(`webhook ${id} does not exist`);
-    await this.record(actor, 'webhook.delete', w.namespace, { id, name: w.name });
+    await recordAction(this.audit, actor, 'webhook.delete', w.namespace, { id, name: w.name });
   }
 
   /**
@@ -514,7 +515,7 @@ export class WebhookService {
     const secret = this.generateSecret();
     const after = await this.deps.store.rotateSecret(id, secret, until);
     if (!after) throw notFound(`webhook ${id} does not exist`);
-    await this.record(actor, 'webhook.rotate-secret', w.namespace, {
+    await recordAction(this.audit, actor, 'webhook.rotate-secret', w.namespace, {
       id,
       name: w.name,
       previousSecretUntil: until.toISOString(),
@@ -572,7 +573,7 @@ export class WebhookService {
       throw conflict(
         `delivery ${deliveryId} cannot be redelivered: its job is no longer dead (redelivered or pruned)`,
       );
-    await this.record(actor, 'webhook.redeliver', w.namespace, {
+    await recordAction(this.audit, actor, 'webhook.redeliver', w.namespace, {
       id,
       name: w.name,
       deliveryId,
@@ -586,7 +587,7 @@ export class WebhookService {
   async sendTest(actor: Actor, id: number): Promise<{ webhookId: number }> {
     const w = await this.authorized(actor, id, 'sending a test event to', 'webhook.test');
     await this.deps.sendTest(w, actor);
-    await this.record(actor, 'webhook.test', w.namespace, { id, name: w.name });
+    await recordAction(this.audit, actor, 'webhook.test', w.namespace, { id, name: w.name });
     return { webhookId: id };
   }
 
@@ -629,21 +630,5 @@ export class WebhookService {
       );
     }
     return value;
-  }
-
-  private async record(
-    actor: Actor,
-    action: string,
-    target: string | null,
-    detail: Record<string, unknown>,
-  ): Promise<void> {
-    await this.audit.record({
-      actor: actor.principal,
-      action,
-      target,
-      sourceAddr: actor.sourceAddr ?? null,
-      success: true,
-      detail: actor.via ? { via: actor.via, ...detail } : detail,
-    });
   }
 }
