@@ -34,6 +34,7 @@ import { createSkopeo } from './lib/skopeo.ts';
 import { GiB, median, MiB, secondsSince } from './lib/stats.ts';
 import { bigPushWorkload } from './workloads/big-push.ts';
 import { catalogWorkload } from './workloads/catalog.ts';
+import { gcWorkload } from './workloads/gc.ts';
 import { manifestWorkload } from './workloads/manifests.ts';
 import { metricsOverheadWorkload } from './workloads/metrics-overhead.ts';
 import { webhooksOverheadWorkload } from './workloads/webhooks-overhead.ts';
@@ -64,7 +65,9 @@ const GROUPS: readonly (readonly string[])[] = [
 ];
 /** Families that start their own Berth instances only (no Distribution to compare with). */
 const SOLO_FAMILIES = ['metrics', 'webhooks'];
-const ALL_FAMILIES = [...GROUPS.flat(), 'big-push', ...SOLO_FAMILIES];
+/** Families that start no registry server: they generate content on disk and run each collector offline. */
+const OFFLINE_FAMILIES = ['gc'];
+const ALL_FAMILIES = [...GROUPS.flat(), 'big-push', ...OFFLINE_FAMILIES, ...SOLO_FAMILIES];
 
 const USAGE = `usage: npm run bench [-- [--quick] [--reps N] [--only FAMILY,...]]
 
@@ -323,6 +326,14 @@ async function main(): Promise<number> {
         await bigPushWorkload(ctx);
       } catch (err) {
         failed('big-push', err);
+      }
+    }
+    if (selected.includes('gc')) {
+      log('== gc');
+      try {
+        await gcWorkload(ctx);
+      } catch (err) {
+        failed('gc', err);
       }
     }
     if (selected.includes('metrics')) {
