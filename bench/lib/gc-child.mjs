@@ -2,7 +2,8 @@
  * One garbage collection in a process of its own, as `berth gc` runs it: the compiled build (`dist/`), the
  * configuration from defaults plus `data` and `gc.sweepStorage`, `createServices`, then
  * `services.gc.runHere(...)`. Prints one JSON line: when each phase started (ms since the run began), the
- * run's counters, and the process's peak RSS (getrusage maxRSS, the kernel's own peak; the same as VmHWM).
+ * run's counters, and the process's peak RSS (VmHWM; getrusage maxRSS too, which Linux carries across execve
+ * from the parent, so it is only an upper bound).
  *
  * Plain JavaScript on purpose: no TypeScript loader in the measured process.
  *
