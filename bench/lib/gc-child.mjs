@@ -10,6 +10,8 @@
  * usage: node gc-child.mjs <dist dir> <data dir> <sweepStorage: true|false>
  */
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import process from 'node:process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 

@@ -139,14 +139,19 @@ export class GcModel {
     const rng = random(this.seed);
     const e = this.expected;
     // Unreferenced blobs: 10 per manifest in total, minus what manifests reference.
-    const unreferencedTotal = 10 * this.totalManifests - (repos * m * (1 + OWN_LAYERS) + repos * m + BASE_LAYERS);
+    const unreferencedTotal =
+      10 * this.totalManifests - (repos * m * (1 + OWN_LAYERS) + repos * m + BASE_LAYERS);
     for (let r = 0; r < repos; r++) {
       const name = `gc/app-${String(r).padStart(5, '0')}`;
       const blobs: ModelBlob[] = [];
       const manifests: ModelManifest[] = [];
       const pool: ModelBlob[] = [];
       for (let i = 0; i < m; i++) {
-        pool.push({ digest: fakeDigest(`${this.seed}/${r}/shared/${i}`), size: 1_000_000 + i * 7919, reviewAfter: null });
+        pool.push({
+          digest: fakeDigest(`${this.seed}/${r}/shared/${i}`),
+          size: 1_000_000 + i * 7919,
+          reviewAfter: null,
+        });
       }
       const poolRefs = pool.map(() => ({ any: false, kept: false }));
       for (let j = 0; j < m; j++) {
@@ -299,8 +304,15 @@ export async function writeBerthDatabase(model: GcModel, file: string, blobRoot?
         for (const b of model.base) insertLink.run(repo.id, b.digest, created);
         for (const m of repo.manifests) {
           const id = Number(
-            insertManifest.run(repo.id, m.digest, OCI_MANIFEST, m.payload, m.payload.length, created, m.reviewAfter)
-              .lastInsertRowid,
+            insertManifest.run(
+              repo.id,
+              m.digest,
+              OCI_MANIFEST,
+              m.payload,
+              m.payload.length,
+              created,
+              m.reviewAfter,
+            ).lastInsertRowid,
           );
           for (const d of new Set(m.blobs)) insertRef.run(id, d);
           if (m.tag !== null) insertTag.run(repo.id, m.tag, id, created);
@@ -332,7 +344,8 @@ export async function writeBerthDatabase(model: GcModel, file: string, blobRoot?
     // Base layers whose review time the generator only knew at the end.
     const update = db.prepare('update blobs set review_after = ? where digest = ?');
     for (const b of model.base) if (b.reviewAfter !== null) update.run(b.reviewAfter, b.digest);
-    if (blobRoot) for (const b of model.base) writeBlobFile(path.join(blobRoot, 'blobs', 'sha256'), b.digest, false);
+    if (blobRoot)
+      for (const b of model.base) writeBlobFile(path.join(blobRoot, 'blobs', 'sha256'), b.digest, false);
     db.pragma('wal_checkpoint(TRUNCATE)');
   } finally {
     db.close();
@@ -340,7 +353,12 @@ export async function writeBerthDatabase(model: GcModel, file: string, blobRoot?
 }
 
 /** An empty blob file: `<dir>/<xx>/<hex>` (Berth) or `<dir>/<xx>/<hex>/data` (Distribution). */
-function writeBlobFile(dir: string, digest: string, distribution: boolean, content: Buffer | string = ''): void {
+function writeBlobFile(
+  dir: string,
+  digest: string,
+  distribution: boolean,
+  content: Buffer | string = '',
+): void {
   const hex = digest.slice('sha256:'.length);
   const parent = distribution ? path.join(dir, hex.slice(0, 2), hex) : path.join(dir, hex.slice(0, 2));
   mkdirSync(parent, { recursive: true });

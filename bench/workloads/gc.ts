@@ -103,7 +103,12 @@ interface ChildResult {
   phases: Record<string, number>;
   state: string;
   error: string | null;
-  progress: { manifestsDeleted: number; blobsDeleted: number; manifestsReviewed: number; blobsReviewed: number };
+  progress: {
+    manifestsDeleted: number;
+    blobsDeleted: number;
+    manifestsReviewed: number;
+    blobsReviewed: number;
+  };
   rssBeforeKiB: number;
   maxRssKiB: number;
   vmHwmKiB: number | null;
@@ -170,7 +175,8 @@ async function metadataPart(
           `${(r.totalMs / 1000).toFixed(1)} s, peak RSS ${peakRssMiB(r).toFixed(0)} MiB; verified`,
       );
     } catch (err) {
-      for (const s of [spec.manifests!, spec.blobs!, spec.total!, spec.rss!]) ctx.rec.fail(s.id, 'berth', rep, err);
+      for (const s of [spec.manifests!, spec.blobs!, spec.total!, spec.rss!])
+        ctx.rec.fail(s.id, 'berth', rep, err);
       ctx.log(`  ! Berth gc, metadata only: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
       await removeTree(data);
@@ -210,10 +216,19 @@ async function diskPart(
         if (kind === 'berth') {
           const r = await runBerthChild(data, true);
           await verifyBerth(model, path.join(data, 'berth.db'), r);
-          await verifyFiles(path.join(data, 'blobs', 'blobs'), model.expected.blobs - model.expected.garbageBlobs, '-type f');
+          await verifyFiles(
+            path.join(data, 'blobs', 'blobs'),
+            model.expected.blobs - model.expected.garbageBlobs,
+            '-type f',
+          );
           seconds = r.totalMs / 1000;
           rssMiB = peakRssMiB(r);
-          details = { ...phaseSeconds(r), openSeconds: r.openMs / 1000, generateSeconds, progress: r.progress };
+          details = {
+            ...phaseSeconds(r),
+            openSeconds: r.openMs / 1000,
+            generateSeconds,
+            progress: r.progress,
+          };
         } else {
           const r = await runDistributionGc(data);
           await verifyDistribution(model, path.join(data, 'root'));
@@ -237,9 +252,13 @@ async function diskPart(
 /** Runs `gc-child.mjs` (Berth's build, a process of its own) on the data directory `data`. */
 async function runBerthChild(data: string, sweepStorage: boolean): Promise<ChildResult> {
   const child = path.join(PROJECT_ROOT, 'bench', 'lib', 'gc-child.mjs');
-  const r = await run(process.execPath, [child, path.join(PROJECT_ROOT, 'dist'), data, String(sweepStorage)], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-  });
+  const r = await run(
+    process.execPath,
+    [child, path.join(PROJECT_ROOT, 'dist'), data, String(sweepStorage)],
+    {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+    },
+  );
   const line = r.stdout.trim().split('\n').pop() ?? '';
   const result = JSON.parse(line) as ChildResult;
   if (result.state !== 'succeeded') throw new Error(`gc run ${result.state}: ${result.error ?? ''}`);
@@ -306,10 +325,16 @@ async function verifyBerth(model: GcModel, file: string, r: ChildResult): Promis
     );
     expect(
       'untagged manifests left',
-      count('select count(*) from manifests m where not exists (select 1 from tags t where t.manifest_id = m.id)'),
+      count(
+        'select count(*) from manifests m where not exists (select 1 from tags t where t.manifest_id = m.id)',
+      ),
       0,
     );
-    expect('blobs left marked as deleting', count('select count(*) from blobs where deleting_at is not null'), 0);
+    expect(
+      'blobs left marked as deleting',
+      count('select count(*) from blobs where deleting_at is not null'),
+      0,
+    );
     expect('manifests left due', count('select count(*) from manifests where review_after is not null'), 0);
     expect(
       'unreferenced blobs within their grace period',
@@ -326,7 +351,8 @@ async function verifyBerth(model: GcModel, file: string, r: ChildResult): Promis
 async function verifyFiles(dir: string, expected: number, filter: string): Promise<void> {
   const r = await run('sh', ['-c', `find "$1" ${filter} | wc -l`, 'sh', dir]);
   const actual = Number(r.stdout.trim());
-  if (actual !== expected) throw new Error(`wrong outcome: ${actual} files under ${dir}, expected ${expected}`);
+  if (actual !== expected)
+    throw new Error(`wrong outcome: ${actual} files under ${dir}, expected ${expected}`);
 }
 
 /**
