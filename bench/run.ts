@@ -132,7 +132,7 @@ const QUICK_NOTES = [
   '1,000 tags instead of 10,000;',
   '500 repositories instead of 100,000, catalog pages of n=100 instead of n=1000 (the 20 ms catalog-page target is meant for 1000 of 100,000), 5 page samples instead of 10;',
   '3 bursts of parallel small pulls instead of 5;',
-  'garbage collection of 2,000 manifests / 20,000 blobs instead of 100,000 / 1,000,000 (the 60 s and 300 MiB targets are meant for the full size), and 1,000 / 10,000 instead of 10,000 / 100,000 for the comparison with Distribution;',
+  'garbage collection of 2,000 manifests / 20,000 blobs instead of 100,000 / 1,000,000 (the 60 s and 300 MiB targets are meant for the full size), and 500 / 5,000 instead of 10,000 / 100,000 for the comparison with Distribution;',
   'one repetition per workload and registry instead of 3, so the "medians" are single runs.',
 ];
 

@@ -9,8 +9,8 @@
  *    phase (mark), the blob phase (sweep), the total and the process's peak RSS, against the targets (60 s,
  *    300 MiB).
  * 2. Berth against Distribution's offline `docker-registry garbage-collect --delete-untagged` on the same content
- *    at a size a filesystem layout can be generated at here (10,000 manifests and 100,000 blobs; 1,000 and
- *    10,000 with --quick), blob files on disk for both (empty: neither collector reads blob content), Berth with its
+ *    at a size a filesystem layout can be generated at here (10,000 manifests and 100,000 blobs; 500 and
+ *    5,000 with --quick), blob files on disk for both (empty: neither collector reads blob content), Berth with its
  *    default `gc.sweepStorage: true` (it lists every blob file, as Distribution's sweep does).
  *
  * After every run the outcome is checked: exactly the planted garbage deleted, nothing else (SQL counts and
@@ -30,7 +30,7 @@ import { secondsSince } from '../lib/stats.ts';
 /** The sizes of the two parts. */
 export function gcScales(quick: boolean): { metadata: GcScale; disk: GcScale } {
   return quick
-    ? { metadata: { repos: 20, manifestsPerRepo: 100 }, disk: { repos: 10, manifestsPerRepo: 100 } }
+    ? { metadata: { repos: 20, manifestsPerRepo: 100 }, disk: { repos: 5, manifestsPerRepo: 100 } }
     : { metadata: { repos: 1_000, manifestsPerRepo: 100 }, disk: { repos: 100, manifestsPerRepo: 100 } };
 }
 
