@@ -138,7 +138,7 @@ async function metadataPart(
   const template = path.join(dir, 'template.db');
   const model = new GcModel(scale, Date.now());
   ctx.log(`  generating ${sizeText(scale)} in ${scale.repos} repositories (SQLite, bulk inserts)`);
-  let started = performance.now();
+  const started = performance.now();
   await writeBerthDatabase(model, template);
   const generateSeconds = secondsSince(started);
   const e = model.expected;
@@ -150,7 +150,6 @@ async function metadataPart(
     const data = path.join(dir, `metadata-${rep}`);
     try {
       await mkdir(data, { recursive: true });
-      started = performance.now();
       await copyFile(template, path.join(data, 'berth.db'));
       await syncDisks();
       ctx.log(`  Berth gc, metadata only (rep ${rep + 1})`);
@@ -197,7 +196,7 @@ async function diskPart(
       const model = new GcModel(scale, Date.now());
       try {
         await mkdir(data, { recursive: true });
-        let started = performance.now();
+        const started = performance.now();
         if (kind === 'berth') {
           await writeBerthDatabase(model, path.join(data, 'berth.db'), path.join(data, 'blobs'));
         } else {
@@ -209,7 +208,6 @@ async function diskPart(
           `  ${kind === 'berth' ? 'Berth gc' : 'docker-registry garbage-collect --delete-untagged'} of ` +
             `${sizeText(scale)} on disk (rep ${rep + 1}; generated in ${generateSeconds.toFixed(1)} s)`,
         );
-        started = performance.now();
         let seconds: number;
         let rssMiB: number;
         let details: Record<string, unknown>;
