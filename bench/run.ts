@@ -34,6 +34,7 @@ import { createSkopeo } from './lib/skopeo.ts';
 import { GiB, median, MiB, secondsSince } from './lib/stats.ts';
 import { bigPushWorkload } from './workloads/big-push.ts';
 import { catalogWorkload } from './workloads/catalog.ts';
+import { gcWorkload } from './workloads/gc.ts';
 import { manifestWorkload } from './workloads/manifests.ts';
 import { metricsOverheadWorkload } from './workloads/metrics-overhead.ts';
 import { webhooksOverheadWorkload } from './workloads/webhooks-overhead.ts';
@@ -64,12 +65,15 @@ const GROUPS: readonly (readonly string[])[] = [
 ];
 /** Families that start their own Berth instances only (no Distribution to compare with). */
 const SOLO_FAMILIES = ['metrics', 'webhooks'];
-const ALL_FAMILIES = [...GROUPS.flat(), 'big-push', ...SOLO_FAMILIES];
+/** Families that start no registry server: they generate content on disk and run each collector offline. */
+const OFFLINE_FAMILIES = ['gc'];
+const ALL_FAMILIES = [...GROUPS.flat(), 'big-push', ...OFFLINE_FAMILIES, ...SOLO_FAMILIES];
 
 const USAGE = `usage: npm run bench [-- [--quick] [--reps N] [--only FAMILY,...]]
 
   --quick        256 MiB instead of 1 GiB, 5 s of load instead of 20 s, 1,000 tags and 500 repositories,
-                 a 1 GiB memory-watched push instead of 5 GiB, 1 repetition (under 2 minutes)
+                 a 1 GiB memory-watched push instead of 5 GiB, garbage collection of 2,000 manifests
+                 instead of 100,000, 1 repetition (under 2 minutes)
   --reps N       repetitions per workload and registry (default 3; 1 with --quick)
   --only LIST    run only these workload families: ${ALL_FAMILIES.join(', ')}
 `;
@@ -128,6 +132,7 @@ const QUICK_NOTES = [
   '1,000 tags instead of 10,000;',
   '500 repositories instead of 100,000, catalog pages of n=100 instead of n=1000 (the 20 ms catalog-page target is meant for 1000 of 100,000), 5 page samples instead of 10;',
   '3 bursts of parallel small pulls instead of 5;',
+  'garbage collection of 2,000 manifests / 20,000 blobs instead of 100,000 / 1,000,000 (the 60 s and 300 MiB targets are meant for the full size), and 500 / 5,000 instead of 10,000 / 100,000 for the comparison with Distribution;',
   'one repetition per workload and registry instead of 3, so the "medians" are single runs.',
 ];
 
@@ -323,6 +328,14 @@ async function main(): Promise<number> {
         await bigPushWorkload(ctx);
       } catch (err) {
         failed('big-push', err);
+      }
+    }
+    if (selected.includes('gc')) {
+      log('== gc');
+      try {
+        await gcWorkload(ctx);
+      } catch (err) {
+        failed('gc', err);
       }
     }
     if (selected.includes('metrics')) {

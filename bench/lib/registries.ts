@@ -258,7 +258,7 @@ export async function startBerth(
 }
 
 /** Debian's /etc/docker/registry/config.yml (2.8.2+ds1), without `auth`, on our port and directory. */
-function distributionConfig(rootDirectory: string, addr: string): string {
+export function distributionConfig(rootDirectory: string, addr: string): string {
   return [
     'version: 0.1',
     'log:',
