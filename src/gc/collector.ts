@@ -66,8 +66,10 @@ export class GcBusyError extends Error {
   }
 }
 
-const MANIFEST_BATCH = 100;
-const BLOB_BATCH = 500;
+// Batches are one transaction each: large enough that commits (and SQLite's checkpoints) are few, small enough
+// that a writer waiting on the database lock (SQLite) or a row lock waits milliseconds.
+const MANIFEST_BATCH = 200;
+const BLOB_BATCH = 1_000;
 const PURGE_BATCH = 1_000;
 const KEY_BATCH = 500;
 /** The actor of what garbage collection deletes. */

@@ -75,23 +75,26 @@ export async function queueReferencedBy(
       .where('mr.kind', '=', 'blob'),
   );
   for (const m of manifests) {
+    // Two updates, each on an index: the referrers by (repository_id, subject_digest), the children by
+    // (repository_id, digest). One with an OR of both would read every manifest of the repository.
+    const queued = sql<number>`coalesce(${sql.ref('review_after')}, ${now})`;
     await trx
       .updateTable('manifests')
-      .set({ review_after: sql<number>`coalesce(${sql.ref('review_after')}, ${now})` })
+      .set({ review_after: queued })
       .where('repository_id', '=', m.repositoryId)
-      .where((eb) =>
-        eb.or([
-          eb('subject_digest', '=', m.digest),
-          eb(
-            'digest',
-            'in',
-            eb
-              .selectFrom('manifest_references as mr')
-              .select('mr.digest')
-              .where('mr.manifest_id', '=', m.id)
-              .where('mr.kind', '=', 'manifest'),
-          ),
-        ]),
+      .where('subject_digest', '=', m.digest)
+      .where('id', '<>', m.id)
+      .execute();
+    await trx
+      .updateTable('manifests')
+      .set({ review_after: queued })
+      .where('repository_id', '=', m.repositoryId)
+      .where('digest', 'in', (eb) =>
+        eb
+          .selectFrom('manifest_references as mr')
+          .select('mr.digest')
+          .where('mr.manifest_id', '=', m.id)
+          .where('mr.kind', '=', 'manifest'),
       )
       .where('id', '<>', m.id)
       .execute();

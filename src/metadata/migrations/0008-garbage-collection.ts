@@ -29,17 +29,18 @@ export function garbageCollectionMigration(dialect: SqlDialect): Migration {
       await db.schema.alterTable('manifests').addColumn('review_after', 'bigint').execute();
       await db.schema.alterTable('blobs').addColumn('review_after', 'bigint').execute();
       await db.schema.alterTable('blobs').addColumn('deleting_at', 'bigint').execute();
-      // The collector reads the due rows of each queue in order: partial indexes hold only the queued rows.
+      // The collector reads the due rows of each queue in (review_after, key) order: partial indexes in that order
+      // hold only the queued rows, so taking a batch reads just the batch, however long the backlog.
       await db.schema
         .createIndex('manifests_review_idx')
         .on('manifests')
-        .column('review_after')
+        .columns(['review_after', 'id'])
         .where(sql.ref('review_after'), 'is not', null)
         .execute();
       await db.schema
         .createIndex('blobs_review_idx')
         .on('blobs')
-        .column('review_after')
+        .columns(['review_after', 'digest'])
         .where(sql.ref('review_after'), 'is not', null)
         .execute();
       await db.schema
