@@ -81,10 +81,10 @@ describe('berth usage, quota and repos list', () => {
     );
   });
 
-  it('repos list shows each repository with counts, size and last push; --namespace filters', async () => {
+  it('repos list shows each repository with counts, size, last push and pulls; --namespace filters', async () => {
     const out = succeeded(await runBerth(data, ['repos', 'list']), 'repos list');
-    assert.match(out, /^REPOSITORY\s+TAGS\s+MANIFESTS\s+SIZE\s+LAST PUSH$/m);
-    assert.match(out, /^team\/app\s+1\s+1\s+3(?:\.\d)? KiB\s+\d{4}-\d\d-\d\dT\S+Z$/m);
+    assert.match(out, /^REPOSITORY\s+TAGS\s+MANIFESTS\s+SIZE\s+LAST PUSH\s+LAST PULL\s+PULLS$/m);
+    assert.match(out, /^team\/app\s+1\s+1\s+3(?:\.\d)? KiB\s+\d{4}-\d\d-\d\dT\S+Z\s+-\s+0$/m);
     assert.deepEqual(
       out
         .trim()
