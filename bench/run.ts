@@ -114,7 +114,7 @@ function parseOptions(argv: string[]): BenchOptions {
     blobSize: quick ? 256 * MiB : GiB,
     bigPushSize: quick ? GiB : 5 * GiB,
     chunkSize: 8 * MiB,
-    loadSeconds: quick ? 5 : 20,
+    loadSeconds: quick ? 4 : 20,
     connections: 50,
     smallPulls: 200,
     smallBlobSize: MiB,

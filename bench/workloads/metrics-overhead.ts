@@ -41,7 +41,7 @@ const OVERHEAD: RowSpec = {
 };
 
 /** Rounds per instance and repetition (each `loadSeconds` long). */
-const ROUNDS = { quick: 3, full: 5 };
+const ROUNDS = { quick: 2, full: 5 };
 
 export async function metricsOverheadWorkload(ctx: BenchContext): Promise<void> {
   const { options } = ctx;

@@ -73,7 +73,7 @@ const ROWS = [PUSH_WITH, PUSH_WITHOUT, PUSH_OVERHEAD, PUT_WITH, PUT_WITHOUT, PUT
 
 const WORKERS = 8;
 const ENDPOINTS = 3;
-const ROUNDS = { quick: 3, full: 5 };
+const ROUNDS = { quick: 2, full: 5 };
 
 export interface Receiver {
   url: string;
