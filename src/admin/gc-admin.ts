@@ -7,9 +7,9 @@ import type { AuditLog } from '../auth/audit.ts';
 import { recordAction } from './audit-action.ts';
 import type { GcProgress, GcRunRecord } from '../metadata/gc-store.ts';
 import type { GcService } from '../gc/service.ts';
-import type { Actor } from './admin-service.ts';
+import type { Actor, AdminService } from './admin-service.ts';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './admin-service.ts';
-import { forbidden, invalid, notFound } from './errors.ts';
+import { invalid, notFound } from './errors.ts';
 import { checkLimit } from './validation.ts';
 import type { ListResult } from './views.ts';
 
@@ -34,13 +34,14 @@ export function gcRunView(r: GcRunRecord): GcRunView {
 
 export class GcAdmin {
   constructor(
+    private readonly admin: AdminService,
     private readonly gc: GcService,
     private readonly audit: AuditLog | null,
   ) {}
 
   /** Queues a run; it starts on an instance running background jobs once no other collection runs. */
   async start(actor: Actor, input: { dryRun?: unknown }): Promise<GcRunView> {
-    await this.requireSystem(actor, 'starting garbage collection', 'gc.start');
+    await this.admin.requireSystem(actor, 'starting garbage collection', 'gc.start');
     if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean')
       throw invalid('dryRun must be true or false', 'dryRun');
     const dryRun = input.dryRun === true;
@@ -55,7 +56,7 @@ export class GcAdmin {
 
   /** One run; not-found when it does not exist. */
   async get(actor: Actor, id: number): Promise<GcRunView> {
-    await this.requireSystem(actor, 'reading garbage collection runs');
+    await this.admin.requireSystem(actor, 'reading garbage collection runs');
     if (!Number.isSafeInteger(id) || id < 1) throw invalid('a run id is a positive whole number', 'id');
     const run = await this.gc.get(id);
     if (run === null) throw notFound(`garbage collection run ${id} does not exist`);
@@ -67,7 +68,7 @@ export class GcAdmin {
     actor: Actor,
     input: { limit?: number | undefined; after?: string | undefined } = {},
   ): Promise<ListResult<GcRunView>> {
-    await this.requireSystem(actor, 'reading garbage collection runs');
+    await this.admin.requireSystem(actor, 'reading garbage collection runs');
     const limit = input.limit === undefined ? DEFAULT_PAGE_SIZE : checkLimit(input.limit, MAX_PAGE_SIZE);
     let before: number | undefined;
     if (input.after !== undefined && input.after !== '') {
@@ -78,12 +79,5 @@ export class GcAdmin {
     const items = runs.slice(0, limit);
     const last = items[items.length - 1];
     return { items: items.map(gcRunView), next: runs.length > limit && last ? String(last.id) : null };
-  }
-
-  private async requireSystem(actor: Actor, what: string, action?: string): Promise<void> {
-    if (actor.principal === null || actor.principal.isAdmin) return;
-    const why = `${what} needs a system administrator`;
-    if (action !== undefined) await recordAction(this.audit, actor, action, null, { denied: why }, false);
-    throw forbidden(`requested access to the resource is denied: ${why}`);
   }
 }

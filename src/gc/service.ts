@@ -54,17 +54,13 @@ export class GcService {
     request: GcRequest,
     onProgress?: (phase: string, progress: GcProgress) => void,
   ): Promise<GcRunRecord> {
-    let id: number | null = null;
-    await this.execute(
+    const id = await this.execute(
       request.dryRun,
-      async () => {
-        id = await this.store.createRun({ ...request, now: Date.now() });
-        return id;
-      },
+      () => this.store.createRun({ ...request, now: Date.now() }),
       undefined,
       onProgress,
     );
-    return (await this.store.getRun(id as unknown as number)) as GcRunRecord;
+    return (await this.store.getRun(id)) as GcRunRecord;
   }
 
   /** The run, or null. */
@@ -111,13 +107,13 @@ export class GcService {
     if (schedule !== 'off') this.jobs.schedule(GC_QUEUE, schedule, GC_QUEUE, { runId: null, dryRun: false });
   }
 
-  /** Runs under the lease, recording the run `begin` creates (once the lease is held). */
+  /** Runs under the lease, recording the run `begin` creates (once the lease is held); returns its id. */
   private async execute(
     dryRun: boolean,
     begin: () => Promise<number>,
     signal?: AbortSignal,
     onProgress?: (phase: string, progress: GcProgress) => void,
-  ): Promise<void> {
+  ): Promise<number> {
     let id: number | null = null;
     let last = 0;
     let latest: GcProgress | null = null;
@@ -144,8 +140,11 @@ export class GcService {
         },
       });
       await saving;
-      if (id !== null) await this.store.finishRun(id, 'succeeded', progress, null, Date.now());
-      this.log.info({ run: id, dryRun, ...flat(progress) }, 'garbage collection finished');
+      // onStart ran before any work (the collector calls it once the lease is held), so the run is recorded.
+      const runId = id as unknown as number;
+      await this.store.finishRun(runId, 'succeeded', progress, null, Date.now());
+      this.log.info({ run: runId, dryRun, ...flat(progress) }, 'garbage collection finished');
+      return runId;
     } catch (e) {
       await saving;
       if (id !== null) {

@@ -43,7 +43,7 @@ export function registerGcCommands(program: Command): void {
     .option('--limit <n>', 'runs to show', (v) => Number(v))
     .action(async (flags: CommonFlags & { limit?: number }) =>
       run('gc history', withParent(gc, flags), async (ctx) => {
-        const runs = await new GcAdmin(ctx.services.gc, ctx.services.auth.audit).list(ctx.actor, {
+        const runs = await new GcAdmin(ctx.admin, ctx.services.gc, ctx.services.auth.audit).list(ctx.actor, {
           limit: flags.limit,
         });
         ctx.out(
@@ -71,7 +71,10 @@ export function registerGcCommands(program: Command): void {
     .argument('<id>', 'run id')
     .action(async (id: string, flags: CommonFlags) =>
       run('gc show', withParent(gc, flags), async (ctx) => {
-        const r = await new GcAdmin(ctx.services.gc, ctx.services.auth.audit).get(ctx.actor, Number(id));
+        const r = await new GcAdmin(ctx.admin, ctx.services.gc, ctx.services.auth.audit).get(
+          ctx.actor,
+          Number(id),
+        );
         ctx.out(ctx.json ? toJson(r) : summary(r));
       }),
     );

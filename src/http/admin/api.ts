@@ -130,7 +130,7 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
       if (options.registry)
         registerRepositoryRoutes(api, new RepositoryAdmin(admin, options.registry, options.usage));
       if (options.usage) registerUsageRoutes(api, new UsageAdmin(admin, options.usage, options.auth.audit));
-      if (options.gc) registerGcRoutes(api, new GcAdmin(options.gc, options.auth.audit));
+      if (options.gc) registerGcRoutes(api, new GcAdmin(admin, options.gc, options.auth.audit));
       registerImmutableTagRoutes(
         api,
         options.immutableTags
