@@ -534,6 +534,27 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    secrets: z
+      .object({
+        key: z
+          .string()
+          .min(16)
+          .nullable()
+          .default(null)
+          .describe(
+            'Key material (16 characters or more) that encrypts stored credentials of upstream and replication registries. Every instance sharing a database needs the same key; changing it makes stored credentials unreadable. Prefer the environment variable to the file.',
+          ),
+        keyFile: z
+          .string()
+          .min(1)
+          .nullable()
+          .default(null)
+          .describe(
+            'A file holding the key material, when `secrets.key` is not set. Default: `<data>/secret.key`, created with a random key on first use when metadata is in SQLite; with PostgreSQL, set `secrets.key` or this.',
+          ),
+      })
+      .strict()
+      .prefault({}),
     webhooks: z
       .object({
         allowedHosts: z
