@@ -195,6 +195,7 @@ async function buildServices(
     options: {
       deletes: config.registry.deletes,
       maxManifestSize: config.registry.maxManifestSize,
+      sparseManifests: config.registry.sparseManifests,
       uploadPurgeAfter: config.uploads.purgeAfter,
       quotaWarningThreshold: config.quotas.warningThreshold,
       minFreeSpace: config.storage.filesystem.minFree,

@@ -121,6 +121,14 @@ function keyPaths(leaves: readonly ConfigLeaf[]): Set<string> {
 /** Environment values are strings; turn them into what the key's type expects. */
 function fromEnv(value: string, type: string): unknown {
   if (type === 'array') {
+    // Lists of objects (`proxy.upstreams`) are JSON; lists of strings are comma-separated.
+    if (value.trimStart().startsWith('[')) {
+      try {
+        return JSON.parse(value) as unknown;
+      } catch {
+        return value; // left for the schema to reject, naming the key
+      }
+    }
     return value
       .split(',')
       .map((item) => item.trim())

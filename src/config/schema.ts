@@ -3,9 +3,11 @@
  * (every leaf's `.describe()` text is what `docs/configuration.md` lists). Keys are camelCase in YAML; each leaf
  * can be overridden by an environment variable `BERTH_<PATH>` in UPPER_SNAKE_CASE (see `env.ts`).
  */
+import { duration } from './duration.ts';
 import { z } from 'zod';
 import { slotClock } from '../jobs/schedule.ts';
 import { parseAddressRange } from './address-range.ts';
+import { configUpstreamSchema } from '../proxy/upstream.ts';
 
 /** A cron expression the job runner's schedules accept. */
 function isCron(value: string): boolean {
@@ -17,20 +19,7 @@ function isCron(value: string): boolean {
   }
 }
 
-const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** A duration: a number of seconds, or a string such as `500ms`, `30s`, `15m`, `24h`, `7d`. Parsed to ms. */
-export const duration = z
-  .union([
-    z.number().nonnegative(),
-    z.string().regex(DURATION_RE, 'expected a duration such as 30s, 15m, 24h or 7d'),
-  ])
-  .transform((v) => {
-    if (typeof v === 'number') return Math.round(v * 1000);
-    const m = DURATION_RE.exec(v) as RegExpExecArray;
-    return Math.round(Number(m[1]) * (UNIT_MS[m[2] as string] as number));
-  });
+export { duration };
 
 /** A duration that must not be zero (a timeout of 0 would mean "never" to Node). */
 const positiveDuration = duration.refine((ms) => ms > 0, 'must be greater than 0');
@@ -224,6 +213,12 @@ export const configSchema = z
           .max(1_000_000)
           .default(100_000)
           .describe('Most tags one `tags/list` page returns (also the default when `n` is absent).'),
+        sparseManifests: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Accept pushed manifests whose layers, config or index children are not in the repository (sparse manifests: an index without all its platforms, as some mirroring tools push). Namespaces cached from an upstream always store them.',
+          ),
       })
       .strict()
       .prefault({}),
@@ -530,6 +525,18 @@ export const configSchema = z
           .prefault('7d')
           .describe(
             'Succeeded and cancelled jobs, and dispatched events, are deleted after this time; dead jobs are kept until retried or cancelled.',
+          ),
+      })
+      .strict()
+      .prefault({}),
+    proxy: z
+      .object({
+        upstreams: z
+          .array(configUpstreamSchema)
+          .max(100)
+          .default([])
+          .describe(
+            'Upstream registries cached by the pull-through cache, in addition to those added through the API (see [mirroring.md](mirroring.md) for the fields). In the environment: a JSON array.',
           ),
       })
       .strict()

@@ -22,6 +22,7 @@ import { KyselyJobStore } from './kysely-job-store.ts';
 import { KyselyGcStore } from './kysely-gc-store.ts';
 import { greatest, queueBlobs, queueManifests, queueReferencedBy } from './review-queue.ts';
 import { KyselyLifecycleStore } from './kysely-lifecycle-store.ts';
+import { KyselyUpstreamStore } from './kysely-upstream-store.ts';
 import { KyselyUsageStore } from './kysely-usage-store.ts';
 import { isOneOf, selectFromList } from './list-parameter.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
@@ -222,6 +223,11 @@ export class KyselyMetadataStore implements MetadataStore {
 
   configureReview(timings: ReviewTimings): void {
     this.review = { ...timings };
+  }
+
+  /** The UpstreamStore (pull-through cache upstreams and tag checks) over this store's database. */
+  upstreamStore(): KyselyUpstreamStore {
+    return new KyselyUpstreamStore(this.db, this.dialect);
   }
 
   /** The LifecycleStore (pull statistics, retention) over this store's database (created on first use). */
@@ -537,7 +543,7 @@ export class KyselyMetadataStore implements MetadataStore {
       }
       const missingBlobs = blobs.filter((d) => !linked.has(d));
       const missingManifests = manifests.filter((d) => !present.has(d));
-      if (missingBlobs.length > 0 || missingManifests.length > 0) {
+      if (!input.sparse && (missingBlobs.length > 0 || missingManifests.length > 0)) {
         return { ok: false, missingBlobs, missingManifests };
       }
 

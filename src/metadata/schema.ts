@@ -387,4 +387,29 @@ export interface Database {
   retention_policies: RetentionPoliciesTable;
   namespace_blobs: NamespaceBlobsTable;
   namespace_usage: NamespaceUsageTable;
+  upstreams: UpstreamsTable;
+  proxy_tag_checks: ProxyTagChecksTable;
+}
+
+/** Upstream registries of the pull-through cache managed through the API (0012). */
+export interface UpstreamsTable {
+  id: Generated<number>;
+  name: string;
+  namespace: string;
+  /** JSON: everything but the name, the namespace and the credentials (see `proxy/upstream.ts`). */
+  settings: string;
+  username: string | null;
+  /** The password or token, sealed with the secret box. */
+  sealed_password: string | null;
+  created_by: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** When a cached tag was last compared with its upstream (0012). */
+export interface ProxyTagChecksTable {
+  repository: string;
+  tag: string;
+  digest: string;
+  checked_at: number;
 }

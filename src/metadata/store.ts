@@ -33,6 +33,11 @@ export interface ManifestRecord {
   /** The manifest's top-level `annotations`, or null. */
   readonly annotations: Record<string, string> | null;
   readonly createdAt: Date;
+  /**
+   * Set by the pull-through cache when it serves the manifest without having asked its upstream (which failed):
+   * the value of the response's `Warning` header.
+   */
+  readonly warning?: string;
 }
 
 export interface PutManifestInput {
@@ -49,6 +54,11 @@ export interface PutManifestInput {
   readonly manifests: readonly Digest[];
   /** Tags to point at this manifest (created or moved), possibly none. */
   readonly tags: readonly string[];
+  /**
+   * Store it although required blobs or manifests are missing (a sparse manifest: a pull-through cache stores an
+   * index before its children and an image manifest before its layers). The references are recorded all the same.
+   */
+  readonly sparse?: boolean;
 }
 
 export type PutManifestResult =

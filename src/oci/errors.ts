@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'RANGE_INVALID'
   | 'PAGINATION_NUMBER_INVALID'
   | 'INSUFFICIENT_STORAGE'
+  | 'UNAVAILABLE'
   | 'UNKNOWN';
 
 /** code -> [HTTP status, default message]; the one table that maps spec codes to the wire. */
@@ -45,6 +46,8 @@ export const ERROR_CATALOGUE: Record<ErrorCode, readonly [number, string]> = {
   // Not a distribution-spec code (the spec has none for this): 507 Insufficient Storage (RFC 4918) tells
   // clients the request may succeed once space is freed, and they print the message.
   INSUFFICIENT_STORAGE: [507, "the registry's storage is full"],
+  // Not a distribution-spec code either; Distribution answers it for an unreachable upstream of its proxy.
+  UNAVAILABLE: [503, 'service unavailable'],
   UNKNOWN: [500, 'unknown error'],
 };
 
@@ -149,6 +152,12 @@ export class InsufficientStorageError extends RegistryError {
 export class TooManyRequestsError extends RegistryError {
   constructor(message?: string, o: Opts = {}) {
     super('TOOMANYREQUESTS', message, o);
+  }
+}
+/** Content the registry would fetch from an upstream cannot be had now (503; retry later). */
+export class UnavailableError extends RegistryError {
+  constructor(message?: string, o: Opts = {}) {
+    super('UNAVAILABLE', message, o);
   }
 }
 /** A body larger than a limit: the spec's code is SIZE_INVALID, the status 413. */

@@ -35,6 +35,11 @@ export interface PutManifestRequest {
   readonly beforeTagMove?: (tag: string, current: Digest) => Promise<void>;
   /** Who pushes, for the events (default: the system). */
   readonly context?: EventContext;
+  /**
+   * Accept the manifest although content it references is missing (the pull-through cache's writes; for clients,
+   * `registry.sparseManifests` decides).
+   */
+  readonly sparse?: boolean;
 }
 
 export interface PutManifestResponse {
@@ -88,6 +93,7 @@ export class ManifestService {
           blobs: parsed.blobs,
           manifests: parsed.manifests,
           tags: tagList,
+          sparse: request.sparse ?? this.deps.options.sparseManifests ?? false,
         },
         withQuotaWarning(events, context, repository, threshold),
       ),

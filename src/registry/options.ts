@@ -45,6 +45,11 @@ export interface RegistryOptions {
   readonly minFreeSpace?: number;
   /** A push taking a namespace's usage from below to at least this fraction of its quota stores `quota.warning`. */
   readonly quotaWarningThreshold?: number;
+  /**
+   * Accept manifests whose referenced blobs or child manifests are missing from the repository (sparse
+   * manifests, as the distribution-spec's conformance tests push); false: MANIFEST_BLOB_UNKNOWN.
+   */
+  readonly sparseManifests?: boolean;
   /** When set, blob GETs are redirected to presigned storage URLs valid this long (s), if the driver has them. */
   readonly blobRedirectSeconds?: number | null;
 }

@@ -8,6 +8,15 @@ import { RepositoryService } from './repositories.ts';
 import { TagService } from './tags.ts';
 import { UploadService } from './uploads.ts';
 
+/**
+ * Replacements of services by decorators of them (the pull-through cache serves cached namespaces through
+ * subclasses of the manifest and blob services).
+ */
+export interface RegistryServiceFactories {
+  readonly manifests?: (deps: RegistryDeps) => ManifestService;
+  readonly blobs?: (deps: RegistryDeps) => BlobService;
+}
+
 export class Registry {
   readonly blobs: BlobService;
   readonly uploads: UploadService;
@@ -17,10 +26,13 @@ export class Registry {
   readonly catalog: CatalogService;
   readonly repositories: RepositoryService;
 
-  constructor(readonly deps: RegistryDeps) {
-    this.blobs = new BlobService(deps);
+  constructor(
+    readonly deps: RegistryDeps,
+    factories: RegistryServiceFactories = {},
+  ) {
+    this.blobs = factories.blobs?.(deps) ?? new BlobService(deps);
     this.uploads = new UploadService(deps);
-    this.manifests = new ManifestService(deps);
+    this.manifests = factories.manifests?.(deps) ?? new ManifestService(deps);
     this.tags = new TagService(deps);
     this.referrers = new ReferrersService(deps);
     this.catalog = new CatalogService(deps);

@@ -57,6 +57,11 @@ export type Need =
        * roles allow it.
        */
       readonly wantsPull?: string | undefined;
+      /**
+       * The name the client asked for, which its token's grants name, when the request is routed to another
+       * repository (a pull-through cache's `?ns=` or mirror name); roles are checked on `name`.
+       */
+      readonly tokenName?: string;
     };
 
 type RepositoryNeed = Extract<Need, { kind: 'repository' }>;
@@ -74,6 +79,11 @@ export interface AccessControlDeps {
   readonly peerName?: (request: FastifyRequest) => string | null;
   /** The base URL (`scheme://host`) of a request, for the default realm. */
   readonly baseUrl: (request: FastifyRequest) => string;
+  /**
+   * The repository whose rights also decide a token's pull of `name` (a pull-through cache's mirror name stands
+   * for its cached repository), or null.
+   */
+  aliasOf?: (name: string) => Promise<string | null>;
 }
 
 const OPEN_CALLER: Caller = { principal: ANONYMOUS, via: 'open', tokenAccess: null };
@@ -119,7 +129,7 @@ export class AccessControl {
     const scopes = needScopes(need);
     const external = caller.principal.kind === 'external';
     if (caller.tokenAccess) {
-      const granted = tokenActions(caller.tokenAccess, need.name);
+      const granted = tokenActions(caller.tokenAccess, need.tokenName ?? need.name);
       // No token carries `overwrite`: an external issuer's `push` grant also allows moving tags (the issuer's
       // policy decides); for local principals, overwriting is checked against live roles only.
       const fromToken = need.actions
@@ -176,7 +186,11 @@ export class AccessControl {
         continue;
       }
       if (entry.type !== 'repository' || !isValidRepositoryName(entry.name)) continue;
-      const allowed = await this.deps.authorizer.repositoryActions(principal, entry.name);
+      const allowed = new Set(await this.deps.authorizer.repositoryActions(principal, entry.name));
+      const alias = this.deps.aliasOf ? await this.deps.aliasOf(entry.name) : null;
+      if (alias !== null && (await this.deps.authorizer.repositoryActions(principal, alias)).has('pull')) {
+        allowed.add('pull');
+      }
       const asked = entry.actions.includes('*') ? TOKEN_ACTIONS : entry.actions;
       const actions = TOKEN_ACTIONS.filter((a) => asked.includes(a) && allowed.has(a));
       if (actions.length > 0) out.push({ type: 'repository', name: entry.name, actions: [...actions] });
@@ -340,7 +354,10 @@ function needScopes(need: RepositoryNeed): AccessEntry[] {
     if (a === 'push') actions.add('pull');
     actions.add(a === 'overwrite' ? 'push' : a);
   }
-  const scopes: AccessEntry[] = [{ type: 'repository', name: need.name, actions: [...actions] }];
+  // A challenge names what the client asked for: that is what it fetches a token for.
+  const scopes: AccessEntry[] = [
+    { type: 'repository', name: need.tokenName ?? need.name, actions: [...actions] },
+  ];
   if (need.wantsPull !== undefined && need.wantsPull !== need.name) {
     scopes.push({ type: 'repository', name: need.wantsPull, actions: ['pull'] });
   }

@@ -88,8 +88,27 @@ export function matchedRoute(request: FastifyRequest): RouteName | undefined {
   return (request as unknown as { [MATCHED_ROUTE]?: RouteName })[MATCHED_ROUTE];
 }
 
+/** Routes names to the pull-through cache (`proxy/proxy-router.ts`). */
+export interface ProxyRouting {
+  route(
+    name: string,
+    nsHost: string | undefined,
+    read: boolean,
+  ): Promise<{
+    readonly localName: string;
+    readonly upstream: string;
+    readonly url: string;
+    readonly byNamespaceHost: boolean;
+  } | null>;
+}
+
+/** Routes whose writes a cached namespace refuses: pushes (deletes stay, with the delete permission). */
+const PUSH_ROUTES: ReadonlySet<RouteName> = new Set(['manifest', 'uploadStart', 'upload']);
+
 export interface DistributionOptions {
   readonly access: AccessControl;
+  /** The pull-through cache's routing; absent: every name is a local repository. */
+  readonly proxy?: ProxyRouting | null;
   readonly registry: Registry;
   readonly urls: UrlBuilder;
   readonly limits: { readonly catalogPageSize: number; readonly tagsPageSize: number };
@@ -120,10 +139,32 @@ export function registerDistributionApi(app: FastifyInstance, options: Distribut
       });
     }
     if (match.params.name !== undefined) assertRepositoryName(match.params.name);
-    const name = match.params.name ?? '';
+    const requested = match.params.name ?? '';
     const method = request.method as HttpMethod;
+    let name = requested;
+    if (options.proxy && requested !== '') {
+      const ns = queryParam(request.query, 'ns');
+      const read = method === 'GET' || method === 'HEAD';
+      const cached = await options.proxy.route(requested, ns, read);
+      if (cached) {
+        if (PUSH_ROUTES.has(match.route) && !read) {
+          throw new RegistryError(
+            'UNSUPPORTED',
+            `${requested} is in a pull-through cache of ${cached.url} (upstream ${cached.upstream}): it is read-only`,
+            { status: 405 },
+          );
+        }
+        name = cached.localName;
+        if (cached.byNamespaceHost && ns !== undefined) reply.header('OCI-Namespace', ns);
+      }
+    }
     const caller = await options.access.authenticate(request);
-    await options.access.require(request, caller, needOf(match.route, method, name, request, match.params));
+    const need = needOf(match.route, method, name, request, match.params);
+    await options.access.require(
+      request,
+      caller,
+      need.kind === 'repository' && name !== requested ? { ...need, tokenName: requested } : need,
+    );
     await handler({
       request,
       reply,

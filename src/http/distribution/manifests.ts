@@ -46,6 +46,7 @@ const fetchManifest: Handler = async ({ request, reply, params, registry, caller
     ETag: `"${manifest.digest}"`,
     'Content-Length': String(manifest.size),
   });
+  if (manifest.warning !== undefined) reply.header('Warning', manifest.warning);
   if (matchesEtag(request, manifest.digest)) {
     reply.removeHeader('Content-Length');
     return reply.code(304).send();

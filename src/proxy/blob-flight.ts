@@ -1,0 +1,225 @@
+/**
+ * One fetch of a blob from an upstream, shared by every request of this process that wants the blob meanwhile.
+ *
+ * Why this shape:
+ * - The upstream is asked once however many clients want the blob at the same time: the first request starts
+ *   the flight, later ones join it.
+ * - The bytes go two ways as they arrive: into a spool file, which every client reads at its own pace (a slow
+ *   client never holds the fetch back, a fast one never waits for the slowest, and memory stays bounded however
+ *   many clients there are), and into an upload to the registry's storage (`commit`), which verifies the digest
+ *   and commits and links the blob atomically: it never becomes visible half-written.
+ * - A client is never given a short or wrong blob as a whole one: each reader holds back the blob's last byte
+ *   until the commit has verified the digest, and a failure (upstream cut, digest mismatch, storage error)
+ *   destroys every reader, so the client's connection is aborted before its `Content-Length` is complete.
+ * - The spool file is removed once the flight has ended and its last reader has finished.
+ */
+import { EventEmitter } from 'node:events';
+import { type FileHandle, open, rm } from 'node:fs/promises';
+import { PassThrough, Readable } from 'node:stream';
+import type { Digest } from '../oci/digest.ts';
+import type { RemoteBlob } from '../remote/registry-client.ts';
+
+const READ_CHUNK = 256 * 1024;
+
+export type FlightState = 'fetching' | 'done' | 'failed';
+
+/** Commits the bytes read from `body` as the blob (verifying its digest); rejects when anything fails. */
+export type BlobCommit = (body: Readable, size: number) => Promise<void>;
+
+export class BlobFlight {
+  readonly #events = new EventEmitter();
+  readonly #spoolPath: string;
+  #file: FileHandle | null = null;
+  #readers = 0;
+  #written = 0;
+  #state: FlightState = 'fetching';
+  #error: Error | null = null;
+  /** Resolves when the flight has ended (committed or failed); never rejects. */
+  readonly finished: Promise<void>;
+
+  private constructor(
+    readonly digest: Digest,
+    readonly size: number,
+    spoolPath: string,
+  ) {
+    this.#spoolPath = spoolPath;
+    this.#events.setMaxListeners(0);
+    this.finished = new Promise((resolve) => this.#events.once('end', resolve));
+  }
+
+  /**
+   * Starts a flight for the blob the upstream is sending (`blob`): spools it to `spoolPath` and commits it with
+   * `commit`. Resolves once the spool file is open, with the flight already running.
+   */
+  static async start(
+    digest: Digest,
+    blob: RemoteBlob,
+    spoolPath: string,
+    commit: BlobCommit,
+  ): Promise<BlobFlight> {
+    const flight = new BlobFlight(digest, blob.size, spoolPath);
+    try {
+      flight.#file = await open(spoolPath, 'w+', 0o600);
+    } catch (e) {
+      blob.body.destroy();
+      throw e;
+    }
+    void flight.#run(blob, commit);
+    return flight;
+  }
+
+  get state(): FlightState {
+    return this.#state;
+  }
+
+  /** Why the flight failed, once it has. */
+  get error(): Error | null {
+    return this.#error;
+  }
+
+  /**
+   * The bytes `start`..`end` (inclusive; default the whole blob) as they arrive. Errors when the flight fails;
+   * ends only after the blob was verified and committed.
+   */
+  reader(start = 0, end = this.size - 1): Readable {
+    this.#readers++;
+    let position = start;
+    let waiting = false;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.#readers--;
+      this.#cleanUpIfUnused();
+    };
+    const flight = this;
+    const stream = new Readable({
+      highWaterMark: READ_CHUNK,
+      read() {
+        void pump();
+      },
+      destroy(error, callback) {
+        release();
+        callback(error);
+      },
+    });
+    stream.once('end', release);
+    let pumping = false;
+    const pump = async (): Promise<void> => {
+      if (pumping || waiting) return;
+      pumping = true;
+      try {
+        for (;;) {
+          if (stream.destroyed) return;
+          if (flight.#state === 'failed') {
+            stream.destroy(flight.#error ?? new Error('upstream fetch failed'));
+            return;
+          }
+          // The last byte waits for the verification: a client that got it all would take the blob as complete.
+          const available =
+            flight.#state === 'done' ? end + 1 : Math.min(end + 1, flight.#written, flight.size - 1);
+          if (position > end) {
+            if (flight.#state === 'done') stream.push(null);
+            else
+              flight.#waitThen(
+                () => void pump(),
+                (w) => (waiting = w),
+              );
+            return;
+          }
+          if (position >= available) {
+            flight.#waitThen(
+              () => void pump(),
+              (w) => (waiting = w),
+            );
+            return;
+          }
+          const file = flight.#file;
+          if (!file) {
+            stream.destroy(new Error('spool file closed'));
+            return;
+          }
+          const length = Math.min(READ_CHUNK, available - position);
+          const buffer = Buffer.allocUnsafe(length);
+          const { bytesRead } = await file.read(buffer, 0, length, position);
+          if (bytesRead === 0) {
+            flight.#waitThen(
+              () => void pump(),
+              (w) => (waiting = w),
+            );
+            return;
+          }
+          position += bytesRead;
+          if (!stream.push(bytesRead === length ? buffer : buffer.subarray(0, bytesRead))) return;
+        }
+      } catch (e) {
+        stream.destroy(e as Error);
+      } finally {
+        pumping = false;
+      }
+    };
+    return stream;
+  }
+
+  /** Calls `then` at the flight's next progress (bytes written, or its end). */
+  #waitThen(then: () => void, setWaiting: (waiting: boolean) => void): void {
+    setWaiting(true);
+    this.#events.once('progress', () => {
+      setWaiting(false);
+      then();
+    });
+  }
+
+  async #run(blob: RemoteBlob, commit: BlobCommit): Promise<void> {
+    const toStorage = new PassThrough({ highWaterMark: READ_CHUNK });
+    let commitError: Error | null = null;
+    const committed = commit(toStorage, this.size).catch((e: unknown) => {
+      commitError = e as Error;
+      throw e;
+    });
+    // Settled here too, so that an early rejection is never unhandled while the loop below still runs.
+    committed.catch(() => undefined);
+    try {
+      const file = this.#file as FileHandle;
+      for await (const chunk of blob.body as AsyncIterable<Buffer>) {
+        if (commitError) throw commitError;
+        if (this.#written + chunk.length > this.size) {
+          throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
+        }
+        await file.write(chunk, 0, chunk.length, this.#written);
+        this.#written += chunk.length;
+        this.#events.emit('progress');
+        if (!toStorage.write(chunk)) {
+          await Promise.race([new Promise((resolve) => toStorage.once('drain', resolve)), committed]);
+        }
+      }
+      if (this.#written !== this.size) {
+        throw new Error(`upstream sent ${this.#written} of ${this.size} bytes`);
+      }
+      toStorage.end();
+      await committed;
+      this.#state = 'done';
+    } catch (e) {
+      this.#error = e instanceof Error ? e : new Error(String(e));
+      this.#state = 'failed';
+      blob.body.destroy();
+      toStorage.destroy(this.#error);
+      await committed.catch(() => undefined);
+    } finally {
+      this.#events.emit('progress');
+      this.#events.emit('end');
+      this.#cleanUpIfUnused();
+    }
+  }
+
+  #cleanUpIfUnused(): void {
+    if (this.#state === 'fetching' || this.#readers > 0 || !this.#file) return;
+    const file = this.#file;
+    this.#file = null;
+    void file
+      .close()
+      .catch(() => undefined)
+      .then(() => rm(this.#spoolPath, { force: true }))
+      .catch(() => undefined);
+  }
+}
