@@ -215,8 +215,14 @@ for (const mode of ['no auth', 'htpasswd'] as const) {
           await client.putManifest('lib/tags', tag, MediaType.OciManifest, image.manifest);
         });
       }
-      // The remote does paginate at n=2 (so the client followed Link headers to get all five).
-      const page = await fetch(`${registry.url}/v2/lib/tags/tags/list?n=2`, {
+      // Distribution 2.8 ignores `n` on tag lists (Link pagination of tags is tested on a stub server); the
+      // order it returns is not sorted.
+      const paged = await all(client.listTags('lib/tags', { pageSize: 2 }));
+      assert.deepEqual([...paged].sort(), tags);
+      assert.deepEqual((await all(client.listTags('lib/tags'))).sort(), tags);
+      assert.deepEqual(await all(client.listTags('lib/unknown')), []);
+      // The catalog does paginate at n=1, so the client followed Link headers to get every repository.
+      const page = await fetch(`${registry.url}/v2/_catalog?n=1`, {
         headers:
           mode === 'htpasswd'
             ? {
@@ -224,13 +230,8 @@ for (const mode of ['no auth', 'htpasswd'] as const) {
               }
             : {},
       });
-      assert.equal(((await page.json()) as { tags: string[] }).tags.length, 2);
+      assert.equal(((await page.json()) as { repositories: string[] }).repositories.length, 1);
       assert.match(page.headers.get('link') ?? '', /rel="next"/);
-      // Distribution 2.8 does not sort the pages it returns; every tag must come exactly once.
-      const paged = await all(client.listTags('lib/tags', { pageSize: 2 }));
-      assert.deepEqual([...paged].sort(), tags);
-      assert.deepEqual((await all(client.listTags('lib/tags'))).sort(), tags);
-      assert.deepEqual(await all(client.listTags('lib/unknown')), []);
       const catalog = await all(client.catalog({ pageSize: 1 }));
       assert.ok(catalog.includes('lib/app') && catalog.includes('lib/tags'), catalog.join(','));
       assert.deepEqual(catalog, [...new Set(catalog)].sort());
