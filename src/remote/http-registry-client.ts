@@ -530,7 +530,8 @@ export class HttpRegistryClient implements RegistryClient {
       ? await this.auth.authorizationFor(origin, exchange.scopes, exchange.signal)
       : undefined;
     let res = await this.follow(exchange, url, authorization);
-    if (res.status === 401 && ownOrigin && exchange.body?.kind !== 'stream') {
+    // Only a challenge of the origin itself is answered: a redirect target's 401 names no realm of ours.
+    if (res.status === 401 && ownOrigin && res.url.origin === origin && exchange.body?.kind !== 'stream') {
       const challenge = res.headers['www-authenticate'];
       const retry = await this.auth.answerChallenge(
         origin,
