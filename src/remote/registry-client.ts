@@ -87,6 +87,12 @@ export interface CallOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Options of the listing calls. */
+export interface ListOptions extends CallOptions {
+  /** Entries asked per page (`n`); the remote's default page size when absent. */
+  readonly pageSize?: number;
+}
+
 export interface RegistryClient {
   /** The endpoint's primary URL (for messages and logs). */
   readonly url: string;
@@ -160,7 +166,7 @@ export interface RegistryClient {
   deleteManifest(repository: string, reference: string, options?: CallOptions): Promise<boolean>;
 
   /** Every tag of the repository, following `Link` pagination; empty when the repository is unknown. */
-  listTags(repository: string, options?: CallOptions): AsyncIterable<string>;
+  listTags(repository: string, options?: ListOptions): AsyncIterable<string>;
 
   /**
    * The referrers of `digest` through the referrers API; null when the remote does not have that API (404 on the
@@ -169,5 +175,5 @@ export interface RegistryClient {
   listReferrers(repository: string, digest: Digest, options?: CallOptions): Promise<Descriptor[] | null>;
 
   /** Every repository of the remote's catalog, following pagination. */
-  catalog(options?: CallOptions): AsyncIterable<string>;
+  catalog(options?: ListOptions): AsyncIterable<string>;
 }
