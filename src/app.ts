@@ -129,9 +129,11 @@ export function createApp(config: Config, services: Services, options: AppOption
     service: config.auth.token.service,
     baseUrl: (request) => urls.absoluteBase(request),
     peerName: (request) => peerCertificateName(request.raw.socket),
+    aliasOf: (name) => services.proxy.router.aliasOf(name),
   });
   registerDistributionApi(app, {
     access,
+    proxy: services.proxy.router,
     registry: services.registry,
     urls,
     limits: { catalogPageSize: config.registry.catalogPageSize, tagsPageSize: config.registry.tagsPageSize },

@@ -28,6 +28,13 @@ import { BerthMetrics } from './metrics/metrics.ts';
 import { observeMethods } from './observability/instrument.ts';
 import type { OperationObserver } from './observability/operation-observer.ts';
 import { Registry } from './registry/registry.ts';
+import type { UpstreamStore } from './metadata/upstream-store.ts';
+import { CachingBlobService, CachingManifestService } from './proxy/caching-services.ts';
+import { ProxyRouter } from './proxy/proxy-router.ts';
+import { PullThroughCache } from './proxy/pull-through-cache.ts';
+import { UpstreamClients } from './proxy/upstream-clients.ts';
+import { UpstreamDirectory } from './proxy/upstream-directory.ts';
+import { SecretBox } from './remote/secret-box.ts';
 import type { StorageDriver } from './storage/driver.ts';
 import { FilesystemDriver } from './storage/drivers/filesystem.ts';
 import { createTracing } from './tracing/setup.ts';
@@ -64,8 +71,19 @@ export interface Services {
   readonly load: RequestPressure;
   /** Garbage collection: runs, schedule and history. */
   readonly gc: GcService;
+  /** The pull-through cache: its upstreams, its routing of `/v2` names, and the cache. */
+  readonly proxy: ProxyServices;
   /** Stops the job runner, closes the metadata store and the storage driver, then flushes and stops tracing. */
   close(): Promise<void>;
+}
+
+export interface ProxyServices {
+  readonly directory: UpstreamDirectory;
+  readonly router: ProxyRouter;
+  readonly cache: PullThroughCache;
+  readonly store: UpstreamStore;
+  /** Seals and opens stored credentials of upstream and replication registries. */
+  readonly secrets: SecretBox;
 }
 
 export interface ServiceOptions {
@@ -186,25 +204,62 @@ async function buildServices(
     logger,
     protect: (repository, tag) => immutableTags.isImmutable(repository, tag),
   });
-  const registry = new Registry({
-    storage,
-    metadata,
-    pullEvents,
-    immutableTags,
-    pullStats,
-    options: {
-      deletes: config.registry.deletes,
-      maxManifestSize: config.registry.maxManifestSize,
-      sparseManifests: config.registry.sparseManifests,
-      uploadPurgeAfter: config.uploads.purgeAfter,
-      quotaWarningThreshold: config.quotas.warningThreshold,
-      minFreeSpace: config.storage.filesystem.minFree,
-      blobRedirectSeconds:
-        config.storage.driver === 's3' && config.storage.s3.redirect
-          ? Math.max(1, Math.round(config.storage.s3.redirectExpiry / 1000))
-          : null,
-    },
+  const upstreamStore = observeMethods(
+    metadata.upstreamStore(),
+    'database',
+    config.metadata.driver,
+    observers,
+  );
+  const sqlite = config.metadata.driver === 'sqlite';
+  const secrets = new SecretBox({
+    key: config.secrets.key,
+    keyFile: config.secrets.keyFile ?? (sqlite ? path.join(config.data, 'secret.key') : null),
+    generate: config.secrets.keyFile === null && sqlite,
   });
+  const directory = new UpstreamDirectory(config.proxy.upstreams, upstreamStore, secrets, { logger });
+  const clients = new UpstreamClients(logger);
+  const cache = new PullThroughCache(
+    { directory, store: upstreamStore, metadata, clientFor: (upstream) => clients.get(upstream) },
+    {
+      spoolDir: path.join(config.data, 'proxy-spool'),
+      instanceId: jobs.instanceId,
+      logger,
+    },
+  );
+  const registry = new Registry(
+    {
+      storage,
+      metadata,
+      pullEvents,
+      immutableTags,
+      pullStats,
+      options: {
+        deletes: config.registry.deletes,
+        maxManifestSize: config.registry.maxManifestSize,
+        sparseManifests: config.registry.sparseManifests,
+        uploadPurgeAfter: config.uploads.purgeAfter,
+        quotaWarningThreshold: config.quotas.warningThreshold,
+        minFreeSpace: config.storage.filesystem.minFree,
+        blobRedirectSeconds:
+          config.storage.driver === 's3' && config.storage.s3.redirect
+            ? Math.max(1, Math.round(config.storage.s3.redirectExpiry / 1000))
+            : null,
+      },
+    },
+    {
+      manifests: (deps) => new CachingManifestService(deps, cache),
+      blobs: (deps) => new CachingBlobService(deps, cache),
+    },
+  );
+  cache.attach(registry);
+  await cache.prepare();
+  const proxy: ProxyServices = {
+    directory,
+    router: new ProxyRouter(directory, metadata),
+    cache,
+    store: upstreamStore,
+    secrets,
+  };
   const gcStore = observeMethods(metadata.gcStore(), 'database', config.metadata.driver, observers);
   const collector = new Collector(metadata, gcStore, storage, {
     blobGracePeriodMs: config.gc.blobGracePeriod,
@@ -221,6 +276,7 @@ async function buildServices(
     metadata,
     registry,
     gc,
+    proxy,
     auth,
     relay,
     pullEvents,

@@ -92,7 +92,6 @@ export class BlobFlight {
       this.#readers--;
       this.#cleanUpIfUnused();
     };
-    const flight = this;
     const stream = new Readable({
       highWaterMark: READ_CHUNK,
       read() {
@@ -111,30 +110,30 @@ export class BlobFlight {
       try {
         for (;;) {
           if (stream.destroyed) return;
-          if (flight.#state === 'failed') {
-            stream.destroy(flight.#error ?? new Error('upstream fetch failed'));
+          if (this.#state === 'failed') {
+            stream.destroy(this.#error ?? new Error('upstream fetch failed'));
             return;
           }
           // The last byte waits for the verification: a client that got it all would take the blob as complete.
           const available =
-            flight.#state === 'done' ? end + 1 : Math.min(end + 1, flight.#written, flight.size - 1);
+            this.#state === 'done' ? end + 1 : Math.min(end + 1, this.#written, this.size - 1);
           if (position > end) {
-            if (flight.#state === 'done') stream.push(null);
+            if (this.#state === 'done') stream.push(null);
             else
-              flight.#waitThen(
+              this.#waitThen(
                 () => void pump(),
                 (w) => (waiting = w),
               );
             return;
           }
           if (position >= available) {
-            flight.#waitThen(
+            this.#waitThen(
               () => void pump(),
               (w) => (waiting = w),
             );
             return;
           }
-          const file = flight.#file;
+          const file = this.#file;
           if (!file) {
             stream.destroy(new Error('spool file closed'));
             return;
@@ -143,7 +142,7 @@ export class BlobFlight {
           const buffer = Buffer.allocUnsafe(length);
           const { bytesRead } = await file.read(buffer, 0, length, position);
           if (bytesRead === 0) {
-            flight.#waitThen(
+            this.#waitThen(
               () => void pump(),
               (w) => (waiting = w),
             );

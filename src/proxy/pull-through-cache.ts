@@ -21,6 +21,7 @@
  */
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from '../logger.ts';
 import { silentLogger } from '../logger.ts';
@@ -257,7 +258,7 @@ export class PullThroughCache {
    * A reader of the blob's bytes `start`..`end` while this process fetches it, or null when it does not (the
    * blob is then read from storage).
    */
-  reader(digest: Digest, start?: number, end?: number): import('node:stream').Readable | null {
+  reader(digest: Digest, start?: number, end?: number): Readable | null {
     const flight = this.#flights.get(digest);
     if (!flight || flight.state !== 'fetching') return null;
     return flight.reader(start, end);
