@@ -430,7 +430,29 @@ describe('remote client: bodies and errors', () => {
     assert.equal(put.searchParams.get('_state'), 'xyz');
     assert.equal(put.searchParams.get('digest'), BLOB_DIGEST);
     // A body shorter than announced fails instead of committing a short blob.
-    await assert.rejects(c.putBlob('r', BLOB_DIGEST, BLOB.length + 10, Readable.from([BLOB])));
+    await assert.rejects(c.putBlob('r', BLOB_DIGEST, BLOB.length + 10, Readable.from([BLOB])), /ended after/);
+    assert.equal(registry.seen.at(-1)?.method, 'DELETE'); // the upload was cancelled
+  });
+
+  it('a PUT refused before the body is read rejects with the error, and the body is destroyed', async () => {
+    const registry = await stub((req, res) => {
+      if (req.method === 'POST') {
+        res.writeHead(202, { location: `/v2/r/blobs/uploads/u1`, 'content-length': 0 });
+        res.end();
+        return;
+      }
+      json(res, 400, { errors: [{ code: 'DIGEST_INVALID' }] }, { connection: 'close' });
+    });
+    const c = client({ urls: [registry.url] });
+    // Much more than socket buffers hold, produced lazily: only an early answer ends this upload.
+    const body = Readable.from(
+      (function* () {
+        for (let i = 0; i < 4096; i++) yield BLOB;
+      })(),
+    );
+    const err = await caught(c.putBlob('r', BLOB_DIGEST, BLOB.length * 4096, body));
+    assert.equal(err.details.code, 'DIGEST_INVALID');
+    assert.equal(body.destroyed, true);
   });
 });
 
