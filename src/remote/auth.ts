@@ -5,7 +5,7 @@
  * Basic or to the realm named in a Bearer challenge, nowhere else.
  */
 import type { Logger } from '../logger.ts';
-import { drain, readBody, type HttpTransport } from './http-transport.ts';
+import { drain, parseRetryAfter, readBody, type HttpTransport } from './http-transport.ts';
 import { RemoteError } from './registry-client.ts';
 
 export interface Credentials {
@@ -219,8 +219,11 @@ export class RemoteAuth {
     const res = await this.transport.send({ method: 'GET', url, headers });
     if (res.status !== 200) {
       await drain(res, this.transport.timeoutMs);
+      const header = res.headers['retry-after'];
+      const retryAfter = parseRetryAfter(Array.isArray(header) ? header[0] : header);
       throw new RemoteError(`the token service ${url.origin}${url.pathname} answered ${res.status}`, 'http', {
         status: res.status,
+        ...(retryAfter !== undefined ? { retryAfter } : {}),
       });
     }
     const body = await readBody(res, 1024 * 1024, this.transport.timeoutMs);

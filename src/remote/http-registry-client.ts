@@ -13,6 +13,7 @@ import { RemoteAuth } from './auth.ts';
 import {
   drain,
   HttpTransport,
+  parseRetryAfter,
   readBody,
   watchSilence,
   type RequestBody,
@@ -51,6 +52,8 @@ export interface RegistryClientOptions {
   readonly userAgent?: string;
   readonly logger?: Logger;
 }
+
+export { parseRetryAfter };
 
 /** Creates a client of the remote registry at `endpoint`. */
 export function createRegistryClient(
@@ -634,7 +637,8 @@ function pushScope(repository: string): string {
 }
 
 function manifestPath(repository: string, reference: string): string {
-  return `/v2/${repository}/manifests/${encodeURIComponent(reference)}`;
+  // A digest's `:` stays as is: some registries do not decode `%3A` in paths.
+  return `/v2/${repository}/manifests/${encodeURIComponent(reference).replace(/%3A/g, ':')}`;
 }
 
 function blobPath(repository: string, digest: Digest): string {
@@ -699,14 +703,4 @@ export function nextLink(res: TransportResponse): URL | null {
     }
   }
   return null;
-}
-
-/** Seconds from a `Retry-After` (delta seconds or an HTTP-date); undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | undefined, now: number = Date.now()): number | undefined {
-  if (value === undefined) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed);
-  const at = Date.parse(trimmed);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, Math.ceil((at - now) / 1000));
 }

@@ -128,6 +128,13 @@ export class HttpTransport {
         settled = true;
         clearTimeout(timer);
         req.setTimeout(0);
+        if (body?.kind === 'stream' && !req.writableFinished) {
+          // The remote answered before taking the whole body (a refusal): stop sending, and drop the
+          // connection once the answer is read, since it is mid-request.
+          body.stream.unpipe();
+          body.stream.destroy();
+          res.once('close', () => req.destroy());
+        }
         // From here the signal destroys the body; the reader sees the reason as the stream's error.
         signal?.removeEventListener('abort', onAbort);
         if (signal) {
@@ -313,4 +320,14 @@ export function watchSilence(res: TransportResponse, timeoutMs: number, size?: n
   });
   source.pause();
   return out;
+}
+
+/** Seconds from a `Retry-After` (delta seconds or an HTTP-date); undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now: number = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const at = Date.parse(trimmed);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, Math.ceil((at - now) / 1000));
 }

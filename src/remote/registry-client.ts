@@ -83,7 +83,10 @@ export class RemoteError extends Error {
 
 /** Options for each call. */
 export interface CallOptions {
-  /** Aborts the request (and destroys a body being read). */
+  /**
+   * Aborts the request (and destroys a body being read); the call rejects, or the body errors, with the
+   * signal's reason (an AbortError unless the caller gave another), not a RemoteError.
+   */
   readonly signal?: AbortSignal;
 }
 
@@ -140,7 +143,9 @@ export interface RegistryClient {
 
   /**
    * Uploads a blob: `size` bytes from `body`, streamed (never buffered whole), committed under `digest`. The
-   * remote verifies the digest.
+   * remote verifies the digest. `body` is consumed or destroyed in every case (destroyed unread when the remote
+   * answers the upload's POST with 201, having the blob already). A `body` that fails, or carries more or fewer
+   * than `size` bytes, rejects with its own error (not a RemoteError) and the upload is cancelled.
    */
   putBlob(
     repository: string,

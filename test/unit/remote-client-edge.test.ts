@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, it } from 'node:test';
 import { digestOf, type Digest } from '../../src/oci/digest.ts';
+import type { Logger } from '../../src/logger.ts';
 import { MediaType } from '../../src/oci/media-types.ts';
 import { parseChallenges } from '../../src/remote/auth.ts';
 import {
@@ -65,8 +66,8 @@ async function stub(
   return s;
 }
 
-function client(endpoint: RemoteEndpoint): HttpRegistryClient {
-  const c = createRegistryClient(endpoint);
+function client(endpoint: RemoteEndpoint, logger?: Logger): HttpRegistryClient {
+  const c = createRegistryClient(endpoint, logger ? { logger } : {});
   clients.push(c);
   return c;
 }
@@ -165,7 +166,12 @@ describe('remote client: credentials', () => {
       }
       return false;
     });
-    const c = client({ urls: [registry.url], credentials: CREDS });
+    const logged: string[] = [];
+    const record = (fields: object, message?: string): void => {
+      logged.push(JSON.stringify({ fields, message }));
+    };
+    const logger: Logger = { debug: record, info: record, warn: record, error: record };
+    const c = client({ urls: [registry.url], credentials: CREDS }, logger);
     const blob = await c.getBlob('r', BLOB_DIGEST);
     assert.ok(blob);
     assert.ok((await collect(blob.body)).equals(BLOB));
@@ -183,6 +189,11 @@ describe('remote client: credentials', () => {
     assert.equal(cdn.seen.length, 1);
     assert.equal(cdn.seen[0]?.authorization, undefined);
     assert.equal(cdn.seen[0]?.url, '/bucket/blob?signature=abc');
+    // The client logged what it did (a token fetch, a redirect) but no secret.
+    assert.ok(logged.length >= 2, logged.join('\n'));
+    for (const secret of [CREDS.password, BASIC.slice(6), 'tok-1']) {
+      assert.ok(!logged.some((line) => line.includes(secret)), `${secret} logged`);
+    }
   });
 
   it('does not answer a challenge of a redirect target (no credentials to the realm it names)', async () => {
@@ -366,6 +377,7 @@ describe('remote client: bodies and errors', () => {
     const asked = digestOf(Buffer.from('something else'));
     const err = await caught(c.getManifest('r', asked));
     assert.equal(err.kind, 'protocol');
+    assert.equal(registry.seen[0]?.url, `/v2/r/manifests/${asked}`);
     // By tag the bytes are whatever the remote has: their digest is computed (sha512 asked by digest too).
     const byTag = await c.getManifest('r', 'v1');
     assert.equal(byTag?.digest, digestOf(real));
@@ -430,7 +442,29 @@ describe('remote client: bodies and errors', () => {
     assert.equal(put.searchParams.get('_state'), 'xyz');
     assert.equal(put.searchParams.get('digest'), BLOB_DIGEST);
     // A body shorter than announced fails instead of committing a short blob.
-    await assert.rejects(c.putBlob('r', BLOB_DIGEST, BLOB.length + 10, Readable.from([BLOB])));
+    await assert.rejects(c.putBlob('r', BLOB_DIGEST, BLOB.length + 10, Readable.from([BLOB])), /ended after/);
+    assert.equal(registry.seen.at(-1)?.method, 'DELETE'); // the upload was cancelled
+  });
+
+  it('a PUT refused before the body is read rejects with the error, and the body is destroyed', async () => {
+    const registry = await stub((req, res) => {
+      if (req.method === 'POST') {
+        res.writeHead(202, { location: `/v2/r/blobs/uploads/u1`, 'content-length': 0 });
+        res.end();
+        return;
+      }
+      json(res, 400, { errors: [{ code: 'DIGEST_INVALID' }] }, { connection: 'close' });
+    });
+    const c = client({ urls: [registry.url] });
+    // Much more than socket buffers hold, produced lazily: only an early answer ends this upload.
+    const body = Readable.from(
+      (function* () {
+        for (let i = 0; i < 4096; i++) yield BLOB;
+      })(),
+    );
+    const err = await caught(c.putBlob('r', BLOB_DIGEST, BLOB.length * 4096, body));
+    assert.equal(err.details.code, 'DIGEST_INVALID');
+    assert.equal(body.destroyed, true);
   });
 });
 
