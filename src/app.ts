@@ -158,6 +158,13 @@ export function createApp(config: Config, services: Services, options: AppOption
     immutableTags: services.immutableTags,
     retention: services.retention,
     usage: services.usage,
+    upstreams: {
+      store: services.proxy.store,
+      directory: services.proxy.directory,
+      secrets: services.proxy.secrets,
+      retention: services.retention,
+      clientFor: (upstream) => services.proxy.clients.get(upstream),
+    },
   });
 
   if (options.backgroundJobs !== false && config.jobs.enabled) {

@@ -30,6 +30,7 @@ import type { OperationObserver } from './observability/operation-observer.ts';
 import { Registry } from './registry/registry.ts';
 import type { UpstreamStore } from './metadata/upstream-store.ts';
 import { CachingBlobService, CachingManifestService } from './proxy/caching-services.ts';
+import { applyEviction } from './proxy/eviction.ts';
 import { ProxyRouter } from './proxy/proxy-router.ts';
 import { PullThroughCache } from './proxy/pull-through-cache.ts';
 import { UpstreamClients } from './proxy/upstream-clients.ts';
@@ -82,6 +83,8 @@ export interface ProxyServices {
   readonly router: ProxyRouter;
   readonly cache: PullThroughCache;
   readonly store: UpstreamStore;
+  /** The client of each upstream. */
+  readonly clients: UpstreamClients;
   /** Seals and opens stored credentials of upstream and replication registries. */
   readonly secrets: SecretBox;
 }
@@ -253,11 +256,16 @@ async function buildServices(
   );
   cache.attach(registry);
   await cache.prepare();
+  // A configured upstream's eviction is its namespace's retention policy.
+  for (const upstream of directory.configured) {
+    await applyEviction(retention, upstream.namespace, upstream.settings.evictAfterDays, null);
+  }
   const proxy: ProxyServices = {
     directory,
     router: new ProxyRouter(directory, metadata),
     cache,
     store: upstreamStore,
+    clients,
     secrets,
   };
   const gcStore = observeMethods(metadata.gcStore(), 'database', config.metadata.driver, observers);

@@ -43,6 +43,9 @@ import { ImmutableTagAdmin } from '../../admin/immutable-tag-admin.ts';
 import type { ImmutableTags } from '../../lifecycle/immutable-tags.ts';
 import { registerImmutableTagRoutes } from './immutable-tags.ts';
 
+import { UpstreamAdmin, type UpstreamAdminDeps } from '../../admin/upstream-admin.ts';
+import { registerUpstreamRoutes } from './upstreams.ts';
+
 export const ADMIN_API_PREFIX = '/api/v1';
 
 /** Where the OpenAPI document is, relative to this file (`src/http/admin/`). */
@@ -66,6 +69,8 @@ export interface AdminApiOptions {
   readonly retention?: RetentionService;
   /** Namespace usage and quotas; without it, no `/usage` and quota routes (nor the repository listing). */
   readonly usage?: UsageStore;
+  /** The pull-through cache's upstreams; without them, no `/upstreams` routes. */
+  readonly upstreams?: Omit<UpstreamAdminDeps, 'admin' | 'audit'>;
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -139,6 +144,12 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
       );
       if (options.retention) {
         registerRetentionRoutes(api, new RetentionAdmin(admin, options.auth.audit, options.retention));
+      }
+      if (options.upstreams) {
+        registerUpstreamRoutes(
+          api,
+          new UpstreamAdmin({ ...options.upstreams, admin, audit: options.auth.audit }),
+        );
       }
     },
     { prefix: ADMIN_API_PREFIX },
