@@ -29,7 +29,7 @@ import { observeMethods } from './observability/instrument.ts';
 import type { OperationObserver } from './observability/operation-observer.ts';
 import { Registry } from './registry/registry.ts';
 import type { UpstreamStore } from './metadata/upstream-store.ts';
-import { CachingBlobService, CachingManifestService } from './proxy/caching-services.ts';
+import { CachingBlobService, CachingManifestService, CachingTagService } from './proxy/caching-services.ts';
 import { applyEviction } from './proxy/eviction.ts';
 import { ProxyRouter } from './proxy/proxy-router.ts';
 import { PullThroughCache } from './proxy/pull-through-cache.ts';
@@ -252,6 +252,7 @@ async function buildServices(
     {
       manifests: (deps) => new CachingManifestService(deps, cache),
       blobs: (deps) => new CachingBlobService(deps, cache),
+      tags: (deps) => new CachingTagService(deps, cache),
     },
   );
   cache.attach(registry);

@@ -4,11 +4,12 @@
  * served as they are.
  */
 import type { Readable } from 'node:stream';
-import type { BlobLink, ManifestRecord } from '../metadata/store.ts';
+import type { BlobLink, ManifestRecord, Page } from '../metadata/store.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { Reference } from '../oci/reference.ts';
 import { BlobService, type OpenBlob } from '../registry/blobs.ts';
 import { ManifestService } from '../registry/manifests.ts';
+import { TagService } from '../registry/tags.ts';
 import type { RegistryDeps } from '../registry/options.ts';
 import type { ByteRange } from '../storage/driver.ts';
 import type { PullThroughCache } from './pull-through-cache.ts';
@@ -73,5 +74,23 @@ export class CachingBlobService extends BlobService {
   override async redirectUrl(digest: Digest): Promise<string | null> {
     if (this.cache.fetching(digest)) return null;
     return super.redirectUrl(digest);
+  }
+}
+
+export class CachingTagService extends TagService {
+  constructor(
+    deps: RegistryDeps,
+    private readonly cache: PullThroughCache,
+  ) {
+    super(deps);
+  }
+
+  /** A cached repository lists its upstream's tags (the cached ones when the upstream fails). */
+  override async list(repository: string, limit: number, last: string | undefined): Promise<Page<string>> {
+    const route = await this.cache.routeOf(repository);
+    const remote = route ? await this.cache.tags(route) : null;
+    if (remote === null) return super.list(repository, limit, last);
+    const rest = last === undefined ? remote : remote.filter((t) => t > last);
+    return { items: rest.slice(0, limit), hasMore: rest.length > limit };
   }
 }

@@ -72,6 +72,8 @@ export interface PullThroughCacheDeps {
 }
 
 const SPOOL_MAX_AGE_MS = 60 * 60 * 1000;
+/** Most tags read from an upstream's list for one request. */
+const MAX_UPSTREAM_TAGS = 100_000;
 
 export class PullThroughCache {
   #registry: Registry | null = null;
@@ -210,6 +212,32 @@ export class PullThroughCache {
 
   async #recordCheck(repository: string, tag: string, digest: Digest): Promise<void> {
     await this.deps.store.recordTagCheck(repository, tag, { digest, checkedAt: new Date() });
+  }
+
+  /**
+   * The upstream's tags of the cached repository, sorted byte-wise (at most `MAX_UPSTREAM_TAGS`); null when the
+   * upstream cannot be asked (the caller lists the cached tags then) or does not admit the repository.
+   */
+  async tags(route: ProxyRoute): Promise<string[] | null> {
+    if (!route.admitted) return null;
+    const client = this.deps.clientFor(route.upstream);
+    try {
+      return await this.#limited(route.upstream, async () => {
+        const tags: string[] = [];
+        for await (const tag of client.listTags(route.remoteName)) {
+          tags.push(tag);
+          if (tags.length >= MAX_UPSTREAM_TAGS) break;
+        }
+        return tags.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      });
+    } catch (e) {
+      if (!(e instanceof RemoteError)) throw e;
+      this.#logger.warn(
+        { upstream: route.upstream.name, err: e },
+        'upstream tag list failed: listing cached tags',
+      );
+      return null;
+    }
   }
 
   // --- blobs ----------------------------------------------------------------------------------------

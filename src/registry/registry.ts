@@ -15,6 +15,7 @@ import { UploadService } from './uploads.ts';
 export interface RegistryServiceFactories {
   readonly manifests?: (deps: RegistryDeps) => ManifestService;
   readonly blobs?: (deps: RegistryDeps) => BlobService;
+  readonly tags?: (deps: RegistryDeps) => TagService;
 }
 
 export class Registry {
@@ -33,7 +34,7 @@ export class Registry {
     this.blobs = factories.blobs?.(deps) ?? new BlobService(deps);
     this.uploads = new UploadService(deps);
     this.manifests = factories.manifests?.(deps) ?? new ManifestService(deps);
-    this.tags = new TagService(deps);
+    this.tags = factories.tags?.(deps) ?? new TagService(deps);
     this.referrers = new ReferrersService(deps);
     this.catalog = new CatalogService(deps);
     this.repositories = new RepositoryService(deps);

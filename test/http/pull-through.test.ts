@@ -115,6 +115,18 @@ describe('pull-through cache', () => {
     assert.equal(child.headers['content-type'], OCI_MANIFEST);
   });
 
+  it("lists the upstream's tags, uncached ones included, paginated", async () => {
+    await upstream.pushImage('team/tags', 'a');
+    await upstream.pushImage('team/tags', 'c');
+    await upstream.pushImage('team/tags', 'b');
+    const all = await cache.inject({ method: 'GET', url: '/v2/cache/team/tags/tags/list' });
+    assert.equal(all.statusCode, 200, all.body);
+    assert.deepEqual((JSON.parse(all.body) as { tags: string[] }).tags, ['a', 'b', 'c']);
+    const page = await cache.inject({ method: 'GET', url: '/v2/cache/team/tags/tags/list?n=1&last=a' });
+    assert.deepEqual((JSON.parse(page.body) as { tags: string[] }).tags, ['b']);
+    assert.match(String(page.headers.link), /last=b/);
+  });
+
   it('answers 404 for what the upstream does not have', async () => {
     const res = await cache.inject({ method: 'GET', url: '/v2/cache/team/none/manifests/v1' });
     assert.equal(res.statusCode, 404);
@@ -199,6 +211,9 @@ describe('pull-through cache with a failing upstream', () => {
       assert.equal(byDigest.headers.warning, undefined, 'by digest needs no upstream');
       const blob = await cache.inject({ method: 'GET', url: `/v2/hub/team/stale/blobs/${layer}` });
       assert.equal(blob.statusCode, 200);
+      const tags = await cache.inject({ method: 'GET', url: '/v2/hub/team/stale/tags/list' });
+      assert.equal(tags.statusCode, 200);
+      assert.deepEqual((JSON.parse(tags.body) as { tags: string[] }).tags, ['v1'], 'the cached tags');
       const missing = await cache.inject({ method: 'GET', url: '/v2/hub/team/other/manifests/v1' });
       assert.equal(missing.statusCode, 503);
       assert.equal(
