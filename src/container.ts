@@ -227,6 +227,14 @@ async function buildServices(
       spoolDir: path.join(config.data, 'proxy-spool'),
       instanceId: jobs.instanceId,
       logger,
+      ...(metrics
+        ? {
+            observer: {
+              lookup: (upstream, kind, result) => metrics.proxyLookup(upstream, kind, result),
+              bytes: (upstream, bytes) => metrics.proxyBytes(upstream, bytes),
+            },
+          }
+        : {}),
     },
   );
   const registry = new Registry(

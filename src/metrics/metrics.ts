@@ -62,6 +62,8 @@ export class BerthMetrics {
   private readonly activity: Record<RegistryActivity, CounterSeries>;
   private readonly authFailures: Counter<'reason'>;
   private readonly webhookDeliveries: Counter<'outcome'>;
+  private readonly proxyRequests: Counter<'upstream' | 'kind' | 'result'>;
+  private readonly proxyUpstreamBytes: Counter<'upstream'>;
   /** Series by `method route status`, so that a request costs one Map lookup. */
   private readonly httpChildren = new Map<string, HttpChildren>();
   private connections: (() => ConnectionStats) | undefined;
@@ -179,6 +181,18 @@ export class BerthMetrics {
       labelNames: ['outcome'],
       registers,
     });
+    this.proxyRequests = new Counter({
+      name: 'berth_proxy_requests_total',
+      help: 'Pull-through cache lookups by upstream, kind (manifest, blob) and result (hit, miss, stale, error).',
+      labelNames: ['upstream', 'kind', 'result'],
+      registers,
+    });
+    this.proxyUpstreamBytes = new Counter({
+      name: 'berth_proxy_upstream_bytes_total',
+      help: 'Blob bytes the pull-through cache fetched from each upstream.',
+      labelNames: ['upstream'],
+      registers,
+    });
 
     const children = new WeakMap<OperationDescriptor, OperationChildren>();
     const childrenOf = (d: OperationDescriptor): OperationChildren => {
@@ -220,6 +234,16 @@ export class BerthMetrics {
   /** Counts one webhook delivery attempt with its outcome (e.g. `success`, `failure`, `gave_up`). */
   webhookDelivery(outcome: string): void {
     this.webhookDeliveries.inc({ outcome });
+  }
+
+  /** Counts one pull-through cache lookup. */
+  proxyLookup(upstream: string, kind: 'manifest' | 'blob', result: 'hit' | 'miss' | 'stale' | 'error'): void {
+    this.proxyRequests.inc({ upstream, kind, result });
+  }
+
+  /** Counts blob bytes fetched from an upstream. */
+  proxyBytes(upstream: string, bytes: number): void {
+    this.proxyUpstreamBytes.inc({ upstream }, bytes);
   }
 
   /** Counts one request answered: `route` is a template (never a raw path), `seconds` its duration. */

@@ -72,6 +72,11 @@ export class BlobFlight {
     return this.#state;
   }
 
+  /** Bytes received from the upstream so far. */
+  get written(): number {
+    return this.#written;
+  }
+
   /** Why the flight failed, once it has. */
   get error(): Error | null {
     return this.#error;

@@ -49,6 +49,8 @@ export interface CachedManifest {
   readonly record: ManifestRecord;
   /** Set when the upstream could not be asked and the cached manifest is served as it is (a `Warning` value). */
   readonly warning?: string;
+  /** Whether it was fetched from the upstream for this request. */
+  readonly fetched?: boolean;
 }
 
 export interface PullThroughCacheOptions {
@@ -61,6 +63,17 @@ export interface PullThroughCacheOptions {
   /** How long a request waits for another instance's fetch of a blob before answering 503 (default 10 min). */
   readonly maxWaitMs?: number;
   readonly logger?: Logger;
+  /** Told of every lookup and of the bytes fetched (the Prometheus metrics). */
+  readonly observer?: CacheObserver;
+}
+
+export type LookupResult = 'hit' | 'miss' | 'stale' | 'error';
+
+export interface CacheObserver {
+  /** A lookup of a manifest or a blob of `upstream` ended with `result`. */
+  lookup(upstream: string, kind: 'manifest' | 'blob', result: LookupResult): void;
+  /** `bytes` blob bytes were fetched from `upstream`. */
+  bytes(upstream: string, bytes: number): void;
 }
 
 export interface PullThroughCacheDeps {
@@ -85,6 +98,10 @@ export class PullThroughCache {
   readonly #maxWaitMs: number;
   readonly #logger: Logger;
   #spoolSeq = 0;
+  /** The lookups that started a fetch (misses, for the observer). */
+  readonly #started = new WeakSet<object>();
+  /** The repository each fetch commits the blob into. */
+  readonly #flightRepository = new WeakMap<BlobFlight, string>();
 
   constructor(
     private readonly deps: PullThroughCacheDeps,
@@ -121,6 +138,24 @@ export class PullThroughCache {
 
   /** The manifest `reference` of the cached repository, from the cache or the upstream (see the top comment). */
   async manifest(route: ProxyRoute, reference: Reference): Promise<CachedManifest> {
+    const observer = this.options.observer;
+    if (!observer) return this.#manifest(route, reference);
+    const name = route.upstream.name;
+    try {
+      const cached = await this.#manifest(route, reference);
+      observer.lookup(
+        name,
+        'manifest',
+        cached.warning !== undefined ? 'stale' : cached.fetched ? 'miss' : 'hit',
+      );
+      return cached;
+    } catch (e) {
+      observer.lookup(name, 'manifest', 'error');
+      throw e;
+    }
+  }
+
+  async #manifest(route: ProxyRoute, reference: Reference): Promise<CachedManifest> {
     notAdmitted(route);
     const { metadata } = this.deps;
     const repository = route.localName;
@@ -207,7 +242,7 @@ export class PullThroughCache {
     if (as.kind === 'tag') await this.#recordCheck(localName, as.tag, fetched.digest);
     const record = await this.deps.metadata.getManifest(localName, fetched.digest);
     if (!record) throw new ManifestUnknownError(); // deleted at this very moment
-    return { record };
+    return { record, fetched: true };
   }
 
   async #recordCheck(repository: string, tag: string, digest: Digest): Promise<void> {
@@ -248,6 +283,19 @@ export class PullThroughCache {
    * BLOB_UNKNOWN when the upstream does not have it.
    */
   async blob(route: ProxyRoute, digest: Digest, fetch: boolean): Promise<BlobLink> {
+    const observer = this.options.observer;
+    if (!observer) return this.#blob(route, digest, fetch);
+    try {
+      const link = await this.#blob(route, digest, fetch);
+      observer.lookup(route.upstream.name, 'blob', this.#started.has(link) ? 'miss' : 'hit');
+      return link;
+    } catch (e) {
+      observer.lookup(route.upstream.name, 'blob', 'error');
+      throw e;
+    }
+  }
+
+  async #blob(route: ProxyRoute, digest: Digest, fetch: boolean): Promise<BlobLink> {
     notAdmitted(route);
     const { metadata } = this.deps;
     const local = await metadata.getBlobLink(route.localName, digest);
@@ -268,18 +316,22 @@ export class PullThroughCache {
       if (size === null) throw new BlobUnknownError(undefined, { detail: { digest } });
       return { digest, size };
     }
-    const flight = await this.#flight(route, digest);
+    const { flight, started } = await this.#flight(route, digest);
     if (flight === 'local') {
       const link =
         (await metadata.getBlobLink(route.localName, digest)) ?? (await this.#mount(route.localName, digest));
       if (!link) throw new BlobUnknownError(undefined, { detail: { digest } });
       return link;
     }
-    // Another repository's request started the fetch: link the blob here too once it is committed.
-    void flight.finished.then(async () => {
-      if (flight.state === 'done') await this.#mount(route.localName, digest).catch(() => null);
-    });
-    return { digest, size: flight.size };
+    if (this.#flightRepository.get(flight) !== route.localName) {
+      // Another repository's request started the fetch: link the blob here too once it is committed.
+      void flight.finished.then(async () => {
+        if (flight.state === 'done') await this.#mount(route.localName, digest).catch(() => null);
+      });
+    }
+    const link = { digest, size: flight.size };
+    if (started) this.#started.add(link);
+    return link;
   }
 
   /**
@@ -303,15 +355,20 @@ export class PullThroughCache {
   }
 
   /** The flight of `digest` in this process (joined or started), or `local` once another instance stored it. */
-  #flight(route: ProxyRoute, digest: Digest): Promise<BlobFlight | 'local'> {
+  #flight(
+    route: ProxyRoute,
+    digest: Digest,
+  ): Promise<{ readonly flight: BlobFlight | 'local'; readonly started: boolean }> {
     const active = this.#flights.get(digest);
-    if (active?.state === 'fetching') return Promise.resolve(active);
+    if (active?.state === 'fetching') return Promise.resolve({ flight: active, started: false });
     let starting = this.#starting.get(digest);
+    let started = false;
     if (!starting) {
+      started = true;
       starting = this.#startFlight(route, digest).finally(() => this.#starting.delete(digest));
       this.#starting.set(digest, starting);
     }
-    return starting;
+    return starting.then((flight) => ({ flight, started }));
   }
 
   async #startFlight(route: ProxyRoute, digest: Digest): Promise<BlobFlight | 'local'> {
@@ -363,6 +420,7 @@ export class PullThroughCache {
         throw e;
       }
       this.#flights.set(digest, flight);
+      this.#flightRepository.set(flight, route.localName);
       release = false;
       // Renewed while the bytes stream, so that the other instances keep waiting for this one.
       const renew = setInterval(
@@ -374,6 +432,7 @@ export class PullThroughCache {
         clearInterval(renew);
         limit.release();
         if (this.#flights.get(digest) === flight) this.#flights.delete(digest);
+        this.options.observer?.bytes(route.upstream.name, flight.written);
         if (flight.state === 'failed') {
           this.#logger.warn(
             { upstream: route.upstream.name, repository: route.remoteName, digest, err: flight.error },

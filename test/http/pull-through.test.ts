@@ -3,6 +3,11 @@
  * upstream, on a loopback port) with a counting relay between them that can fail as upstreams do.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
 import { after, before, describe, it } from 'node:test';
 import { get as httpGet } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +22,7 @@ import {
   type TestRegistry,
 } from '../helpers/app.ts';
 import { type CountingRelay, startCountingRelay } from '../helpers/counting-relay.ts';
+import { POSTGRES_URL, postgresSkipReason } from '../helpers/postgres.ts';
 
 async function listen(registry: TestRegistry): Promise<string> {
   await registry.app.listen({ host: '127.0.0.1', port: 0 });
@@ -69,6 +75,20 @@ describe('pull-through cache', () => {
     const blob = await cache.inject({ method: 'GET', url: `/v2/cache/team/app/blobs/${layer}` });
     assert.equal(blob.statusCode, 200);
     assert.equal(relay.count('GET', `/blobs/${layer}`), 1);
+  });
+
+  it('counts hits, misses and upstream bytes in the metrics', async () => {
+    const res = await cache.inject({ method: 'GET', url: '/metrics' });
+    assert.equal(res.statusCode, 200);
+    const value = (line: string): number => {
+      const found = res.body.split('\n').find((l) => l.startsWith(line));
+      return found === undefined ? 0 : Number(found.slice(line.length).trim());
+    };
+    assert.equal(value('berth_proxy_requests_total{upstream="up",kind="blob",result="miss"}'), 2);
+    assert.equal(value('berth_proxy_requests_total{upstream="up",kind="blob",result="hit"}'), 1);
+    assert.equal(value('berth_proxy_requests_total{upstream="up",kind="manifest",result="miss"}'), 1);
+    assert.equal(value('berth_proxy_requests_total{upstream="up",kind="manifest",result="hit"}'), 1);
+    assert.equal(value('berth_proxy_upstream_bytes_total{upstream="up"}'), 256);
   });
 
   it('refuses pushes into the cached namespace with 405 UNSUPPORTED', async () => {
@@ -324,5 +344,56 @@ describe('sparse manifests', () => {
     } finally {
       await sparse.dispose();
     }
+  });
+});
+
+const pgSkip = await postgresSkipReason();
+
+describe('pull-through cache across instances on PostgreSQL', { skip: pgSkip }, () => {
+  const schema = `berth_test_${randomBytes(6).toString('hex')}`;
+  let upstream: TestRegistry;
+  let relay: CountingRelay;
+  let one: TestRegistry;
+  let two: TestRegistry;
+  let storageRoot: string;
+
+  before(async () => {
+    upstream = await createTestRegistry();
+    relay = await startCountingRelay(await listen(upstream));
+    storageRoot = await mkdtemp(path.join(tmpdir(), 'berth-shared-blobs-'));
+    const overrides = {
+      'metadata.driver': 'postgres',
+      'metadata.postgres.url': POSTGRES_URL,
+      'metadata.postgres.schema': schema,
+      'storage.filesystem.root': storageRoot,
+      'proxy.upstreams': [{ name: 'up', namespace: 'cache', urls: [relay.url] }],
+    };
+    one = await createTestRegistry(overrides);
+    two = await createTestRegistry(overrides);
+  });
+  after(async () => {
+    await one?.dispose();
+    await two?.dispose();
+    await relay?.close();
+    await upstream?.dispose();
+    await rm(storageRoot, { recursive: true, force: true });
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    await admin.query(`drop schema if exists "${schema}" cascade`).finally(() => admin.end());
+  });
+
+  it('fetches a blob once when two instances are asked for it at the same time', async () => {
+    const big = randomBytes(8 * 1024 * 1024);
+    const digest = await upstream.pushBlob('team/shared', big);
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 === 0 ? one : two).inject({ method: 'GET', url: `/v2/cache/team/shared/blobs/${digest}` }),
+      ),
+    );
+    for (const res of responses) {
+      assert.equal(res.statusCode, 200);
+      assert.equal(sha256(res.rawPayload), digest);
+    }
+    assert.equal(relay.count('GET', `/blobs/${digest}`), 1);
   });
 });
