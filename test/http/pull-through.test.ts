@@ -21,6 +21,7 @@ import {
   sha256,
   type TestRegistry,
 } from '../helpers/app.ts';
+import { addNamespace, addUser, basic, bearer, getToken } from '../helpers/auth.ts';
 import { type CountingRelay, startCountingRelay } from '../helpers/counting-relay.ts';
 import { POSTGRES_URL, postgresSkipReason } from '../helpers/postgres.ts';
 
@@ -395,5 +396,52 @@ describe('pull-through cache across instances on PostgreSQL', { skip: pgSkip }, 
       assert.equal(sha256(res.rawPayload), digest);
     }
     assert.equal(relay.count('GET', `/blobs/${digest}`), 1);
+  });
+});
+
+describe('pull-through cache under token auth', () => {
+  let upstream: TestRegistry;
+  let cache: TestRegistry;
+  const DEV = basic('dev', 'dev-password-1');
+  const OUTSIDER = basic('outsider', 'outsider-password-1');
+
+  before(async () => {
+    upstream = await createTestRegistry();
+    const url = await listen(upstream);
+    cache = await createTestRegistry({
+      'auth.mode': 'token',
+      'proxy.upstreams': [{ name: 'hub', namespace: 'hub', kind: 'dockerhub', mirror: true, urls: [url] }],
+    });
+    await addUser(cache, 'dev', 'dev-password-1');
+    await addUser(cache, 'outsider', 'outsider-password-1');
+    await addNamespace(cache, 'hub', 'private', [['user', 'dev', 'reader']]);
+  });
+  after(async () => {
+    await cache?.dispose();
+    await upstream?.dispose();
+  });
+
+  it('decides pulls of mirror names on the cached namespace, for tokens too', async () => {
+    const image = await upstream.pushImage('library/busybox', '1');
+    // What dockerd does with a mirror: a token for the name it asked for, then the request.
+    const challenge = await cache.inject({ method: 'GET', url: '/v2/library/busybox/manifests/1' });
+    assert.equal(challenge.statusCode, 401);
+    assert.match(String(challenge.headers['www-authenticate']), /scope="repository:library\/busybox:pull"/);
+    const token = await getToken(cache, DEV, ['repository:library/busybox:pull']);
+    const res = await cache.inject({
+      method: 'GET',
+      url: '/v2/library/busybox/manifests/1',
+      headers: bearer(token),
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.headers['docker-content-digest'], image.digest);
+    // Someone without a role on `hub` gets a token without pull, and no content.
+    const other = await getToken(cache, OUTSIDER, ['repository:library/busybox:pull']);
+    const denied = await cache.inject({
+      method: 'GET',
+      url: '/v2/library/busybox/manifests/1',
+      headers: bearer(other),
+    });
+    assert.ok(denied.statusCode === 401 || denied.statusCode === 403, `got ${denied.statusCode}`);
   });
 });
