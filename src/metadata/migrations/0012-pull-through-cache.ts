@@ -33,7 +33,7 @@ export function pullThroughCacheMigration(dialect: SqlDialect): Migration {
         .createTable('proxy_tag_checks')
         .addColumn('repository', name, (c) => c.notNull())
         .addColumn('tag', name, (c) => c.notNull())
-        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('digest', name, (c) => c.notNull())
         .addColumn('checked_at', 'bigint', (c) => c.notNull())
         .addPrimaryKeyConstraint('proxy_tag_checks_pkey', ['repository', 'tag'])
         .execute();
