@@ -74,7 +74,8 @@ const USAGE = `usage: npm run bench [-- [--quick] [--reps N] [--only FAMILY,...]
 
   --quick        256 MiB instead of 1 GiB, 5 s of load instead of 20 s, 1,000 tags and 500 repositories,
                  a 1 GiB memory-watched push instead of 5 GiB, garbage collection of 2,000 manifests
-                 instead of 100,000, 1 repetition (under 2 minutes)
+                 instead of 100,000, a 64 MiB image for the pull-through cache instead of 1 GiB,
+                 1 repetition (under 2 minutes)
   --reps N       repetitions per workload and registry (default 3; 1 with --quick)
   --only LIST    run only these workload families: ${ALL_FAMILIES.join(', ')}
 `;
