@@ -37,6 +37,7 @@ import { catalogWorkload } from './workloads/catalog.ts';
 import { gcWorkload } from './workloads/gc.ts';
 import { manifestWorkload } from './workloads/manifests.ts';
 import { metricsOverheadWorkload } from './workloads/metrics-overhead.ts';
+import { mirrorWorkload } from './workloads/mirror.ts';
 import { webhooksOverheadWorkload } from './workloads/webhooks-overhead.ts';
 import { pullWorkload } from './workloads/pull.ts';
 import { pushWorkload } from './workloads/push.ts';
@@ -67,13 +68,14 @@ const GROUPS: readonly (readonly string[])[] = [
 const SOLO_FAMILIES = ['metrics', 'webhooks'];
 /** Families that start no registry server: they generate content on disk and run each collector offline. */
 const OFFLINE_FAMILIES = ['gc'];
-const ALL_FAMILIES = [...GROUPS.flat(), 'big-push', ...OFFLINE_FAMILIES, ...SOLO_FAMILIES];
+const ALL_FAMILIES = [...GROUPS.flat(), 'big-push', 'mirror', ...OFFLINE_FAMILIES, ...SOLO_FAMILIES];
 
 const USAGE = `usage: npm run bench [-- [--quick] [--reps N] [--only FAMILY,...]]
 
   --quick        256 MiB instead of 1 GiB, 5 s of load instead of 20 s, 1,000 tags and 500 repositories,
                  a 1 GiB memory-watched push instead of 5 GiB, garbage collection of 2,000 manifests
-                 instead of 100,000, 1 repetition (under 2 minutes)
+                 instead of 100,000, a 64 MiB image for the pull-through cache instead of 1 GiB,
+                 1 repetition (under 2 minutes)
   --reps N       repetitions per workload and registry (default 3; 1 with --quick)
   --only LIST    run only these workload families: ${ALL_FAMILIES.join(', ')}
 `;
@@ -132,6 +134,7 @@ const QUICK_NOTES = [
   '1,000 tags instead of 10,000;',
   '500 repositories instead of 100,000, catalog pages of n=100 instead of n=1000 (the 20 ms catalog-page target is meant for 1000 of 100,000), 5 page samples instead of 10;',
   '3 bursts of parallel small pulls instead of 5;',
+  'pull-through cache: a 64 MiB image (4 x 16 MiB) instead of 1 GiB (4 x 256 MiB), 50 concurrent pulls of a 16 MiB layer instead of 256 MiB;',
   'garbage collection of 2,000 manifests / 20,000 blobs instead of 100,000 / 1,000,000 (the 60 s and 300 MiB targets are meant for the full size), and 500 / 5,000 instead of 10,000 / 100,000 for the comparison with Distribution;',
   'one repetition per workload and registry instead of 3, so the "medians" are single runs.',
 ];
@@ -328,6 +331,14 @@ async function main(): Promise<number> {
         await bigPushWorkload(ctx);
       } catch (err) {
         failed('big-push', err);
+      }
+    }
+    if (selected.includes('mirror')) {
+      log('== mirror');
+      try {
+        await mirrorWorkload(ctx);
+      } catch (err) {
+        failed('mirror', err);
       }
     }
     if (selected.includes('gc')) {

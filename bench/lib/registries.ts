@@ -257,8 +257,15 @@ export async function startBerth(
   return registryOf('berth', url, spawned, dir, logFile);
 }
 
-/** Debian's /etc/docker/registry/config.yml (2.8.2+ds1), without `auth`, on our port and directory. */
-export function distributionConfig(rootDirectory: string, addr: string): string {
+/**
+ * Debian's /etc/docker/registry/config.yml (2.8.2+ds1), without `auth`, on our port and directory; `extra` lines
+ * are appended (e.g. a `proxy:` section).
+ */
+export function distributionConfig(
+  rootDirectory: string,
+  addr: string,
+  extra: readonly string[] = [],
+): string {
   return [
     'version: 0.1',
     'log:',
@@ -280,12 +287,16 @@ export function distributionConfig(rootDirectory: string, addr: string): string 
     '    enabled: true',
     '    interval: 10s',
     '    threshold: 3',
+    ...extra,
     '',
   ].join('\n');
 }
 
-/** CNCF Distribution (`docker-registry serve`) with a filesystem config in a temp dir. */
-export async function startDistribution(): Promise<Registry> {
+/**
+ * CNCF Distribution (`docker-registry serve`) with a filesystem config in a temp dir; `extraConfig` lines are
+ * appended to the configuration.
+ */
+export async function startDistribution(extraConfig: readonly string[] = []): Promise<Registry> {
   let lastError: unknown;
   // The port is picked before the process binds it, so another process may take it meanwhile: retry.
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -294,7 +305,7 @@ export async function startDistribution(): Promise<Registry> {
     const url = `http://${host}`;
     const configPath = path.join(dir, 'config.yml');
     const logFile = path.join(dir, 'registry.log');
-    await writeFile(configPath, distributionConfig(path.join(dir, 'data'), host));
+    await writeFile(configPath, distributionConfig(path.join(dir, 'data'), host, extraConfig));
     const spawned = spawnLogged('docker-registry', ['serve', configPath], logFile, dir);
     try {
       await waitReady(url, spawned, logFile, 'docker-registry');

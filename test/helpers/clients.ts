@@ -503,6 +503,8 @@ export interface RunningDockerd {
 export interface DockerdOptions {
   /** Extra `insecure-registries` (127.0.0.0/8 is insecure already). */
   insecureRegistries?: string[];
+  /** `registry-mirrors` (e.g. `http://127.0.0.1:PORT`): where dockerd asks first for Docker Hub images. */
+  registryMirrors?: string[];
   /**
    * Bind mounts (`source` over `target`, both existing) made in a private mount namespace that only dockerd
    * (and the containerd it starts) sees: dockerd is spawned as `unshare --mount --propagation private sh -c
@@ -527,6 +529,7 @@ export async function startDockerd(dir?: string, options: DockerdOptions = {}): 
     JSON.stringify({
       'deprecated-key-path': path.join(base, 'key.json'),
       'insecure-registries': options.insecureRegistries ?? [],
+      ...(options.registryMirrors ? { 'registry-mirrors': options.registryMirrors } : {}),
     }),
   );
   const clientConfig = path.join(base, 'client-config');

@@ -68,6 +68,14 @@ export async function startCountingRelay(target: string): Promise<CountingRelay>
         if (location?.startsWith(upstream.origin)) {
           upstreamRes.headers.location = `http://${relayHost()}${location.slice(upstream.origin.length)}`;
         }
+        // So is a token service on the upstream (a Bearer challenge's realm), so token requests are counted.
+        const challenge = upstreamRes.headers['www-authenticate'];
+        if (challenge?.includes(`realm="${upstream.origin}`)) {
+          upstreamRes.headers['www-authenticate'] = challenge.replace(
+            `realm="${upstream.origin}`,
+            `realm="http://${relayHost()}`,
+          );
+        }
         res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
         let sent = 0;
         upstreamRes.on('data', (chunk: Buffer) => {
