@@ -8,18 +8,26 @@
  *   client never holds the fetch back, a fast one never waits for the slowest, and memory stays bounded however
  *   many clients there are), and into an upload to the registry's storage (`commit`), which verifies the digest
  *   and commits and links the blob atomically: it never becomes visible half-written.
- * - A client is never given a short or wrong blob as a whole one: each reader holds back the blob's last byte
- *   until the commit has verified the digest, and a failure (upstream cut, digest mismatch, storage error)
- *   destroys every reader, so the client's connection is aborted before its `Content-Length` is complete.
+ * - A client is never given a short or wrong blob as a whole one: the flight hashes the bytes as they arrive,
+ *   each reader holds back the blob's last byte until the whole blob has arrived and matched its digest, and a
+ *   failure before that (upstream cut, digest mismatch, spool error) destroys every reader, so the client's
+ *   connection is aborted before its `Content-Length` is complete. Readers do not wait for the commit (the
+ *   storage's fsync of a large blob takes seconds): the bytes they serve are verified, and a commit that fails
+ *   afterwards only means the next request fetches the blob again.
  * - The spool file is removed once the flight has ended and its last reader has finished.
  */
 import { EventEmitter } from 'node:events';
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import { PassThrough, Readable } from 'node:stream';
-import type { Digest } from '../oci/digest.ts';
+import { type Digest, DigestHasher, parseDigest } from '../oci/digest.ts';
+import { UnavailableError } from '../oci/errors.ts';
 import type { RemoteBlob } from '../remote/registry-client.ts';
 
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 1024 * 1024;
+/** Bytes gathered before one write to the spool file. */
+const SPOOL_BATCH = 1024 * 1024;
+/** Most bytes waiting for the spool file before the network is read on. */
+const SPOOL_QUEUE = 8 * 1024 * 1024;
 
 export type FlightState = 'fetching' | 'done' | 'failed';
 
@@ -34,6 +42,8 @@ export class BlobFlight {
   #written = 0;
   #state: FlightState = 'fetching';
   #error: Error | null = null;
+  /** Every byte arrived and the digest matched: readers may finish (see the top comment). */
+  #verified = false;
   /** Resolves when the flight has ended (committed or failed); never rejects. */
   readonly finished: Promise<void>;
 
@@ -115,15 +125,19 @@ export class BlobFlight {
       try {
         for (;;) {
           if (stream.destroyed) return;
-          if (this.#state === 'failed') {
-            stream.destroy(this.#error ?? new Error('upstream fetch failed'));
+          if (this.#state === 'failed' && !this.#verified) {
+            // Before the response started this becomes a 503; after, the connection is cut.
+            stream.destroy(
+              new UnavailableError(`fetching blob ${this.digest} from the upstream failed; try again`, {
+                cause: this.#error,
+              }),
+            );
             return;
           }
           // The last byte waits for the verification: a client that got it all would take the blob as complete.
-          const available =
-            this.#state === 'done' ? end + 1 : Math.min(end + 1, this.#written, this.size - 1);
+          const available = this.#verified ? end + 1 : Math.min(end + 1, this.#written, this.size - 1);
           if (position > end) {
-            if (this.#state === 'done') stream.push(null);
+            if (this.#verified) stream.push(null);
             else
               this.#waitThen(
                 () => void pump(),
@@ -175,6 +189,7 @@ export class BlobFlight {
   }
 
   async #run(blob: RemoteBlob, commit: BlobCommit): Promise<void> {
+    const hasher = new DigestHasher(parseDigest(this.digest).algorithm);
     const toStorage = new PassThrough({ highWaterMark: READ_CHUNK });
     let commitError: Error | null = null;
     const committed = commit(toStorage, this.size).catch((e: unknown) => {
@@ -185,21 +200,66 @@ export class BlobFlight {
     committed.catch(() => undefined);
     try {
       const file = this.#file as FileHandle;
+      // Network chunks are small (16-64 KiB): they go to the spool file in batches, one write call each, queued
+      // so that the file writes overlap the reading of the network (at most SPOOL_QUEUE bytes wait).
+      let batch: Buffer[] = [];
+      let batched = 0;
+      let queued = 0;
+      let spoolEnd = 0;
+      let writing: Promise<void> = Promise.resolve();
+      let writeError: Error | null = null;
+      const flush = (): void => {
+        if (batched === 0) return;
+        const chunks = batch;
+        const bytes = batched;
+        const at = spoolEnd;
+        batch = [];
+        batched = 0;
+        spoolEnd += bytes;
+        queued += bytes;
+        writing = writing.then(async () => {
+          let done = 0;
+          while (done < bytes) {
+            const { bytesWritten } = await file.writev(
+              done === 0 ? chunks : [Buffer.concat(chunks).subarray(done)],
+              at + done,
+            );
+            done += bytesWritten;
+          }
+          this.#written += bytes;
+          queued -= bytes;
+          this.#events.emit('progress');
+        });
+        writing.catch((e: unknown) => (writeError ??= e as Error));
+      };
+      let received = 0;
       for await (const chunk of blob.body as AsyncIterable<Buffer>) {
         if (commitError) throw commitError;
-        if (this.#written + chunk.length > this.size) {
+        if (writeError) throw writeError;
+        received += chunk.length;
+        if (received > this.size) {
           throw new Error(`upstream sent more than the ${this.size} bytes it announced`);
         }
-        await file.write(chunk, 0, chunk.length, this.#written);
-        this.#written += chunk.length;
-        this.#events.emit('progress');
+        hasher.update(chunk);
+        batch.push(chunk);
+        batched += chunk.length;
+        if (batched >= SPOOL_BATCH) flush();
+        if (queued > SPOOL_QUEUE) await writing;
         if (!toStorage.write(chunk)) {
           await Promise.race([new Promise((resolve) => toStorage.once('drain', resolve)), committed]);
         }
       }
+      flush();
+      await writing;
       if (this.#written !== this.size) {
         throw new Error(`upstream sent ${this.#written} of ${this.size} bytes`);
       }
+      const actual = hasher.digest();
+      if (actual !== this.digest) {
+        throw new Error(`upstream sent bytes with digest ${actual}, not ${this.digest}`);
+      }
+      this.#verified = true;
+      this.#events.emit('progress');
       toStorage.end();
       await committed;
       this.#state = 'done';

@@ -408,7 +408,8 @@ export class PullThroughCache {
         );
         await mkdir(this.options.spoolDir, { recursive: true });
         flight = await BlobFlight.start(digest, blob, spool, async (body, size) => {
-          await this.#writer().uploads.uploadWhole(
+          // The flight hashes the bytes and ends `body` only when they match the digest.
+          await this.#writer().uploads.storeVerified(
             route.localName,
             digest,
             { stream: body, length: size },

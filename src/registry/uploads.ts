@@ -185,11 +185,35 @@ export class UploadService {
   }
 
   /** Stores a whole blob sent in one request (`POST ?digest=` with a body), verifying its digest. */
-  async uploadWhole(
+  uploadWhole(
     repository: string,
     digest: Digest,
     body: UploadBody,
     context: EventContext = SYSTEM_CONTEXT,
+  ): Promise<BlobLink> {
+    return this.storeWhole(repository, digest, body, context, true);
+  }
+
+  /**
+   * Stores a whole blob whose bytes the caller verifies as they stream (the pull-through cache hashes what its
+   * upstream sends): the caller ends `body` only once the bytes matched `digest`, and destroys it otherwise,
+   * which aborts the upload. Saves hashing every byte twice.
+   */
+  storeVerified(
+    repository: string,
+    digest: Digest,
+    body: UploadBody,
+    context: EventContext = SYSTEM_CONTEXT,
+  ): Promise<BlobLink> {
+    return this.storeWhole(repository, digest, body, context, false);
+  }
+
+  private async storeWhole(
+    repository: string,
+    digest: Digest,
+    body: UploadBody,
+    context: EventContext,
+    hash: boolean,
   ): Promise<BlobLink> {
     const { storage } = this.deps;
     const { algorithm } = parseDigest(digest);
@@ -197,10 +221,10 @@ export class UploadService {
     const handle = await storage.createUpload();
     this.unowned.add(handle.id);
     try {
-      const hasher = new DigestHasher(algorithm);
+      const hasher = hash ? new DigestHasher(algorithm) : null;
       const written = await this.write(handle, 0, body, hasher);
       const size = written.size;
-      this.verify(digest, hasher.digest());
+      if (hasher) this.verify(digest, hasher.digest());
       const holder = await this.hold(digest, size);
       try {
         // The handle the append returned is the one that knows the bytes (S3: the segments written).

@@ -255,6 +255,8 @@ export function watchSilence(res: TransportResponse, timeoutMs: number, size?: n
   let done = false;
   const origin = res.url.origin;
   const out = new Readable({
+    // A buffer of a few network chunks: with the default (16 KiB) every chunk would pause and resume the socket.
+    highWaterMark: 1024 * 1024,
     read() {
       arm();
       source.resume();

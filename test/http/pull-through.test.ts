@@ -79,12 +79,19 @@ describe('pull-through cache', () => {
   });
 
   it('counts hits, misses and upstream bytes in the metrics', async () => {
-    const res = await cache.inject({ method: 'GET', url: '/metrics' });
-    assert.equal(res.statusCode, 200);
+    let body = '';
     const value = (line: string): number => {
-      const found = res.body.split('\n').find((l) => l.startsWith(line));
+      const found = body.split('\n').find((l) => l.startsWith(line));
       return found === undefined ? 0 : Number(found.slice(line.length).trim());
     };
+    // Bytes are counted when a fetch has been committed, which may end after its clients were served.
+    for (let i = 0; i < 50; i++) {
+      const res = await cache.inject({ method: 'GET', url: '/metrics' });
+      assert.equal(res.statusCode, 200);
+      body = res.body;
+      if (value('berth_proxy_upstream_bytes_total{upstream="up"}') === 256) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     assert.equal(value('berth_proxy_requests_total{upstream="up",kind="blob",result="miss"}'), 2);
     assert.equal(value('berth_proxy_requests_total{upstream="up",kind="blob",result="hit"}'), 1);
     assert.equal(value('berth_proxy_requests_total{upstream="up",kind="manifest",result="miss"}'), 1);
@@ -266,8 +273,12 @@ describe('pull-through cache with a failing upstream', () => {
           }).on('error', () => resolve({ status: 0, received: 0, complete: false }));
         },
       );
-      assert.equal(outcome.complete, false, 'a cut upstream must not look like a complete blob');
-      assert.ok(outcome.received < blob.length);
+      // Cut before the response started: an error status; after: an aborted response. Never a complete 200.
+      assert.ok(
+        outcome.status >= 500 || !outcome.complete,
+        `a cut upstream must not look like a complete blob: ${JSON.stringify(outcome)}`,
+      );
+      if (outcome.status === 200) assert.ok(outcome.received < blob.length);
     } finally {
       relay.setMode({ kind: 'pass' });
     }
