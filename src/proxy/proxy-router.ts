@@ -34,8 +34,7 @@ export class ProxyRouter {
       localName: route.localName,
       upstream: route.upstream.name,
       url: route.upstream.settings.urls[0] as string,
-      byNamespaceHost:
-        nsHost !== undefined && !name.startsWith(`${route.upstream.namespace}/`) && route.localName !== name,
+      byNamespaceHost: route.via === 'ns',
     };
   }
 

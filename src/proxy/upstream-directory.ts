@@ -35,6 +35,8 @@ export interface ProxyRoute {
   readonly remoteName: string;
   /** Whether the upstream's include and exclude globs admit the repository. */
   readonly admitted: boolean;
+  /** How the request found the upstream: its namespace, a `?ns=` host, or the mirror. */
+  readonly via: 'namespace' | 'ns' | 'mirror';
 }
 
 export interface UpstreamDirectoryOptions {
@@ -97,7 +99,7 @@ export class UpstreamDirectory {
         best = u;
     }
     if (!best) return null;
-    return routeOf(best, name, name.slice(best.namespace.length + 1));
+    return routeOf(best, name, name.slice(best.namespace.length + 1), 'namespace');
   }
 
   /**
@@ -118,13 +120,23 @@ export class UpstreamDirectory {
       const host = nsHost.toLowerCase();
       const upstream = all.find((u) => upstreamHosts(u).has(host));
       if (upstream) {
-        const route = routeOf(upstream, `${upstream.namespace}/${upstreamRepository(upstream, name)}`, name);
+        const route = routeOf(
+          upstream,
+          `${upstream.namespace}/${upstreamRepository(upstream, name)}`,
+          name,
+          'ns',
+        );
         if (route.admitted) return route;
       }
     }
     const mirror = all.find((u) => u.settings.mirror);
     if (mirror && read && !(await isLocal(name))) {
-      const route = routeOf(mirror, `${mirror.namespace}/${upstreamRepository(mirror, name)}`, name);
+      const route = routeOf(
+        mirror,
+        `${mirror.namespace}/${upstreamRepository(mirror, name)}`,
+        name,
+        'mirror',
+      );
       if (route.admitted) return route;
     }
     return null;
@@ -167,9 +179,9 @@ export class UpstreamDirectory {
   }
 }
 
-function routeOf(upstream: Upstream, localName: string, rest: string): ProxyRoute {
+function routeOf(upstream: Upstream, localName: string, rest: string, via: ProxyRoute['via']): ProxyRoute {
   const remoteName = upstreamRepository(upstream, rest);
-  return { upstream, localName, remoteName, admitted: upstreamAdmits(upstream, remoteName) };
+  return { upstream, localName, remoteName, admitted: upstreamAdmits(upstream, remoteName), via };
 }
 
 /** Configured upstreams must not share a name or a namespace, and at most one may be the mirror. */
