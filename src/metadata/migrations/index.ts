@@ -18,6 +18,7 @@ import { garbageCollectionMigration } from './0008-garbage-collection.ts';
 import { immutableTagsMigration } from './0009-immutable-tags.ts';
 import { retentionMigration } from './0010-retention.ts';
 import { usageAndQuotasMigration } from './0011-usage-and-quotas.ts';
+import { replicationMigration } from './0013-replication.ts';
 
 /** Table recording which migrations ran (name and ISO timestamp). */
 export const MIGRATION_TABLE = 'berth_migrations';
@@ -39,6 +40,7 @@ export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
     '0009-immutable-tags': immutableTagsMigration(dialect),
     '0010-retention': retentionMigration(dialect),
     '0011-usage-and-quotas': usageAndQuotasMigration(dialect),
+    '0013-replication': replicationMigration(dialect),
   };
 }
 
