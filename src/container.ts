@@ -15,6 +15,8 @@ import type { WebhookServiceDeps } from './admin/webhook-service.ts';
 import { setUpWebhooks } from './webhooks/setup.ts';
 import { Collector } from './gc/collector.ts';
 import { GcService } from './gc/service.ts';
+import { createReplication } from './replication/setup.ts';
+import type { ReplicationService } from './replication/service.ts';
 import { RequestPressure } from './jobs/request-pressure.ts';
 import { JobRunner } from './jobs/runner.ts';
 import { ImmutableTags } from './lifecycle/immutable-tags.ts';
@@ -64,6 +66,8 @@ export interface Services {
   readonly load: RequestPressure;
   /** Garbage collection: runs, schedule and history. */
   readonly gc: GcService;
+  /** Replication to and from other registries: policies, executions (`app.ts` registers its jobs). */
+  readonly replication: ReplicationService;
   /** Stops the job runner, closes the metadata store and the storage driver, then flushes and stops tracing. */
   close(): Promise<void>;
 }
@@ -168,7 +172,15 @@ async function buildServices(
     ...(metrics ? { onOutcome: (outcome: string) => metrics.webhookDelivery(outcome) } : {}),
   });
   const pullEvents = new PullEventRecorder(metadata, { wanted: () => webhookStore.wantsPulls(), logger });
-  const relay = new EventRelay(metadata, [webhooks.subscriber], {
+  // Built below, once the registry is: the relay only calls it once started.
+  let replication: ReplicationService | undefined;
+  const replicationSubscriber = {
+    name: 'replication',
+    handle: async (events: Parameters<ReplicationService['handleEvents']>[0]) => {
+      if (config.replication.enabled && config.jobs.enabled) await replication?.handleEvents(events);
+    },
+  };
+  const relay = new EventRelay(metadata, [webhooks.subscriber, replicationSubscriber], {
     gate: load,
     pollIntervalMs: config.jobs.pollInterval,
     retentionMs: config.jobs.retention,
@@ -215,7 +227,14 @@ async function buildServices(
     leaseMs: config.jobs.leaseDuration,
   });
   const gc = new GcService(gcStore, collector, jobs, logger);
+  replication = createReplication(config, {
+    store: observeMethods(metadata.replicationStore(), 'database', config.metadata.driver, observers),
+    registry,
+    jobs,
+    logger,
+  });
   return {
+    replication,
     storage,
     metadata,
     registry,

@@ -87,6 +87,11 @@ export class ReplicationService {
     this.log = options.logger ?? silentLogger;
   }
 
+  /** Seals and opens stored credentials of remote registries. */
+  get secrets(): SecretBox {
+    return this.options.secrets;
+  }
+
   /** The event subscriber creating executions of `event`-triggered push policies (for the relay). */
   get subscriber(): EventSubscriber {
     return { name: 'replication', handle: (events) => this.handleEvents(events) };
