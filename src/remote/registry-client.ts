@@ -83,8 +83,17 @@ export class RemoteError extends Error {
 
 /** Options for each call. */
 export interface CallOptions {
-  /** Aborts the request (and destroys a body being read). */
+  /**
+   * Aborts the request (and destroys a body being read); the call rejects, or the body errors, with the
+   * signal's reason (an AbortError unless the caller gave another), not a RemoteError.
+   */
   readonly signal?: AbortSignal;
+}
+
+/** Options of the listing calls. */
+export interface ListOptions extends CallOptions {
+  /** Entries asked per page (`n`); the remote's default page size when absent. */
+  readonly pageSize?: number;
 }
 
 export interface RegistryClient {
@@ -134,7 +143,9 @@ export interface RegistryClient {
 
   /**
    * Uploads a blob: `size` bytes from `body`, streamed (never buffered whole), committed under `digest`. The
-   * remote verifies the digest.
+   * remote verifies the digest. `body` is consumed or destroyed in every case (destroyed unread when the remote
+   * answers the upload's POST with 201, having the blob already). A `body` that fails, or carries more or fewer
+   * than `size` bytes, rejects with its own error (not a RemoteError) and the upload is cancelled.
    */
   putBlob(
     repository: string,
@@ -160,7 +171,7 @@ export interface RegistryClient {
   deleteManifest(repository: string, reference: string, options?: CallOptions): Promise<boolean>;
 
   /** Every tag of the repository, following `Link` pagination; empty when the repository is unknown. */
-  listTags(repository: string, options?: CallOptions): AsyncIterable<string>;
+  listTags(repository: string, options?: ListOptions): AsyncIterable<string>;
 
   /**
    * The referrers of `digest` through the referrers API; null when the remote does not have that API (404 on the
@@ -169,5 +180,5 @@ export interface RegistryClient {
   listReferrers(repository: string, digest: Digest, options?: CallOptions): Promise<Descriptor[] | null>;
 
   /** Every repository of the remote's catalog, following pagination. */
-  catalog(options?: CallOptions): AsyncIterable<string>;
+  catalog(options?: ListOptions): AsyncIterable<string>;
 }

@@ -4,6 +4,7 @@
  * Distribution (to validate the harness and the clients themselves), anything else (the default) against Berth.
  */
 import { spawn } from 'node:child_process';
+import bcrypt from 'bcryptjs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -69,13 +70,21 @@ export async function freePort(): Promise<number> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+export interface DistributionOptions {
+  /**
+   * Require HTTP Basic auth (Distribution's `auth.htpasswd`) with this one user; `GET /v2/` then answers 401
+   * without credentials. Absent: no auth.
+   */
+  readonly htpasswd?: { readonly username: string; readonly password: string };
+}
+
 /** Starts `docker-registry serve` with its own config and storage in a temp dir. */
-export async function startDistribution(): Promise<RunningRegistry> {
+export async function startDistribution(options: DistributionOptions = {}): Promise<RunningRegistry> {
   let lastError: unknown;
   // The port is picked before the process binds it, so another process may take it meanwhile: retry.
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startDistributionOnce();
+      return await startDistributionOnce(options);
     } catch (err) {
       lastError = err;
     }
@@ -83,12 +92,22 @@ export async function startDistribution(): Promise<RunningRegistry> {
   throw lastError;
 }
 
-async function startDistributionOnce(): Promise<RunningRegistry> {
+async function startDistributionOnce(options: DistributionOptions): Promise<RunningRegistry> {
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-e2e-distribution-'));
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
   const url = `http://${host}`;
   const configPath = path.join(dir, 'config.yml');
+  const auth: string[] = [];
+  let probeAuth: Record<string, string> = {};
+  if (options.htpasswd) {
+    const { username, password } = options.htpasswd;
+    const htpasswdPath = path.join(dir, 'htpasswd');
+    // Distribution reads bcrypt entries only; a low cost keeps the start fast.
+    await writeFile(htpasswdPath, `${username}:${bcrypt.hashSync(password, 4)}\n`);
+    auth.push('auth:', '  htpasswd:', '    realm: distribution', `    path: ${JSON.stringify(htpasswdPath)}`);
+    probeAuth = { authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` };
+  }
   await writeFile(
     configPath,
     [
@@ -104,6 +123,7 @@ async function startDistributionOnce(): Promise<RunningRegistry> {
       '    enabled: true',
       'http:',
       `  addr: ${host}`,
+      ...auth,
       '',
     ].join('\n'),
   );
@@ -142,7 +162,7 @@ async function startDistributionOnce(): Promise<RunningRegistry> {
       throw new Error(`docker-registry exited before answering on ${host}:\n${out}`);
     }
     try {
-      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
+      const res = await fetch(`${url}/v2/`, { headers: probeAuth, signal: AbortSignal.timeout(1_000) });
       await res.arrayBuffer();
       if (res.status === 200) break;
     } catch {
