@@ -220,7 +220,8 @@ export class ReplicationAdmin {
 
   async createPolicy(actor: Actor, input: PolicyInput): Promise<PolicyView> {
     await this.admin.requireSystem(actor, 'adding replication policies', 'replication.policy.create');
-    if (input.registry === undefined) throw invalid('registry is required (a remote registry id or name)', 'registry');
+    if (input.registry === undefined)
+      throw invalid('registry is required (a remote registry id or name)', 'registry');
     const registry = await this.registryOf(input.registry);
     const policy = checkPolicy(
       {
@@ -379,7 +380,8 @@ export class ReplicationAdmin {
   }
 
   private async findExecution(id: number): Promise<ExecutionRecord> {
-    if (!Number.isSafeInteger(id) || id < 1) throw invalid('an execution id is a positive whole number', 'id');
+    if (!Number.isSafeInteger(id) || id < 1)
+      throw invalid('an execution id is a positive whole number', 'id');
     const e = await this.store.getExecution(id);
     if (e === null) throw notFound(`replication execution ${id} does not exist`);
     return e;

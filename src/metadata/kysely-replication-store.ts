@@ -93,7 +93,9 @@ export class KyselyReplicationStore implements ReplicationStore {
         .where('registry_id', '=', id)
         .executeTakeFirst();
       if (used !== undefined)
-        throw new ConflictError(`the remote registry is used by policy ${used.name}: delete the policy first`);
+        throw new ConflictError(
+          `the remote registry is used by policy ${used.name}: delete the policy first`,
+        );
       const r = await trx.deleteFrom('replication_registries').where('id', '=', id).executeTakeFirst();
       return Number(r.numDeletedRows) > 0;
     });
@@ -442,7 +444,9 @@ async function insertTasks(trx: Executor, executionId: number, tasks: readonly N
   }
 }
 
-function registryColumns(r: NewRemoteRegistry): Omit<ReplicationRegistriesTable, 'id' | 'created_at' | 'updated_at'> {
+function registryColumns(
+  r: NewRemoteRegistry,
+): Omit<ReplicationRegistriesTable, 'id' | 'created_at' | 'updated_at'> {
   return {
     name: r.name,
     url: r.url,

@@ -114,7 +114,11 @@ export class ReplicationService {
   }
 
   /** Queues an execution of `policy` (its tasks are listed when it starts); returns it. */
-  async run(policy: ReplicationPolicyRecord, request: RunRequest, dedupeKey?: string): Promise<number | null> {
+  async run(
+    policy: ReplicationPolicyRecord,
+    request: RunRequest,
+    dedupeKey?: string,
+  ): Promise<number | null> {
     const id = await this.store.createExecution({
       policy,
       trigger: request.trigger,
@@ -183,8 +187,7 @@ export class ReplicationService {
     }
     try {
       const remote = await this.clientFor(registry);
-      const [source, destination] =
-        policy.direction === 'push' ? [this.local, remote] : [remote, this.local];
+      const [source, destination] = policy.direction === 'push' ? [this.local, remote] : [remote, this.local];
       if (!execution.planned) {
         await this.store.planExecution(id, await this.plan(policy, source, context.signal));
       }
@@ -258,7 +261,12 @@ export class ReplicationService {
       const destinationRepository = rewriteName(policy.rewrite, repository);
       for await (const tag of source.listTags(repository, { signal })) {
         if (!tagMatches(policy, tag)) continue;
-        tasks.push({ kind: 'copy', sourceRepository: repository, sourceReference: tag, destinationRepository });
+        tasks.push({
+          kind: 'copy',
+          sourceRepository: repository,
+          sourceReference: tag,
+          destinationRepository,
+        });
       }
     }
     return tasks;
@@ -310,7 +318,13 @@ export class ReplicationService {
         'replication task failed',
       );
     }
-    await this.store.finishTask(task.id, message === null ? 'succeeded' : 'failed', bytes, message, Date.now());
+    await this.store.finishTask(
+      task.id,
+      message === null ? 'succeeded' : 'failed',
+      bytes,
+      message,
+      Date.now(),
+    );
   }
 
   /** Whether a tag of `repository` at the source still points at `digest`. */
@@ -420,14 +434,19 @@ export class ReplicationService {
         const base = { sourceRepository: repository, destinationRepository };
         if (event.type === 'manifest.pushed') {
           const tags = event.target.tags ?? (event.target.tag !== undefined ? [event.target.tag] : []);
-          for (const tag of tags) if (tagMatches(policy, tag)) add({ kind: 'copy', sourceReference: tag, ...base });
+          for (const tag of tags)
+            if (tagMatches(policy, tag)) add({ kind: 'copy', sourceReference: tag, ...base });
           if (tags.length === 0 && event.target.digest !== undefined) {
             // A referrer pushed by digest: copy its subject's referrers (the subject itself is skipped when there).
             const subject = await this.subjectOf(repository, event.target.digest);
             if (subject !== null) add({ kind: 'copy', sourceReference: subject, ...base });
           }
         } else if (policy.replicateDeletions) {
-          if (event.type === 'tag.deleted' && event.target.tag !== undefined && isValidTag(event.target.tag)) {
+          if (
+            event.type === 'tag.deleted' &&
+            event.target.tag !== undefined &&
+            isValidTag(event.target.tag)
+          ) {
             if (tagMatches(policy, event.target.tag))
               add({ kind: 'delete', sourceReference: event.target.tag, ...base });
           } else if (event.type === 'manifest.deleted' && event.target.digest !== undefined) {

@@ -27,7 +27,7 @@ export function createReplication(
   return new ReplicationService({
     ...deps,
     secrets: secretBoxFor(config),
-    clientFactory: (endpoint) => createRegistryClient(endpoint),
+    clientFactory: (endpoint) => createRegistryClient(endpoint, { logger: deps.logger }),
     scheduleCheckIntervalMs: config.replication.scheduleCheck,
   });
 }

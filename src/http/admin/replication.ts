@@ -51,7 +51,8 @@ function ref(request: FastifyRequest): string {
 
 function executionId(request: FastifyRequest): number {
   const raw = (request.params as { id?: string }).id ?? '';
-  if (!/^[1-9]\d{0,14}$/.test(raw)) throw badRequest('the execution id must be a positive whole number', 'id');
+  if (!/^[1-9]\d{0,14}$/.test(raw))
+    throw badRequest('the execution id must be a positive whole number', 'id');
   return Number(raw);
 }
 

@@ -1,0 +1,299 @@
+/**
+ * Replication between real registries on loopback: Berth to CNCF Distribution 2.8 (no referrers API: the cosign
+ * tag scheme), Distribution to Berth, and Berth to Berth on push events with deletions; a multi-platform index
+ * with a signature-style referrer each time, compared byte for byte on both sides. And a Berth killed (SIGKILL)
+ * in the middle of a throttled execution, restarted on the same data directory, finishing the execution.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { createRegistryClient } from '../../src/remote/http-registry-client.ts';
+import type { RegistryClient } from '../../src/remote/registry-client.ts';
+import { startDistribution, type RunningRegistry } from '../helpers/distribution.ts';
+import {
+  adminApi,
+  digestOf,
+  eventually,
+  pushIndexWithReferrer,
+  waitForExecution,
+  type AdminApi,
+  type PushedIndex,
+} from '../helpers/replication.ts';
+import { startBerth, type RunningBerth } from '../helpers/server.ts';
+import { skipOrFail } from '../helpers/skip.ts';
+
+const ADMIN = { username: 'admin', password: 'replication-admin-pw' };
+const DIST = { username: 'mirror', password: 'distribution-pw' };
+
+function missingRegistry(): string | false {
+  try {
+    execFileSync('docker-registry', ['--version'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return 'docker-registry (CNCF Distribution 2.8) is not installed';
+  }
+}
+
+const skip = skipOrFail(missingRegistry());
+
+const BERTH_ENV = {
+  BERTH_AUTH_MODE: 'basic',
+  BERTH_ADMIN_PASSWORD: ADMIN.password,
+  BERTH_SECRETS_KEY: 'replication-test-key-0123456789',
+  BERTH_JOBS_POLL_INTERVAL: '200ms',
+  BERTH_JOBS_LEASE_DURATION: '2s',
+};
+
+function clientOf(url: string, credentials: { username: string; password: string }): RegistryClient {
+  return createRegistryClient({ urls: [url], credentials });
+}
+
+/** Checks that `to` holds `image` in `repo` under `tag` with the very bytes of `from`. */
+async function assertSameImage(
+  from: RegistryClient,
+  fromRepo: string,
+  to: RegistryClient,
+  toRepo: string,
+  tag: string,
+  image: PushedIndex,
+): Promise<void> {
+  const a = await from.getManifest(fromRepo, tag);
+  const b = await to.getManifest(toRepo, tag);
+  assert.ok(a && b, `${toRepo}:${tag} exists on both sides`);
+  assert.equal(b.digest, image.index);
+  assert.ok(b.body.equals(a.body), 'index bytes are identical');
+  for (const child of image.children) {
+    const m = await to.getManifest(toRepo, child);
+    assert.ok(m, `child ${child} copied`);
+    assert.equal(digestOf(m.body), child);
+  }
+  for (const blob of image.blobs) {
+    assert.equal(await to.headBlob(toRepo, blob), await from.headBlob(fromRepo, blob), `blob ${blob}`);
+  }
+}
+
+describe('replication between registries', { skip }, () => {
+  let distribution: RunningRegistry;
+  let a: RunningBerth;
+  let api: AdminApi;
+  let local: RegistryClient;
+  let remote: RegistryClient;
+
+  before(async () => {
+    distribution = await startDistribution({ htpasswd: DIST });
+    a = await startBerth({ env: BERTH_ENV });
+    api = adminApi(a.url, ADMIN.username, ADMIN.password);
+    local = clientOf(a.url, ADMIN);
+    remote = clientOf(distribution.url, DIST);
+    const r = await api('POST', '/replication/registries', {
+      name: 'distribution',
+      url: distribution.url,
+      username: DIST.username,
+      password: DIST.password,
+      concurrency: 2,
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+  });
+
+  after(async () => {
+    await a?.dispose();
+    await distribution?.stop();
+  });
+
+  let pushed: PushedIndex;
+
+  it('pushes a multi-platform index and its signature to Distribution, digests preserved', async () => {
+    pushed = await pushIndexWithReferrer(local, 'prod/app', 'v1');
+    const policy = await api('POST', '/replication/policies', {
+      name: 'to-distribution',
+      registry: 'distribution',
+      direction: 'push',
+      repositories: ['prod/**'],
+      tags: ['v*'],
+      rewrite: { addPrefix: 'mirror' },
+    });
+    assert.equal(policy.status, 201, JSON.stringify(policy.body));
+    const run = await api<{ id: number }>('POST', '/replication/policies/to-distribution/run');
+    assert.equal(run.status, 202);
+    const done = await waitForExecution(api, run.body.id);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done));
+    assert.equal(done.progress.total, 1);
+    assert.ok(done.progress.bytes > 0);
+
+    await assertSameImage(local, 'prod/app', remote, 'mirror/prod/app', 'v1', pushed);
+    // Distribution 2.8 has no referrers API: the signature travels under the cosign tag of its subject.
+    assert.equal(await remote.listReferrers('mirror/prod/app', pushed.index), null);
+    const sig = await remote.getManifest('mirror/prod/app', `${pushed.index.replace(':', '-')}.sig`);
+    assert.ok(sig, 'the signature is tagged by the cosign scheme');
+    assert.equal(sig.digest, pushed.referrer);
+    assert.ok(sig.body.equals(pushed.referrerBytes));
+
+    // A second run finds everything there: nothing uploaded again.
+    const again = await api<{ id: number }>('POST', '/replication/policies/to-distribution/run');
+    const second = await waitForExecution(api, again.body.id);
+    assert.equal(second.state, 'succeeded');
+    assert.equal(second.progress.bytes, 0);
+  });
+
+  it('pulls from Distribution into Berth: the signature becomes a referrer again', async () => {
+    const policy = await api('POST', '/replication/policies', {
+      name: 'from-distribution',
+      registry: 'distribution',
+      direction: 'pull',
+      repositories: ['mirror/prod/app'],
+      rewrite: { stripPrefix: 'mirror', addPrefix: 'back' },
+    });
+    assert.equal(policy.status, 201, JSON.stringify(policy.body));
+    const run = await api<{ id: number }>('POST', '/replication/policies/from-distribution/run');
+    const done = await waitForExecution(api, run.body.id);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done));
+    // The cosign tag is not a task of its own: it comes with its subject.
+    assert.equal(done.progress.total, 1);
+
+    await assertSameImage(remote, 'mirror/prod/app', local, 'back/prod/app', 'v1', pushed);
+    const referrers = await local.listReferrers('back/prod/app', pushed.index);
+    assert.deepEqual(
+      referrers?.map((d) => d.digest),
+      [pushed.referrer],
+    );
+    const sig = await local.getManifest('back/prod/app', pushed.referrer);
+    assert.ok(sig?.body.equals(pushed.referrerBytes));
+  });
+
+  it('replicates pushes and tag deletions to another Berth as they happen', async () => {
+    const b = await startBerth({ env: BERTH_ENV });
+    try {
+      const other = clientOf(b.url, ADMIN);
+      assert.equal(
+        (
+          await api('POST', '/replication/registries', {
+            name: 'berth-b',
+            url: b.url,
+            username: ADMIN.username,
+            password: ADMIN.password,
+          })
+        ).status,
+        201,
+      );
+      const policy = await api('POST', '/replication/policies', {
+        name: 'to-b',
+        registry: 'berth-b',
+        direction: 'push',
+        repositories: ['events/**'],
+        trigger: 'event',
+        replicateDeletions: true,
+      });
+      assert.equal(policy.status, 201, JSON.stringify(policy.body));
+
+      const image = await pushIndexWithReferrer(local, 'events/app', 'v1');
+      await local.putManifest(
+        'events/app',
+        'v2',
+        'application/vnd.oci.image.index.v1+json',
+        image.indexBytes,
+      );
+      await eventually(
+        async () =>
+          (await other.headManifest('events/app', 'v2'))?.digest === image.index &&
+          ((await other.listReferrers('events/app', image.index)) ?? []).length === 1,
+        'the push and its referrer to reach Berth B',
+      );
+      await assertSameImage(local, 'events/app', other, 'events/app', 'v1', image);
+      const referrers = await other.listReferrers('events/app', image.index);
+      assert.deepEqual(
+        referrers?.map((d) => d.digest),
+        [image.referrer],
+      );
+
+      assert.equal(await local.deleteManifest('events/app', 'v1'), true);
+      await eventually(
+        async () => (await other.headManifest('events/app', 'v1')) === null,
+        'the tag deletion to reach Berth B',
+      );
+      assert.equal((await other.headManifest('events/app', 'v2'))?.digest, image.index, 'v2 stays');
+
+      const executions = await api<{ items: { trigger: string; state: string }[] }>(
+        'GET',
+        '/replication/executions?policy=to-b',
+      );
+      assert.ok(executions.body.items.length >= 2);
+      assert.ok(executions.body.items.every((e) => e.trigger === 'event'));
+    } finally {
+      await b.dispose();
+    }
+  });
+
+  it('replicates a tag deletion to Distribution by digest only when no other tag keeps the manifest', async () => {
+    const policy = await api('POST', '/replication/policies', {
+      name: 'deletions-to-distribution',
+      registry: 'distribution',
+      direction: 'push',
+      repositories: ['del/**'],
+      trigger: 'event',
+      replicateDeletions: true,
+    });
+    assert.equal(policy.status, 201, JSON.stringify(policy.body));
+    const kept = await pushIndexWithReferrer(local, 'del/app', 'a');
+    await local.putManifest('del/app', 'b', 'application/vnd.oci.image.index.v1+json', kept.indexBytes);
+    const gone = await pushIndexWithReferrer(local, 'del/app', 'c');
+    await eventually(
+      async () =>
+        (await remote.headManifest('del/app', 'b')) !== null &&
+        (await remote.headManifest('del/app', 'c')) !== null,
+      'the pushes to reach Distribution',
+    );
+
+    await local.deleteManifest('del/app', 'c');
+    await local.deleteManifest('del/app', 'a');
+    await eventually(
+      async () => (await remote.headManifest('del/app', gone.index)) === null,
+      'the untagged manifest to be deleted on Distribution',
+    );
+    // `a` is gone locally but `b` still names its manifest: deleting it by digest would take `b` too.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal((await remote.headManifest('del/app', 'b'))?.digest, kept.index);
+  });
+
+  it('finishes an execution interrupted by SIGKILL after a restart on the same data directory', async () => {
+    const image = await pushIndexWithReferrer(local, 'big/app', 'v1', { layerSize: 384 * 1024 });
+    const policy = await api('POST', '/replication/policies', {
+      name: 'throttled',
+      registry: 'distribution',
+      direction: 'push',
+      repositories: ['big/app'],
+      rewrite: { addPrefix: 'crash' },
+      bandwidthLimit: 256 * 1024,
+    });
+    assert.equal(policy.status, 201, JSON.stringify(policy.body));
+    const run = await api<{ id: number }>('POST', '/replication/policies/throttled/run');
+    const id = run.body.id;
+    // Mid-way: some bytes are copied (about 1.5 MiB in all, at 256 KiB/s).
+    await eventually(async () => {
+      const e = await api<{ progress: { bytes: number }; state: string }>(
+        'GET',
+        `/replication/executions/${id}`,
+      );
+      return e.body.state === 'running' && e.body.progress.bytes > 128 * 1024;
+    }, 'the execution to be under way');
+    await a.kill();
+    assert.equal(await remote.headManifest('crash/big/app', 'v1'), null, 'killed before the end');
+
+    a = await startBerth({ env: BERTH_ENV, dataDir: a.dataDir });
+    api = adminApi(a.url, ADMIN.username, ADMIN.password);
+    local = clientOf(a.url, ADMIN);
+    const done = await waitForExecution(api, id, 90_000);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done));
+    // The task was started before the kill and again after the restart.
+    const detail = await api<{ tasks: { items: { attempts: number; state: string }[] } }>(
+      'GET',
+      `/replication/executions/${id}`,
+    );
+    assert.deepEqual(
+      detail.body.tasks.items.map((t) => [t.state, t.attempts]),
+      [['succeeded', 2]],
+    );
+    await assertSameImage(local, 'big/app', remote, 'crash/big/app', 'v1', image);
+    const sig = await remote.getManifest('crash/big/app', `${image.index.replace(':', '-')}.sig`);
+    assert.equal(sig?.digest, image.referrer);
+  });
+});
