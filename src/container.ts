@@ -173,11 +173,11 @@ async function buildServices(
   });
   const pullEvents = new PullEventRecorder(metadata, { wanted: () => webhookStore.wantsPulls(), logger });
   // Built below, once the registry is: the relay only calls it once started.
-  let replication: ReplicationService | undefined;
+  const late: { replication?: ReplicationService } = {};
   const replicationSubscriber = {
     name: 'replication',
     handle: async (events: Parameters<ReplicationService['handleEvents']>[0]) => {
-      if (config.replication.enabled && config.jobs.enabled) await replication?.handleEvents(events);
+      if (config.replication.enabled && config.jobs.enabled) await late.replication?.handleEvents(events);
     },
   };
   const relay = new EventRelay(metadata, [webhooks.subscriber, replicationSubscriber], {
@@ -227,12 +227,13 @@ async function buildServices(
     leaseMs: config.jobs.leaseDuration,
   });
   const gc = new GcService(gcStore, collector, jobs, logger);
-  replication = createReplication(config, {
+  const replication = createReplication(config, {
     store: observeMethods(metadata.replicationStore(), 'database', config.metadata.driver, observers),
     registry,
     jobs,
     logger,
   });
+  late.replication = replication;
   return {
     replication,
     storage,
