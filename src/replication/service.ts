@@ -100,16 +100,21 @@ export class ReplicationService {
   /** Registers the queues on the job runner (before it starts) and the schedule check. */
   register(): void {
     const { jobs } = this.options;
-    jobs.register<ExecutionPayload>(
-      REPLICATION_QUEUE,
-      (payload, context) => this.runExecution(payload.executionId, context),
-      { maxAttempts: JOB_ATTEMPTS },
-    );
+    this.registerExecutions();
     jobs.register(REPLICATION_SCHEDULE_QUEUE, () => this.checkSchedules(Date.now()), { maxAttempts: 1 });
     jobs.schedule(
       REPLICATION_SCHEDULE_QUEUE,
       { everyMs: this.options.scheduleCheckIntervalMs ?? 60_000 },
       REPLICATION_SCHEDULE_QUEUE,
+    );
+  }
+
+  /** Registers the executions' queue only (what `berth replicate run --wait` runs in its own process). */
+  registerExecutions(): void {
+    this.options.jobs.register<ExecutionPayload>(
+      REPLICATION_QUEUE,
+      (payload, context) => this.runExecution(payload.executionId, context),
+      { maxAttempts: JOB_ATTEMPTS },
     );
   }
 
