@@ -251,6 +251,7 @@ export class KyselyReplicationStore implements ReplicationStore {
   }
 
   async startExecution(id: number, now: number): Promise<boolean> {
+    await this.stopExecution(id, now);
     const r = await this.db
       .updateTable('replication_executions')
       .set({ state: 'running', started_at: sql<number>`coalesce(started_at, ${now})` })
@@ -284,13 +285,30 @@ export class KyselyReplicationStore implements ReplicationStore {
   }
 
   async cancelExecution(id: number, now: number): Promise<boolean> {
-    const r = await this.db
+    const queued = await this.db
       .updateTable('replication_executions')
       .set({ state: 'canceled', finished_at: now, error: 'canceled' })
       .where('id', '=', id)
-      .where('state', 'in', ['queued', 'running'])
+      .where('state', '=', 'queued')
       .executeTakeFirst();
-    return Number(r.numUpdatedRows) > 0;
+    if (Number(queued.numUpdatedRows) > 0) return true;
+    // A running execution has a handler somewhere: it stops between tasks, then marks it canceled.
+    const running = await this.db
+      .updateTable('replication_executions')
+      .set({ state: 'canceling' })
+      .where('id', '=', id)
+      .where('state', '=', 'running')
+      .executeTakeFirst();
+    return Number(running.numUpdatedRows) > 0;
+  }
+
+  async stopExecution(id: number, now: number): Promise<void> {
+    await this.db
+      .updateTable('replication_executions')
+      .set({ state: 'canceled', finished_at: now, error: 'canceled' })
+      .where('id', '=', id)
+      .where('state', '=', 'canceling')
+      .execute();
   }
 
   async retryExecution(id: number): Promise<boolean> {

@@ -10,7 +10,8 @@ import type { NewDomainEvent } from '../events/event.ts';
 
 export type ReplicationDirection = 'push' | 'pull';
 export type ReplicationTrigger = 'manual' | 'schedule' | 'event';
-export type ExecutionState = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
+/** `canceling`: cancel was asked while running; the execution's handler makes it `canceled` once it stopped. */
+export type ExecutionState = 'queued' | 'running' | 'canceling' | 'succeeded' | 'failed' | 'canceled';
 export type TaskState = 'pending' | 'running' | 'succeeded' | 'failed';
 /** `copy`: copy a tag or digest (with its referrers); `delete`: delete a tag (or digest) on the destination. */
 export type TaskKind = 'copy' | 'delete';
@@ -171,7 +172,10 @@ export interface ReplicationStore {
   }): Promise<number | null>;
   /** Adds the planned tasks to an execution not yet planned and marks it planned (both or neither). */
   planExecution(id: number, tasks: readonly NewTask[]): Promise<void>;
-  /** Marks a queued (or running, after a crash) execution running; false when it is finished or canceled. */
+  /**
+   * Marks a queued (or running, after a crash) execution running; false when it is finished or canceled. A
+   * `canceling` one (its previous handler died before stopping) becomes `canceled`, and this returns false.
+   */
   startExecution(id: number, now: number): Promise<boolean>;
   /**
    * Finishes a running execution as `state` with `error`, storing `events` in the same transaction; false (and
@@ -184,8 +188,13 @@ export interface ReplicationStore {
     now: number,
     events: readonly NewDomainEvent[],
   ): Promise<boolean>;
-  /** Cancels a queued or running execution (running tasks stop at their next check); false otherwise. */
+  /**
+   * Cancels a queued execution (`canceled`), or asks a running one to stop (`canceling`: its handler stops
+   * between tasks and calls `stopExecution`); false when it is neither.
+   */
   cancelExecution(id: number, now: number): Promise<boolean>;
+  /** Makes a `canceling` execution `canceled` (its handler has stopped). */
+  stopExecution(id: number, now: number): Promise<void>;
   /**
    * Makes a failed (or canceled) execution queued again with its failed (and not yet done) tasks pending; false
    * when it is not failed or canceled.

@@ -41,7 +41,7 @@ export interface ReplicationExecutionsTable {
   id: Generated<number>;
   policy_id: number | null;
   policy_name: string;
-  state: 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
+  state: 'queued' | 'running' | 'canceling' | 'succeeded' | 'failed' | 'canceled';
   trigger: string;
   requested_by: string | null;
   planned: Flag;

@@ -143,7 +143,7 @@ export class ReplicationService {
     return true;
   }
 
-  /** Cancels a queued or running execution; its handler stops between tasks. */
+  /** Cancels a queued execution, or has a running one stop between tasks (`canceling`, then `canceled`). */
   cancel(id: number): Promise<boolean> {
     return this.store.cancelExecution(id, Date.now());
   }
@@ -221,7 +221,11 @@ export class ReplicationService {
       await Promise.all(
         Array.from({ length: Math.max(1, Math.min(registry.concurrency, tasks.length)) }, worker),
       );
-      if (canceled) return;
+      if (canceled) {
+        // Only this handler (the job's lease holder) works on the execution: now that it stopped, a retry may go.
+        await this.store.stopExecution(id, Date.now());
+        return;
+      }
       const done = await this.store.getExecution(id);
       if (done === null) return;
       const failed = done.progress.failed;
@@ -374,6 +378,9 @@ export class ReplicationService {
         { execution: execution.id, policy: execution.policyName, state, ...latest.progress },
         'replication execution finished',
       );
+    } else {
+      // Canceled after its last task: it has stopped all the same.
+      await this.store.stopExecution(execution.id, Date.now());
     }
   }
 

@@ -188,6 +188,22 @@ for (const kind of await testDatabases()) {
       assert.equal(await store.startExecution(id, 21), false, 'a canceled execution does not start');
       assert.equal(await store.cancelExecution(id, 22), false);
 
+      // A running execution is asked to stop; its handler marks it canceled once it has.
+      assert.equal(await store.retryExecution(id), true);
+      assert.equal(await store.startExecution(id, 23), true);
+      assert.equal(await store.cancelExecution(id, 24), true);
+      assert.equal((await store.getExecution(id))?.state, 'canceling');
+      assert.equal(await store.retryExecution(id), false, 'not while its handler may still run a task');
+      assert.equal(await store.finishExecution(id, 'succeeded', null, 25, []), false);
+      await store.stopExecution(id, 26);
+      assert.equal((await store.getExecution(id))?.state, 'canceled');
+      assert.equal(await store.retryExecution(id), true);
+      // A handler that died while canceling: the next run of its job stops it.
+      assert.equal(await store.startExecution(id, 27), true);
+      assert.equal(await store.cancelExecution(id, 28), true);
+      assert.equal(await store.startExecution(id, 29), false);
+      assert.equal((await store.getExecution(id))?.state, 'canceled');
+
       const list = await store.listExecutions({ limit: 10, policyId: p.id });
       assert.deepEqual(
         list.map((x) => x.id),

@@ -84,7 +84,7 @@ export function replicationMigration(dialect: SqlDialect): Migration {
         .addColumn('finished_at', 'bigint')
         .addCheckConstraint(
           'replication_executions_state_check',
-          sql`state in ('queued', 'running', 'succeeded', 'failed', 'canceled')`,
+          sql`state in ('queued', 'running', 'canceling', 'succeeded', 'failed', 'canceled')`,
         )
         .execute();
       await db.schema
