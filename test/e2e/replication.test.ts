@@ -36,7 +36,7 @@ function missingRegistry(): string | false {
 
 const skip = skipOrFail(missingRegistry());
 
-const BERTH_ENV = {
+const SERVER_ENV = {
   BERTH_AUTH_MODE: 'basic',
   BERTH_ADMIN_PASSWORD: ADMIN.password,
   BERTH_SECRETS_KEY: 'replication-test-key-0123456789',
@@ -81,7 +81,7 @@ describe('replication between registries', { skip }, () => {
 
   before(async () => {
     distribution = await startDistribution({ htpasswd: DIST });
-    a = await startBerth({ env: BERTH_ENV });
+    a = await startBerth({ env: SERVER_ENV });
     api = adminApi(a.url, ADMIN.username, ADMIN.password);
     local = clientOf(a.url, ADMIN);
     remote = clientOf(distribution.url, DIST);
@@ -161,7 +161,7 @@ describe('replication between registries', { skip }, () => {
   });
 
   it('replicates pushes and tag deletions to another Berth as they happen', async () => {
-    const b = await startBerth({ env: BERTH_ENV });
+    const b = await startBerth({ env: SERVER_ENV });
     try {
       const other = clientOf(b.url, ADMIN);
       assert.equal(
@@ -278,7 +278,7 @@ describe('replication between registries', { skip }, () => {
     await a.kill();
     assert.equal(await remote.headManifest('crash/big/app', 'v1'), null, 'killed before the end');
 
-    a = await startBerth({ env: BERTH_ENV, dataDir: a.dataDir });
+    a = await startBerth({ env: SERVER_ENV, dataDir: a.dataDir });
     api = adminApi(a.url, ADMIN.username, ADMIN.password);
     local = clientOf(a.url, ADMIN);
     const done = await waitForExecution(api, id, 90_000);
