@@ -1,8 +1,9 @@
 /**
  * Copies artifacts from one registry to another, whichever side is this registry (`local-client.ts`) and
  * whichever is remote: a tag or digest with everything it needs (an index's children before the index, config and
- * layers before a manifest) and its referrers after it (signatures, SBOMs, attestations: through the referrers
- * API when the source has it, else the cosign tag scheme `sha256-<hex>.sig|.att|.sbom`).
+ * layers before a manifest) and its referrers after it (signatures, SBOMs, attestations, of it and of an index's
+ * children: through the referrers API when the source has it, else the cosign tag scheme
+ * `sha256-<hex>.sig|.att|.sbom`).
  *
  * Manifests are copied as their exact bytes, so digests are the same on both sides. Every step is idempotent (a
  * manifest or blob the destination has is skipped, HEAD first), which is what makes resuming an interrupted
@@ -88,6 +89,10 @@ export class Copier {
       }
     }
     await this.copyReferrers(sourceRepository, destinationRepository, manifest.digest, 0, count);
+    // Per-platform signatures and attestations refer to an index's children.
+    for (const child of parseManifest(manifest.body, manifest.mediaType).manifests) {
+      await this.copyReferrers(sourceRepository, destinationRepository, child, 0, count);
+    }
     return { digest: manifest.digest, bytes };
   }
 
