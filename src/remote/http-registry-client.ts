@@ -637,7 +637,8 @@ function pushScope(repository: string): string {
 }
 
 function manifestPath(repository: string, reference: string): string {
-  return `/v2/${repository}/manifests/${encodeURIComponent(reference)}`;
+  // A digest's `:` stays as is: some registries do not decode `%3A` in paths.
+  return `/v2/${repository}/manifests/${encodeURIComponent(reference).replace(/%3A/g, ':')}`;
 }
 
 function blobPath(repository: string, digest: Digest): string {

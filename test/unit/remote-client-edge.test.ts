@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, it } from 'node:test';
 import { digestOf, type Digest } from '../../src/oci/digest.ts';
+import type { Logger } from '../../src/logger.ts';
 import { MediaType } from '../../src/oci/media-types.ts';
 import { parseChallenges } from '../../src/remote/auth.ts';
 import {
@@ -65,8 +66,8 @@ async function stub(
   return s;
 }
 
-function client(endpoint: RemoteEndpoint): HttpRegistryClient {
-  const c = createRegistryClient(endpoint);
+function client(endpoint: RemoteEndpoint, logger?: Logger): HttpRegistryClient {
+  const c = createRegistryClient(endpoint, logger ? { logger } : {});
   clients.push(c);
   return c;
 }
@@ -165,7 +166,12 @@ describe('remote client: credentials', () => {
       }
       return false;
     });
-    const c = client({ urls: [registry.url], credentials: CREDS });
+    const logged: string[] = [];
+    const record = (fields: object, message?: string): void => {
+      logged.push(JSON.stringify({ fields, message }));
+    };
+    const logger: Logger = { debug: record, info: record, warn: record, error: record };
+    const c = client({ urls: [registry.url], credentials: CREDS }, logger);
     const blob = await c.getBlob('r', BLOB_DIGEST);
     assert.ok(blob);
     assert.ok((await collect(blob.body)).equals(BLOB));
@@ -183,6 +189,11 @@ describe('remote client: credentials', () => {
     assert.equal(cdn.seen.length, 1);
     assert.equal(cdn.seen[0]?.authorization, undefined);
     assert.equal(cdn.seen[0]?.url, '/bucket/blob?signature=abc');
+    // The client logged what it did (a token fetch, a redirect) but no secret.
+    assert.ok(logged.length >= 2, logged.join('\n'));
+    for (const secret of [CREDS.password, BASIC.slice(6), 'tok-1']) {
+      assert.ok(!logged.some((line) => line.includes(secret)), `${secret} logged`);
+    }
   });
 
   it('does not answer a challenge of a redirect target (no credentials to the realm it names)', async () => {
@@ -366,6 +377,7 @@ describe('remote client: bodies and errors', () => {
     const asked = digestOf(Buffer.from('something else'));
     const err = await caught(c.getManifest('r', asked));
     assert.equal(err.kind, 'protocol');
+    assert.equal(registry.seen[0]?.url, `/v2/r/manifests/${asked}`);
     // By tag the bytes are whatever the remote has: their digest is computed (sha512 asked by digest too).
     const byTag = await c.getManifest('r', 'v1');
     assert.equal(byTag?.digest, digestOf(real));
