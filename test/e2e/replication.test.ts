@@ -70,6 +70,18 @@ async function assertSameImage(
   for (const blob of image.blobs) {
     assert.equal(await to.headBlob(toRepo, blob), await from.headBlob(fromRepo, blob), `blob ${blob}`);
   }
+  // The per-platform attestation came along, by the referrers API or the cosign tag scheme.
+  const child = image.children[0] as string;
+  const referrers = await to.listReferrers(toRepo, child as PushedIndex['index']);
+  if (referrers === null) {
+    const tagged = await to.headManifest(toRepo, `${child.replace(':', '-')}.att`);
+    assert.equal(tagged?.digest, image.attestation, 'the attestation is tagged by the cosign scheme');
+  } else {
+    assert.deepEqual(
+      referrers.map((d) => d.digest),
+      [image.attestation],
+    );
+  }
 }
 
 describe('replication between registries', { skip }, () => {

@@ -13,6 +13,7 @@ export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 export const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
 export const OCI_EMPTY = 'application/vnd.oci.empty.v1+json';
 export const SIGNATURE_TYPE = 'application/vnd.dev.cosign.artifact.sig.v1+json';
+export const ATTESTATION_TYPE = 'application/vnd.in-toto+json';
 
 export function digestOf(bytes: Buffer): Digest {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
@@ -59,6 +60,8 @@ export interface PushedIndex {
   /** The signature-style referrer (an artifact manifest whose subject is the index). */
   readonly referrer: Digest;
   readonly referrerBytes: Buffer;
+  /** An attestation-style referrer of the first child (`children[0]`). */
+  readonly attestation: Digest;
 }
 
 /**
@@ -122,7 +125,24 @@ export async function pushIndexWithReferrer(
       subject: index.desc,
     },
   );
+  // A per-platform attestation, referring to the first child.
+  const statement = await pushBlob(
+    client,
+    repo,
+    Buffer.from(`attestation of ${children[0]!.digest}`),
+    'application/vnd.in-toto+json',
+  );
+  blobs.push(statement.digest);
+  const attestation = await pushManifest(client, repo, null, OCI_MANIFEST, {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    artifactType: ATTESTATION_TYPE,
+    config: empty,
+    layers: [statement],
+    subject: children[0]!,
+  });
   return {
+    attestation: attestation.digest,
     index: index.digest,
     indexBytes: index.bytes,
     children: children.map((c) => c.digest),
