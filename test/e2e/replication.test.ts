@@ -102,7 +102,8 @@ describe('replication between registries', { skip }, () => {
       url: distribution.url,
       username: DIST.username,
       password: DIST.password,
-      concurrency: 2,
+      // One task at a time: the second repository's blobs are then mounted from the first's.
+      concurrency: 1,
     });
     assert.equal(r.status, 201, JSON.stringify(r.body));
   });
@@ -116,6 +117,17 @@ describe('replication between registries', { skip }, () => {
 
   it('pushes a multi-platform index and its signature to Distribution, digests preserved', async () => {
     pushed = await pushIndexWithReferrer(local, 'prod/app', 'v1');
+    // The same image in a second repository (mounted here, so no bytes move in Berth).
+    for (const blob of pushed.blobs) assert.equal(await local.mountBlob('prod/copy', blob, 'prod/app'), true);
+    for (const child of pushed.children) {
+      const m = await local.getManifest('prod/app', child);
+      await local.putManifest('prod/copy', child, m!.mediaType, m!.body);
+    }
+    await local.putManifest('prod/copy', 'v1', 'application/vnd.oci.image.index.v1+json', pushed.indexBytes);
+    for (const referrer of [pushed.referrer, pushed.attestation]) {
+      const m = await local.getManifest('prod/app', referrer);
+      await local.putManifest('prod/copy', referrer, m!.mediaType, m!.body);
+    }
     const policy = await api('POST', '/replication/policies', {
       name: 'to-distribution',
       registry: 'distribution',
@@ -129,10 +141,18 @@ describe('replication between registries', { skip }, () => {
     assert.equal(run.status, 202);
     const done = await waitForExecution(api, run.body.id);
     assert.equal(done.state, 'succeeded', JSON.stringify(done));
-    assert.equal(done.progress.total, 1);
-    assert.ok(done.progress.bytes > 0);
+    assert.equal(done.progress.total, 2);
+    const tasks = await api<{ tasks: { items: { sourceRepository: string; bytes: number }[] } }>(
+      'GET',
+      `/replication/executions/${run.body.id}`,
+    );
+    const bytes = Object.fromEntries(tasks.body.tasks.items.map((t) => [t.sourceRepository, t.bytes]));
+    assert.ok((bytes['prod/app'] ?? 0) > 0, 'the first repository uploads the blobs');
+    assert.equal(bytes['prod/copy'], 0, 'the second mounts them from the first');
+    assert.equal(done.progress.bytes, bytes['prod/app']);
 
     await assertSameImage(local, 'prod/app', remote, 'mirror/prod/app', 'v1', pushed);
+    await assertSameImage(local, 'prod/copy', remote, 'mirror/prod/copy', 'v1', pushed);
     // Distribution 2.8 has no referrers API: the signature travels under the cosign tag of its subject.
     assert.equal(await remote.listReferrers('mirror/prod/app', pushed.index), null);
     const sig = await remote.getManifest('mirror/prod/app', `${pushed.index.replace(':', '-')}.sig`);
@@ -264,6 +284,35 @@ describe('replication between registries', { skip }, () => {
     // `a` is gone locally but `b` still names its manifest: deleting it by digest would take `b` too.
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     assert.equal((await remote.headManifest('del/app', 'b'))?.digest, kept.index);
+  });
+
+  it('retries only the failed tasks of a failed execution', async () => {
+    const bad = await api('POST', '/replication/registries', {
+      name: 'wrong-password',
+      url: distribution.url,
+      username: DIST.username,
+      password: 'not-the-password',
+    });
+    assert.equal(bad.status, 201);
+    await api('POST', '/replication/policies', {
+      name: 'retried',
+      registry: 'wrong-password',
+      repositories: ['prod/app'],
+      rewrite: { addPrefix: 'retried' },
+    });
+    const run = await api<{ id: number }>('POST', '/replication/policies/retried/run');
+    const failed = await waitForExecution(api, run.body.id);
+    assert.equal(failed.state, 'failed', JSON.stringify(failed));
+    assert.equal(failed.progress.failed, 1);
+    assert.match(failed.error ?? '', /1 of 1 task\(s\) failed/);
+
+    const fixed = await api('PATCH', '/replication/registries/wrong-password', { password: DIST.password });
+    assert.equal(fixed.status, 200);
+    const retried = await api('POST', `/replication/executions/${run.body.id}/retry`);
+    assert.equal(retried.status, 202, JSON.stringify(retried.body));
+    const done = await waitForExecution(api, run.body.id);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done));
+    await assertSameImage(local, 'prod/app', remote, 'retried/prod/app', 'v1', pushed);
   });
 
   it('finishes an execution interrupted by SIGKILL after a restart on the same data directory', async () => {
