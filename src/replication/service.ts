@@ -78,8 +78,6 @@ export class ReplicationService {
   private readonly local: LocalRegistryClient;
   private readonly log: Logger;
   private readonly limiter = new KeyedLimiter();
-  /** Listeners of executions this process runs (the CLI's progress bar). */
-  private readonly watchers = new Map<number, (e: ExecutionRecord) => void>();
 
   constructor(private readonly options: ReplicationServiceOptions) {
     this.store = options.store;
@@ -148,17 +146,6 @@ export class ReplicationService {
     return this.store.cancelExecution(id, Date.now());
   }
 
-  /** Calls `listener` with the execution's state while this process runs it, until `unwatch`. */
-  watch(id: number, listener: (e: ExecutionRecord) => void): () => void {
-    this.watchers.set(id, listener);
-    return () => this.watchers.delete(id);
-  }
-
-  /** Whether the remote registry answers (`GET /v2/` with its credentials). */
-  async ping(registry: RemoteRegistryRecord): Promise<void> {
-    await (await this.clientFor(registry)).ping();
-  }
-
   private async enqueue(id: number, dedupeKey: string): Promise<void> {
     await this.options.jobs.enqueue(REPLICATION_QUEUE, { executionId: id } satisfies ExecutionPayload, {
       dedupeKey,
@@ -215,7 +202,6 @@ export class ReplicationService {
           await this.limiter.run(String(registry.id), registry.concurrency, () =>
             this.runTask(task, policy, copier, source, context.signal),
           );
-          await this.notify(id);
         }
       };
       await Promise.all(
@@ -244,8 +230,6 @@ export class ReplicationService {
       }
       const current = await this.store.getExecution(id);
       if (current !== null) await this.finish(current, 'failed', message);
-    } finally {
-      await this.notify(id);
     }
   }
 
@@ -297,7 +281,6 @@ export class ReplicationService {
       if (now - saved < PROGRESS_INTERVAL_MS) return;
       saved = now;
       void this.store.updateTaskBytes(task.id, bytes).catch(() => undefined);
-      void this.notify(task.executionId);
     };
     let error: unknown = null;
     for (let attempt = 1; attempt <= TASK_TRIES; attempt++) {
@@ -382,13 +365,6 @@ export class ReplicationService {
       // Canceled after its last task: it has stopped all the same.
       await this.store.stopExecution(execution.id, Date.now());
     }
-  }
-
-  private async notify(id: number): Promise<void> {
-    const listener = this.watchers.get(id);
-    if (listener === undefined) return;
-    const e = await this.store.getExecution(id).catch(() => null);
-    if (e !== null) listener(e);
   }
 
   // --- schedules ------------------------------------------------------------------------------------------
