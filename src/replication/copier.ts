@@ -73,10 +73,20 @@ export class Copier {
       bytes += n;
       onBytes(n);
     };
-    const manifest = await this.src.getManifest(sourceRepository, reference, undefined, this.call());
+    let manifest = await this.src.getManifest(sourceRepository, reference, undefined, this.call());
     if (manifest === null) throw new SourceMissingError(`${sourceRepository}:${reference}`);
     await this.copyTree(sourceRepository, destinationRepository, manifest, count);
     if (!reference.includes(':')) {
+      // The tag may have moved while its content was copied (another push): copy what it names now, so that an
+      // older execution finishing late does not set the destination's tag back.
+      for (let moves = 0; moves < 3; moves++) {
+        const now = await this.src.headManifest(sourceRepository, reference, undefined, this.call());
+        if (now === null || now.digest === null || now.digest === manifest.digest) break;
+        const moved = await this.src.getManifest(sourceRepository, reference, undefined, this.call());
+        if (moved === null) break;
+        manifest = moved;
+        await this.copyTree(sourceRepository, destinationRepository, manifest, count);
+      }
       const head = await this.dst.headManifest(destinationRepository, reference, undefined, this.call());
       if (head?.digest !== manifest.digest) {
         await this.dst.putManifest(

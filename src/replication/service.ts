@@ -288,7 +288,11 @@ export class ReplicationService {
       try {
         if (task.kind === 'copy') {
           await copier.copy(task.sourceRepository, task.sourceReference, task.destinationRepository, onBytes);
-        } else {
+        } else if (
+          (await source.headManifest(task.sourceRepository, task.sourceReference, undefined, { signal })) ===
+          null
+        ) {
+          // Deleted only while still gone at the source: a tag pushed again since must not be deleted late.
           await copier.delete(task.destinationRepository, task.sourceReference, (digest) =>
             this.stillTagged(source, task.sourceRepository, digest, signal),
           );
