@@ -20,6 +20,7 @@ import {
   type PushedIndex,
 } from '../helpers/replication.ts';
 import { startBerth, type RunningBerth } from '../helpers/server.ts';
+import { startReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
 import { skipOrFail } from '../helpers/skip.ts';
 
 const ADMIN = { username: 'admin', password: 'replication-admin-pw' };
@@ -42,6 +43,7 @@ const SERVER_ENV = {
   BERTH_SECRETS_KEY: 'replication-test-key-0123456789',
   BERTH_JOBS_POLL_INTERVAL: '200ms',
   BERTH_JOBS_LEASE_DURATION: '2s',
+  BERTH_WEBHOOKS_ALLOWED_HOSTS: '127.0.0.1',
 };
 
 function clientOf(url: string, credentials: { username: string; password: string }): RegistryClient {
@@ -90,8 +92,17 @@ describe('replication between registries', { skip }, () => {
   let api: AdminApi;
   let local: RegistryClient;
   let remote: RegistryClient;
+  let receiver: WebhookReceiver;
+
+  /** The data of the replication events the webhook received for execution `id`. */
+  const eventsOf = (id: number): { type: string; detail: Record<string, unknown> }[] =>
+    receiver.requests
+      .map((r) => JSON.parse(r.body) as { type: string; data: { detail?: Record<string, unknown> } })
+      .filter((e) => e.type.startsWith('io.berth.replication.') && e.data.detail?.execution === id)
+      .map((e) => ({ type: e.type, detail: e.data.detail as Record<string, unknown> }));
 
   before(async () => {
+    receiver = await startReceiver();
     distribution = await startDistribution({ htpasswd: DIST });
     a = await startBerth({ env: SERVER_ENV });
     api = adminApi(a.url, ADMIN.username, ADMIN.password);
@@ -106,11 +117,19 @@ describe('replication between registries', { skip }, () => {
       concurrency: 1,
     });
     assert.equal(r.status, 201, JSON.stringify(r.body));
+    const hook = await api('POST', '/webhooks', {
+      name: 'replication-events',
+      url: `${receiver.url}/hook`,
+      format: 'cloudevents',
+      events: ['replication.completed', 'replication.failed'],
+    });
+    assert.equal(hook.status, 201, JSON.stringify(hook.body));
   });
 
   after(async () => {
     await a?.dispose();
     await distribution?.stop();
+    await receiver?.close();
   });
 
   let pushed: PushedIndex;
@@ -150,6 +169,21 @@ describe('replication between registries', { skip }, () => {
     assert.ok((bytes['prod/app'] ?? 0) > 0, 'the first repository uploads the blobs');
     assert.equal(bytes['prod/copy'], 0, 'the second mounts them from the first');
     assert.equal(done.progress.bytes, bytes['prod/app']);
+    await eventually(async () => eventsOf(run.body.id).length > 0, 'the replication.completed webhook');
+    assert.deepEqual(eventsOf(run.body.id), [
+      {
+        type: 'io.berth.replication.completed',
+        detail: {
+          execution: run.body.id,
+          policy: 'to-distribution',
+          trigger: 'manual',
+          tasks: 2,
+          succeeded: 2,
+          failed: 0,
+          bytes: done.progress.bytes,
+        },
+      },
+    ]);
 
     await assertSameImage(local, 'prod/app', remote, 'mirror/prod/app', 'v1', pushed);
     await assertSameImage(local, 'prod/copy', remote, 'mirror/prod/copy', 'v1', pushed);
@@ -305,6 +339,8 @@ describe('replication between registries', { skip }, () => {
     assert.equal(failed.state, 'failed', JSON.stringify(failed));
     assert.equal(failed.progress.failed, 1);
     assert.match(failed.error ?? '', /1 of 1 task\(s\) failed/);
+    await eventually(async () => eventsOf(run.body.id).length > 0, 'the replication.failed webhook');
+    assert.equal(eventsOf(run.body.id)[0]?.type, 'io.berth.replication.failed');
 
     const fixed = await api('PATCH', '/replication/registries/wrong-password', { password: DIST.password });
     assert.equal(fixed.status, 200);
