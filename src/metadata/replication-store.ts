@@ -134,7 +134,9 @@ export interface ReplicationStore {
   updateRegistry(id: number, patch: RemoteRegistryPatch): Promise<RemoteRegistryRecord | null>;
   /** Deletes a registry; false when absent. Throws ConflictError while policies use it. */
   deleteRegistry(id: number): Promise<boolean>;
+  /** The registry, or null. */
   getRegistry(id: number): Promise<RemoteRegistryRecord | null>;
+  /** The registry named `name`, or null. */
   getRegistryByName(name: string): Promise<RemoteRegistryRecord | null>;
   /** Every registry, by name. */
   listRegistries(): Promise<RemoteRegistryRecord[]>;
@@ -143,10 +145,13 @@ export interface ReplicationStore {
 
   /** Creates a policy; ConflictError when the name is taken. */
   createPolicy(input: NewReplicationPolicy): Promise<ReplicationPolicyRecord>;
+  /** Changes the given fields; null when it does not exist; ConflictError when renamed to a taken name. */
   updatePolicy(id: number, patch: ReplicationPolicyPatch): Promise<ReplicationPolicyRecord | null>;
   /** Deletes a policy (its executions stay, without a policy id); false when absent. */
   deletePolicy(id: number): Promise<boolean>;
+  /** The policy, or null. */
   getPolicy(id: number): Promise<ReplicationPolicyRecord | null>;
+  /** The policy named `name`, or null. */
   getPolicyByName(name: string): Promise<ReplicationPolicyRecord | null>;
   /** Every policy, by name; with `registryId`, only that registry's. */
   listPolicies(registryId?: number): Promise<ReplicationPolicyRecord[]>;
@@ -200,6 +205,7 @@ export interface ReplicationStore {
    * when it is not failed or canceled.
    */
   retryExecution(id: number): Promise<boolean>;
+  /** The execution with its progress (counted from its tasks), or null. */
   getExecution(id: number): Promise<ExecutionRecord | null>;
   /** Executions, newest first, ids below `before` when given, only `policyId`'s when given. */
   listExecutions(query: { limit: number; before?: number; policyId?: number }): Promise<ExecutionRecord[]>;
@@ -208,13 +214,13 @@ export interface ReplicationStore {
 
   /** Tasks of the execution in id order after `after`, at most `limit`. */
   listTasks(executionId: number, query: { limit: number; after?: number }): Promise<TaskRecord[]>;
-  /** The ids of the execution's tasks not succeeded or failed (pending, or running when their holder died). */
+  /** The execution's tasks not succeeded or failed (pending, or running when their holder died), in id order. */
   unfinishedTasks(executionId: number): Promise<TaskRecord[]>;
   /** Marks the task running and counts the attempt. */
   startTask(id: number, now: number): Promise<void>;
   /** Stores the bytes copied so far by a running task. */
   updateTaskBytes(id: number, bytes: number): Promise<void>;
-  /** Finishes the task. */
+  /** Finishes the task with its final byte count and error. */
   finishTask(
     id: number,
     state: 'succeeded' | 'failed',
