@@ -2,14 +2,21 @@
  * Replication between real registries on loopback: Berth to CNCF Distribution 2.8 (no referrers API: the cosign
  * tag scheme), Distribution to Berth, and Berth to Berth on push events with deletions; a multi-platform index
  * with a signature-style referrer each time, compared byte for byte on both sides. And a Berth killed (SIGKILL)
- * in the middle of a throttled execution, restarted on the same data directory, finishing the execution.
+ * in the middle of a throttled execution, restarted on the same data directory, finishing the execution. And two
+ * instances sharing PostgreSQL taking executions from one queue, each execution and task run once.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
 import { after, before, describe, it } from 'node:test';
 import { createRegistryClient } from '../../src/remote/http-registry-client.ts';
 import type { RegistryClient } from '../../src/remote/registry-client.ts';
 import { startDistribution, type RunningRegistry } from '../helpers/distribution.ts';
+import { POSTGRES_URL, postgresSkipReason } from '../helpers/postgres.ts';
 import {
   adminApi,
   digestOf,
@@ -392,5 +399,90 @@ describe('replication between registries', { skip }, () => {
     await assertSameImage(local, 'big/app', remote, 'crash/big/app', 'v1', image);
     const sig = await remote.getManifest('crash/big/app', `${image.index.replace(':', '-')}.sig`);
     assert.equal(sig?.digest, image.referrer);
+  });
+});
+
+const pgSkip = skip || (await postgresSkipReason());
+
+describe('replication on two instances sharing PostgreSQL', { skip: pgSkip }, () => {
+  const schema = `berth_repl_${randomBytes(4).toString('hex')}`;
+  let distribution: RunningRegistry;
+  let dataDir: string;
+  const instances: RunningBerth[] = [];
+
+  before(async () => {
+    distribution = await startDistribution();
+    // Both instances share the blob directory and the database: everything but the process.
+    dataDir = await mkdtemp(path.join(tmpdir(), 'berth-repl-mi-'));
+    const env = {
+      ...SERVER_ENV,
+      BERTH_LOG_ACCESS_LOG: 'false',
+      BERTH_METADATA_DRIVER: 'postgres',
+      BERTH_METADATA_POSTGRES_URL: POSTGRES_URL,
+      BERTH_METADATA_POSTGRES_SCHEMA: schema,
+    };
+    instances.push(await startBerth({ dataDir, env }));
+    instances.push(await startBerth({ dataDir, env }));
+  });
+
+  after(async () => {
+    for (const i of instances) await i.stop();
+    await distribution?.stop();
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    await admin.query(`drop schema if exists "${schema}" cascade`).finally(() => admin.end());
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('runs each execution on one instance, each task once', async () => {
+    const [first] = instances as [RunningBerth, RunningBerth];
+    const api = adminApi(first.url, ADMIN.username, ADMIN.password);
+    const local = clientOf(first.url, ADMIN);
+    const images: PushedIndex[] = [];
+    for (let i = 0; i < 3; i++) images.push(await pushIndexWithReferrer(local, `shared/app${i}`, 'v1'));
+    assert.equal(
+      (await api('POST', '/replication/registries', { name: 'dist', url: distribution.url, concurrency: 2 }))
+        .status,
+      201,
+    );
+    const ids: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      assert.equal(
+        (
+          await api('POST', '/replication/policies', {
+            name: `p${i}`,
+            registry: 'dist',
+            repositories: [`shared/app${i}`],
+          })
+        ).status,
+        201,
+      );
+      ids.push((await api<{ id: number }>('POST', `/replication/policies/p${i}/run`)).body.id);
+    }
+    const remote = createRegistryClient({ urls: [distribution.url] });
+    for (const [i, id] of ids.entries()) {
+      const done = await waitForExecution(api, id);
+      assert.equal(done.state, 'succeeded', JSON.stringify(done));
+      const detail = await api<{ tasks: { items: { attempts: number }[] } }>(
+        'GET',
+        `/replication/executions/${id}`,
+      );
+      assert.deepEqual(
+        detail.body.tasks.items.map((t) => t.attempts),
+        [1],
+        'no task ran twice',
+      );
+      assert.equal((await remote.headManifest(`shared/app${i}`, 'v1'))?.digest, images[i]?.index);
+    }
+    const finished = instances
+      .map(
+        (i) =>
+          i
+            .output()
+            .split('\n')
+            .filter((l) => l.includes('replication execution finished')).length,
+      )
+      .reduce((a, b) => a + b, 0);
+    assert.equal(finished, 3, 'each execution finished once, on one instance');
   });
 });
