@@ -141,9 +141,32 @@ export class ReplicationService {
     return true;
   }
 
-  /** Cancels a queued execution, or has a running one stop between tasks (`canceling`, then `canceled`). */
-  cancel(id: number): Promise<boolean> {
-    return this.store.cancelExecution(id, Date.now());
+  /**
+   * Cancels a queued execution, or has a running one stop between tasks (`canceling`, then `canceled`). An
+   * execution whose job is no longer queued or running (it died on its last attempt) has no handler left to stop:
+   * it is canceled at once.
+   */
+  async cancel(id: number): Promise<boolean> {
+    if (!(await this.store.cancelExecution(id, Date.now()))) return false;
+    if ((await this.store.getExecution(id))?.state === 'canceling' && !(await this.hasLiveJob(id))) {
+      await this.store.stopExecution(id, Date.now());
+    }
+    return true;
+  }
+
+  /** Whether a job of execution `id` is queued or running. */
+  private async hasLiveJob(id: number): Promise<boolean> {
+    for (const state of ['running', 'queued'] as const) {
+      let after: number | undefined;
+      for (;;) {
+        const page = await this.options.jobs.list({ queue: REPLICATION_QUEUE, state, limit: 500, after });
+        if (page.items.some((j) => (j.payload as ExecutionPayload | null)?.executionId === id)) return true;
+        const last = page.items[page.items.length - 1];
+        if (!page.hasMore || last === undefined) break;
+        after = last.id;
+      }
+    }
+    return false;
   }
 
   private async enqueue(id: number, dedupeKey: string): Promise<void> {

@@ -78,6 +78,29 @@ describe('replication triggers', () => {
     assert.equal((await store.listExecutions({ limit: 10, policyId: p.id })).length, 2);
   });
 
+  it('cancels a running execution at once when no job is left to stop it', async () => {
+    const { store } = reg.services.replication;
+    const registryId = (await store.getRegistryByName('remote'))!.id;
+    const p = await store.createPolicy({ ...base, name: 'cancel-me', registryId, trigger: 'manual' });
+    // A live job (queued here): its handler is the one to stop it.
+    const withJob = (await reg.services.replication.run(p, { trigger: 'manual', requestedBy: null }))!;
+    await store.startExecution(withJob, Date.now());
+    assert.equal(await reg.services.replication.cancel(withJob), true);
+    assert.equal((await store.getExecution(withJob))?.state, 'canceling');
+    // No job at all (it died on its last attempt): nobody else will.
+    const orphan = (await store.createExecution({
+      policy: p,
+      trigger: 'manual',
+      requestedBy: null,
+      planned: true,
+      tasks: [],
+    }))!;
+    await store.startExecution(orphan, Date.now());
+    assert.equal(await reg.services.replication.cancel(orphan), true);
+    assert.equal((await store.getExecution(orphan))?.state, 'canceled');
+    assert.equal(await reg.services.replication.retry(orphan), true);
+  });
+
   it('turns push and delete events into tasks, once per batch, ignoring its own writes', async () => {
     const { store } = reg.services.replication;
     const registryId = (await store.getRegistryByName('remote'))!.id;
