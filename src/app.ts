@@ -155,6 +155,7 @@ export function createApp(config: Config, services: Services, options: AppOption
     webhooks: services.webhookAdmin,
     registry: services.registry,
     gc: services.gc,
+    replication: services.replication,
     immutableTags: services.immutableTags,
     retention: services.retention,
     usage: services.usage,
@@ -174,6 +175,7 @@ export function createApp(config: Config, services: Services, options: AppOption
         await scheduleUploadPurge(jobs, services.registry.uploads, config.uploads.purgeInterval, app.log);
       }
       services.gc.register(config.gc.schedule);
+      if (config.replication.enabled) services.replication.register();
       if (config.retention.enabled) {
         scheduleRetention(jobs, services.retention, config.retention.schedule, app.log);
       }

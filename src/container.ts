@@ -15,6 +15,8 @@ import type { WebhookServiceDeps } from './admin/webhook-service.ts';
 import { setUpWebhooks } from './webhooks/setup.ts';
 import { Collector } from './gc/collector.ts';
 import { GcService } from './gc/service.ts';
+import { createReplication, secretBoxFor } from './replication/setup.ts';
+import type { ReplicationService } from './replication/service.ts';
 import { RequestPressure } from './jobs/request-pressure.ts';
 import { JobRunner } from './jobs/runner.ts';
 import { ImmutableTags } from './lifecycle/immutable-tags.ts';
@@ -35,7 +37,7 @@ import { ProxyRouter } from './proxy/proxy-router.ts';
 import { PullThroughCache } from './proxy/pull-through-cache.ts';
 import { UpstreamClients } from './proxy/upstream-clients.ts';
 import { UpstreamDirectory } from './proxy/upstream-directory.ts';
-import { SecretBox } from './remote/secret-box.ts';
+import type { SecretBox } from './remote/secret-box.ts';
 import type { StorageDriver } from './storage/driver.ts';
 import { FilesystemDriver } from './storage/drivers/filesystem.ts';
 import { createTracing } from './tracing/setup.ts';
@@ -74,6 +76,8 @@ export interface Services {
   readonly gc: GcService;
   /** The pull-through cache: its upstreams, its routing of `/v2` names, and the cache. */
   readonly proxy: ProxyServices;
+  /** Replication to and from other registries: policies, executions (`app.ts` registers its jobs). */
+  readonly replication: ReplicationService;
   /** Stops the job runner, closes the metadata store and the storage driver, then flushes and stops tracing. */
   close(): Promise<void>;
 }
@@ -189,7 +193,15 @@ async function buildServices(
     ...(metrics ? { onOutcome: (outcome: string) => metrics.webhookDelivery(outcome) } : {}),
   });
   const pullEvents = new PullEventRecorder(metadata, { wanted: () => webhookStore.wantsPulls(), logger });
-  const relay = new EventRelay(metadata, [webhooks.subscriber], {
+  // Built below, once the registry is: the relay only calls it once started.
+  const late: { replication?: ReplicationService } = {};
+  const replicationSubscriber = {
+    name: 'replication',
+    handle: async (events: Parameters<ReplicationService['handleEvents']>[0]) => {
+      if (config.replication.enabled && config.jobs.enabled) await late.replication?.handleEvents(events);
+    },
+  };
+  const relay = new EventRelay(metadata, [webhooks.subscriber, replicationSubscriber], {
     gate: load,
     pollIntervalMs: config.jobs.pollInterval,
     retentionMs: config.jobs.retention,
@@ -213,12 +225,7 @@ async function buildServices(
     config.metadata.driver,
     observers,
   );
-  const sqlite = config.metadata.driver === 'sqlite';
-  const secrets = new SecretBox({
-    key: config.secrets.key,
-    keyFile: config.secrets.keyFile ?? (sqlite ? path.join(config.data, 'secret.key') : null),
-    generate: config.secrets.keyFile === null && sqlite,
-  });
+  const secrets = secretBoxFor(config);
   const directory = new UpstreamDirectory(config.proxy.upstreams, upstreamStore, secrets, { logger });
   const clients = new UpstreamClients(logger);
   const cache = new PullThroughCache(
@@ -288,7 +295,16 @@ async function buildServices(
     leaseMs: config.jobs.leaseDuration,
   });
   const gc = new GcService(gcStore, collector, jobs, logger);
+  const replication = createReplication(config, {
+    store: observeMethods(metadata.replicationStore(), 'database', config.metadata.driver, observers),
+    registry,
+    jobs,
+    logger,
+    secrets,
+  });
+  late.replication = replication;
   return {
+    replication,
     storage,
     metadata,
     registry,

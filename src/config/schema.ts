@@ -562,6 +562,29 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    replication: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Run replication executions and their triggers (schedules, push events) on this instance (jobs; needs `jobs.enabled`). The admin API and the CLI manage policies either way.',
+          ),
+        concurrency: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .default(4)
+          .describe(
+            'Tasks run at once against one remote registry on one instance, for remote registries created without their own `concurrency`.',
+          ),
+        scheduleCheck: positiveDuration
+          .prefault('1m')
+          .describe('How often the schedules of scheduled replication policies are checked.'),
+      })
+      .strict()
+      .prefault({}),
     webhooks: z
       .object({
         allowedHosts: z

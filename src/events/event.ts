@@ -24,6 +24,8 @@ export const EVENT_TYPES = [
   'retention.completed',
   'quota.warning',
   'quota.exceeded',
+  'replication.completed',
+  'replication.failed',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

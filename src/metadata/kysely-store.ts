@@ -20,6 +20,7 @@ import { KyselyWebhookStore } from './kysely-webhook-store.ts';
 import { KyselyImmutableTagStore } from './kysely-immutable-tag-store.ts';
 import { KyselyJobStore } from './kysely-job-store.ts';
 import { KyselyGcStore } from './kysely-gc-store.ts';
+import { KyselyReplicationStore } from './kysely-replication-store.ts';
 import { greatest, queueBlobs, queueManifests, queueReferencedBy } from './review-queue.ts';
 import { KyselyLifecycleStore } from './kysely-lifecycle-store.ts';
 import { KyselyUpstreamStore } from './kysely-upstream-store.ts';
@@ -138,6 +139,7 @@ export class KyselyMetadataStore implements MetadataStore {
   private readonly committedListeners: (() => void)[] = [];
   private jobs: KyselyJobStore | undefined;
   private gc: KyselyGcStore | undefined;
+  private replication: KyselyReplicationStore | undefined;
   private review: ReviewTimings = { blobGracePeriodMs: DAY_MS, manifestGracePeriodMs: DAY_MS };
   private lifecycle: KyselyLifecycleStore | undefined;
 
@@ -219,6 +221,15 @@ export class KyselyMetadataStore implements MetadataStore {
       notifyCommitted: () => this.notifyCommitted(),
     });
     return this.gc;
+  }
+
+  /** The ReplicationStore over this store's database (created on first use, then the same instance). */
+  replicationStore(): KyselyReplicationStore {
+    this.replication ??= new KyselyReplicationStore(this.db, this.dialect, {
+      storeEvents: (trx, events, now) => this.storeEvents(trx, events, now),
+      notifyCommitted: () => this.notifyCommitted(),
+    });
+    return this.replication;
   }
 
   configureReview(timings: ReviewTimings): void {

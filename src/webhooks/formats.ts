@@ -104,6 +104,8 @@ export function distributionAction(type: WebhookEvent['type']): DistributionActi
     case 'retention.completed':
     case 'quota.warning':
     case 'quota.exceeded':
+    case 'replication.completed':
+    case 'replication.failed':
       return null;
   }
 }

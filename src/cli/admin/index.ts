@@ -1,6 +1,6 @@
 /**
  * The administration commands: `berth users|robots|teams|namespaces|members|rules|keys|audit|webhooks|jobs|repos|
- * usage|quota|gc|immutable-tags|retention|upstreams`.
+ * usage|quota|gc|immutable-tags|retention|upstreams|replication|replicate`.
  * They work on the database directly (as the system), so they need no running server and no credentials, only
  * access to the data directory or database of the configuration (`--config`, `--data`, as `berth serve`).
  */
@@ -11,6 +11,7 @@ import { registerImmutableTagCommands } from './immutable-tags.ts';
 import { registerJobCommands } from './jobs.ts';
 import { registerNamespaceCommands } from './namespaces.ts';
 import { registerRepositoryCommands } from './repositories.ts';
+import { registerReplicationCommands } from './replication.ts';
 import { registerRetentionCommands } from './retention.ts';
 import { registerSystemCommands } from './system.ts';
 import { registerUsageCommands } from './usage.ts';
@@ -29,4 +30,5 @@ export function registerAdminCommands(program: Command): void {
   registerRetentionCommands(program);
   registerUsageCommands(program);
   registerUpstreamCommands(program);
+  registerReplicationCommands(program);
 }

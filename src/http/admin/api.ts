@@ -26,6 +26,9 @@ import { registerJobRoutes } from './jobs.ts';
 import { GcAdmin } from '../../admin/gc-admin.ts';
 import type { GcService } from '../../gc/service.ts';
 import { registerGcRoutes } from './gc.ts';
+import { ReplicationAdmin } from '../../admin/replication-admin.ts';
+import type { ReplicationService } from '../../replication/service.ts';
+import { registerReplicationRoutes } from './replication.ts';
 import { registerNamespaceRoutes } from './namespaces.ts';
 import { setActor, toHttpError } from './request.ts';
 import { RepositoryAdmin } from '../../admin/repository-admin.ts';
@@ -63,6 +66,8 @@ export interface AdminApiOptions {
   readonly registry?: Registry;
   /** Garbage collection (`Services.gc`); without it, no `/gc` routes. */
   readonly gc?: GcService;
+  /** Replication (`Services.replication`); without it, no `/replication` routes. */
+  readonly replication?: ReplicationService;
   /** The immutable tag rules (`Services.immutableTags`); without them, the `/immutable-tags` routes answer 503. */
   readonly immutableTags?: ImmutableTags;
   /** Retention policies; without them, no `/namespaces/{ns}/retention` routes. */
@@ -136,6 +141,17 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
         registerRepositoryRoutes(api, new RepositoryAdmin(admin, options.registry, options.usage));
       if (options.usage) registerUsageRoutes(api, new UsageAdmin(admin, options.usage, options.auth.audit));
       if (options.gc) registerGcRoutes(api, new GcAdmin(admin, options.gc, options.auth.audit));
+      if (options.replication) {
+        registerReplicationRoutes(
+          api,
+          new ReplicationAdmin(
+            admin,
+            options.replication,
+            options.auth.audit,
+            options.config.replication.concurrency,
+          ),
+        );
+      }
       registerImmutableTagRoutes(
         api,
         options.immutableTags

@@ -19,6 +19,7 @@ import { immutableTagsMigration } from './0009-immutable-tags.ts';
 import { retentionMigration } from './0010-retention.ts';
 import { usageAndQuotasMigration } from './0011-usage-and-quotas.ts';
 import { pullThroughCacheMigration } from './0012-pull-through-cache.ts';
+import { replicationMigration } from './0013-replication.ts';
 
 /** Table recording which migrations ran (name and ISO timestamp). */
 export const MIGRATION_TABLE = 'berth_migrations';
@@ -41,6 +42,7 @@ export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
     '0010-retention': retentionMigration(dialect),
     '0011-usage-and-quotas': usageAndQuotasMigration(dialect),
     '0012-pull-through-cache': pullThroughCacheMigration(dialect),
+    '0013-replication': replicationMigration(dialect),
   };
 }
 
