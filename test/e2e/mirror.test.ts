@@ -271,8 +271,10 @@ describe(
       const unknown = await fetch(`${cache.url}/v2/library/${names.ns}/manifests/latest?ns=quay.io`, {
         method: 'HEAD',
       });
-      // Mirror mode still serves it (reads of names that are not local go to the mirror upstream).
+      // Mirror mode still serves it (reads of names that are not local go to the mirror upstream), without
+      // claiming the unknown host as its namespace.
       assert.equal(unknown.status, 200);
+      assert.equal(unknown.headers.get('oci-namespace'), null);
       const pushed = await fetch(`${cache.url}/v2/library/${names.ns}/blobs/uploads/?ns=docker.io`, {
         method: 'POST',
       });
