@@ -200,18 +200,20 @@ export class BlobFlight {
     committed.catch(() => undefined);
     try {
       const file = this.#file as FileHandle;
-      // Network chunks are small (16-64 KiB): they go to the spool file in batches, one write call each, queued
-      // so that the file writes overlap the reading of the network (at most SPOOL_QUEUE bytes wait).
+      // Network chunks are small (16-128 KiB): they are gathered into batches of SPOOL_BATCH bytes, each written
+      // with one call to the spool file and handed to storage as one chunk (a file write per network chunk costs
+      // more than the network delivers). Spool writes are queued so that they overlap the reading of the network
+      // (at most SPOOL_QUEUE bytes wait).
       let batch: Buffer[] = [];
       let batched = 0;
       let queued = 0;
       let spoolEnd = 0;
       let writing: Promise<void> = Promise.resolve();
       let writeError: Error | null = null;
-      const flush = (): void => {
+      const flush = async (): Promise<void> => {
         if (batched === 0) return;
-        const chunks = batch;
         const bytes = batched;
+        const buffer = batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, bytes);
         const at = spoolEnd;
         batch = [];
         batched = 0;
@@ -220,10 +222,7 @@ export class BlobFlight {
         writing = writing.then(async () => {
           let done = 0;
           while (done < bytes) {
-            const { bytesWritten } = await file.writev(
-              done === 0 ? chunks : [Buffer.concat(chunks).subarray(done)],
-              at + done,
-            );
+            const { bytesWritten } = await file.write(buffer, done, bytes - done, at + done);
             done += bytesWritten;
           }
           this.#written += bytes;
@@ -231,6 +230,10 @@ export class BlobFlight {
           this.#events.emit('progress');
         });
         writing.catch((e: unknown) => (writeError ??= e as Error));
+        if (!toStorage.write(buffer)) {
+          await Promise.race([new Promise((resolve) => toStorage.once('drain', resolve)), committed]);
+        }
+        if (queued > SPOOL_QUEUE) await writing;
       };
       let received = 0;
       for await (const chunk of blob.body as AsyncIterable<Buffer>) {
@@ -243,13 +246,9 @@ export class BlobFlight {
         hasher.update(chunk);
         batch.push(chunk);
         batched += chunk.length;
-        if (batched >= SPOOL_BATCH) flush();
-        if (queued > SPOOL_QUEUE) await writing;
-        if (!toStorage.write(chunk)) {
-          await Promise.race([new Promise((resolve) => toStorage.once('drain', resolve)), committed]);
-        }
+        if (batched >= SPOOL_BATCH) await flush();
       }
-      flush();
+      await flush();
       await writing;
       if (this.#written !== this.size) {
         throw new Error(`upstream sent ${this.#written} of ${this.size} bytes`);
