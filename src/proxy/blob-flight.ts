@@ -265,6 +265,8 @@ export class BlobFlight {
     } catch (e) {
       this.#error = e instanceof Error ? e : new Error(String(e));
       this.#state = 'failed';
+      // Readers learn of it now, not once the commit has given up.
+      this.#events.emit('progress');
       blob.body.destroy();
       toStorage.destroy(this.#error);
       await committed.catch(() => undefined);

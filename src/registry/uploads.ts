@@ -484,6 +484,13 @@ export class UploadService {
     // pipeline rejects with it as soon as it starts reading.
     counter.on('error', () => undefined);
     body.stream.on('error', (e) => counter.destroy(e));
+    // A body that failed or was destroyed before this point emits nothing more: without this the driver would
+    // wait for bytes that never come.
+    const failed = body.stream.errored;
+    if (failed) counter.destroy(failed);
+    else if (body.stream.destroyed && !body.stream.readableEnded) {
+      counter.destroy(new BlobUploadInvalidError('the request body ended early'));
+    }
     body.stream.pipe(counter);
     let result: { handle: UploadHandle; size: number };
     try {

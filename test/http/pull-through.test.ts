@@ -269,7 +269,7 @@ describe('pull-through cache with a failing upstream', () => {
             res.on('data', (c: Buffer) => (received += c.length));
             res.on('end', () => resolve({ status: res.statusCode ?? 0, received, complete: res.complete }));
             res.on('error', () => resolve({ status: res.statusCode ?? 0, received, complete: false }));
-            res.on('aborted', () => resolve({ status: res.statusCode ?? 0, received, complete: false }));
+            res.on('close', () => resolve({ status: res.statusCode ?? 0, received, complete: res.complete }));
           }).on('error', () => resolve({ status: 0, received: 0, complete: false }));
         },
       );
