@@ -191,6 +191,9 @@ export class BlobFlight {
   async #run(blob: RemoteBlob, commit: BlobCommit): Promise<void> {
     const hasher = new DigestHasher(parseDigest(this.digest).algorithm);
     const toStorage = new PassThrough({ highWaterMark: READ_CHUNK });
+    // Destroyed with the fetch's error when it fails, maybe before the upload has started reading it (it then
+    // finds the error on the stream): never an unhandled 'error' event.
+    toStorage.on('error', () => undefined);
     let commitError: Error | null = null;
     const committed = commit(toStorage, this.size).catch((e: unknown) => {
       commitError = e as Error;
