@@ -25,6 +25,7 @@ import { SecretKeyMissingError } from '../remote/secret-box.ts';
 import type { RetentionService } from '../lifecycle/retention.ts';
 import type { Actor, AdminService } from './admin-service.ts';
 import { recordAction } from './audit-action.ts';
+import { schemaProblem } from '../util/schema-problem.ts';
 import { conflict, invalid, notFound } from './errors.ts';
 
 /** An upstream as the API and the CLI show it (never its password). */
@@ -267,15 +268,8 @@ export class UpstreamAdmin {
 function parseSettings(value: unknown): UpstreamSettings {
   const result = upstreamSettingsSchema.safeParse(value);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const keys = issue?.code === 'unrecognized_keys' ? issue.keys : [];
-  const field = [...(issue?.path ?? []), ...keys.slice(0, 1)].map(String).join('.');
-  throw invalid(
-    issue?.code === 'unrecognized_keys'
-      ? `unknown field ${field}`
-      : `${field || 'settings'}: ${issue?.message ?? 'invalid'}`,
-    field || undefined,
-  );
+  const { message, field } = schemaProblem(result.error, 'settings');
+  throw invalid(message, field);
 }
 
 function storedView(row: StoredUpstream, settings: UpstreamSettings | null): UpstreamView {

@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { globMatch } from '../auth/glob.ts';
+import { schemaProblem } from '../util/schema-problem.ts';
 import type { TagStats } from '../metadata/lifecycle-store.ts';
 
 const DAY_MS = 86_400_000;
@@ -70,14 +71,8 @@ export class RetentionPolicyError extends Error {
 export function parseRetentionPolicy(value: unknown): RetentionPolicy {
   const result = retentionPolicySchema.safeParse(value);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const keys = issue?.code === 'unrecognized_keys' ? issue.keys : [];
-  const field = [...(issue?.path ?? []), ...keys.slice(0, 1)].map(String).join('.');
-  const message =
-    issue?.code === 'unrecognized_keys'
-      ? `unknown field ${field}`
-      : `${field || 'policy'}: ${issue?.message ?? 'invalid'}`;
-  throw new RetentionPolicyError(message, field || undefined);
+  const { message, field } = schemaProblem(result.error, 'policy');
+  throw new RetentionPolicyError(message, field);
 }
 
 /** True when the policy applies to `repository` of `namespace`. */
