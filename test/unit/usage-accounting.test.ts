@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { KyselyMetadataStore } from '../../src/metadata/kysely-store.ts';
 import type { Database } from '../../src/metadata/schema.ts';
 import { usageAndQuotasMigration } from '../../src/metadata/migrations/0011-usage-and-quotas.ts';
