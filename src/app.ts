@@ -176,6 +176,7 @@ export function createApp(config: Config, services: Services, options: AppOption
       }
       services.gc.register(config.gc.schedule);
       if (config.replication.enabled) services.replication.register();
+      services.signatures.register(jobs);
       if (config.retention.enabled) {
         scheduleRetention(jobs, services.retention, config.retention.schedule, app.log);
       }

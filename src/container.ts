@@ -38,6 +38,8 @@ import { PullThroughCache } from './proxy/pull-through-cache.ts';
 import { UpstreamClients } from './proxy/upstream-clients.ts';
 import { UpstreamDirectory } from './proxy/upstream-directory.ts';
 import type { SecretBox } from './remote/secret-box.ts';
+import { SignatureService } from './signing/service.ts';
+import { signatureVerifiers } from './signing/verifiers.ts';
 import type { StorageDriver } from './storage/driver.ts';
 import { FilesystemDriver } from './storage/drivers/filesystem.ts';
 import { createTracing } from './tracing/setup.ts';
@@ -78,6 +80,8 @@ export interface Services {
   readonly proxy: ProxyServices;
   /** Replication to and from other registries: policies, executions (`app.ts` registers its jobs). */
   readonly replication: ReplicationService;
+  /** Signature trust per namespace, verdicts, and the pull check (`app.ts` registers its recomputation job). */
+  readonly signatures: SignatureService;
   /** Stops the job runner, closes the metadata store and the storage driver, then flushes and stops tracing. */
   close(): Promise<void>;
 }
@@ -244,6 +248,14 @@ async function buildServices(
         : {}),
     },
   );
+  const signatures = new SignatureService({
+    store: observeMethods(metadata.signatureStore(), 'database', config.metadata.driver, observers),
+    metadata,
+    storage,
+    verifiers: signatureVerifiers,
+    jobs,
+    logger,
+  });
   const registry = new Registry(
     {
       storage,
@@ -251,6 +263,7 @@ async function buildServices(
       pullEvents,
       immutableTags,
       pullStats,
+      signatures,
       options: {
         deletes: config.registry.deletes,
         maxManifestSize: config.registry.maxManifestSize,
@@ -305,6 +318,7 @@ async function buildServices(
   late.replication = replication;
   return {
     replication,
+    signatures,
     storage,
     metadata,
     registry,

@@ -23,6 +23,7 @@ import { KyselyGcStore } from './kysely-gc-store.ts';
 import { KyselyReplicationStore } from './kysely-replication-store.ts';
 import { greatest, queueBlobs, queueManifests, queueReferencedBy } from './review-queue.ts';
 import { KyselyLifecycleStore } from './kysely-lifecycle-store.ts';
+import { KyselySignatureStore } from './kysely-signature-store.ts';
 import { KyselyUpstreamStore } from './kysely-upstream-store.ts';
 import { KyselyUsageStore } from './kysely-usage-store.ts';
 import { isOneOf, selectFromList } from './list-parameter.ts';
@@ -234,6 +235,11 @@ export class KyselyMetadataStore implements MetadataStore {
 
   configureReview(timings: ReviewTimings): void {
     this.review = { ...timings };
+  }
+
+  /** The SignatureStore (signature trust and verdicts) over this store's database. */
+  signatureStore(): KyselySignatureStore {
+    return new KyselySignatureStore(this.db, this.dialect);
   }
 
   /** The UpstreamStore (pull-through cache upstreams and tag checks) over this store's database. */

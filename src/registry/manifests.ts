@@ -69,8 +69,9 @@ export class ManifestService {
     if (reference.kind === 'tag') tags.add(reference.tag);
     for (const tag of tags) if (!isValidTag(tag)) throw new InvalidTagError(tag);
     await this.checkTagMoves(request, tags, digest);
-
     const tagList = [...tags];
+    await this.deps.signatures?.admit(repository, digest, body, parsed.mediaType, tagList);
+
     const events = manifestPushed(request.context ?? SYSTEM_CONTEXT, {
       repository,
       digest,
@@ -105,6 +106,7 @@ export class ManifestService {
         detail: { digests: missing },
       });
     }
+    await this.deps.signatures?.recordPushed(repository, digest, body, parsed.mediaType, tagList);
     return { digest, subject: parsed.subject, tags: tagList };
   }
 

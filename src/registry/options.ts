@@ -2,6 +2,7 @@ import type { NewDomainEvent } from '../events/event.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { StorageDriver } from '../storage/driver.ts';
+import type { SignatureService } from '../signing/service.ts';
 import type { TagImmutability } from './tag-immutability.ts';
 
 /** What the registry services are built from (see `container.ts`). */
@@ -15,6 +16,11 @@ export interface RegistryDeps {
   readonly immutableTags?: TagImmutability;
   /** Where pull statistics go (see `lifecycle/pull-stats.ts`); absent: pulls are not counted. */
   readonly pullStats?: PullStatsSink;
+  /**
+   * Signature verification (see `signing/service.ts`): pushed signatures are admitted and verified through it,
+   * pulls of images checked against it; absent: no signature checks.
+   */
+  readonly signatures?: SignatureService;
 }
 
 /** Counts pulls in memory, for a later batched write. */

@@ -2,12 +2,16 @@
 import type { FastifyRequest } from 'fastify';
 import { ManifestUnknownError, PayloadTooLargeError } from '../../oci/errors.ts';
 import { baseMediaType } from '../../oci/media-types.ts';
-import { parseReference } from '../../oci/reference.ts';
+import { parseReference, type Reference } from '../../oci/reference.ts';
 import { queryParams } from '../headers.ts';
 import { readBody } from '../plugins/raw-body.ts';
 import { routePath } from '../routes.ts';
 import { eventContextOf } from './event-context.ts';
 import type { Handler, MethodTable } from './context.ts';
+import type { AccessControl, Caller } from '../auth/access-control.ts';
+import type { ManifestRecord } from '../../metadata/store.ts';
+import type { Registry } from '../../registry/registry.ts';
+import { SignatureRequiredError } from '../../signing/service.ts';
 
 /**
  * True when the client's Accept list admits `mediaType`. No Accept header, a wildcard (`*\/*`, `application/*`)
@@ -34,19 +38,21 @@ function matchesEtag(request: FastifyRequest, digest: string): boolean {
   });
 }
 
-const fetchManifest: Handler = async ({ request, reply, params, registry, caller }) => {
+const fetchManifest: Handler = async ({ request, reply, params, registry, caller, access }) => {
   const reference = parseReference(params.reference as string, false);
   const manifest = await registry.manifests.get(params.name, reference);
   if (!accepts(request, manifest.mediaType)) {
     throw new ManifestUnknownError(`manifest is a ${manifest.mediaType}, which the Accept header excludes`);
   }
+  const signatureWarning = await checkSignature(registry, access, request, caller, manifest, reference);
   reply.headers({
     'Content-Type': manifest.mediaType,
     'Docker-Content-Digest': manifest.digest,
     ETag: `"${manifest.digest}"`,
     'Content-Length': String(manifest.size),
   });
-  if (manifest.warning !== undefined) reply.header('Warning', manifest.warning);
+  const warnings = [manifest.warning, signatureWarning].filter((w): w is string => w !== undefined);
+  if (warnings.length > 0) reply.header('Warning', warnings);
   if (matchesEtag(request, manifest.digest)) {
     reply.removeHeader('Content-Length');
     return reply.code(304).send();
@@ -55,6 +61,43 @@ const fetchManifest: Handler = async ({ request, reply, params, registry, caller
   registry.manifests.recordPull(manifest, reference, () => eventContextOf(request, caller));
   return reply.code(200).send(manifest.payload);
 };
+
+/**
+ * Applies the namespace's signature policy to a pull of `manifest` (see `SignatureService.checkPull`): principals
+ * that may push to the repository pass (a signer must read what it signs). Returns the Warning header of `warn`
+ * mode; a refusal under `enforce` is audited and thrown (412).
+ */
+async function checkSignature(
+  registry: Registry,
+  access: AccessControl,
+  request: FastifyRequest,
+  caller: Caller,
+  manifest: ManifestRecord,
+  reference: Reference,
+): Promise<string | undefined> {
+  const signatures = registry.deps.signatures;
+  if (signatures === undefined) return undefined;
+  const bypass = async () => access.enabled && (await access.can(caller, manifest.repository, 'push'));
+  try {
+    const decision = await signatures.checkPull(manifest, bypass);
+    return decision.outcome === 'warn' ? decision.warning : undefined;
+  } catch (e) {
+    if (e instanceof SignatureRequiredError) {
+      await access.deps.audit.record({
+        actor: caller.principal,
+        action: 'pull',
+        target: `${manifest.repository}@${manifest.digest}`,
+        sourceAddr: request.ip,
+        success: false,
+        detail: {
+          reason: 'unsigned image',
+          reference: reference.kind === 'tag' ? reference.tag : reference.digest,
+        },
+      });
+    }
+    throw e;
+  }
+}
 
 export const manifestRoutes: MethodTable = {
   GET: fetchManifest,

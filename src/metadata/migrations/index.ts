@@ -17,6 +17,7 @@ import { jobClaimIndexMigration } from './0007-job-claim-index.ts';
 import { garbageCollectionMigration } from './0008-garbage-collection.ts';
 import { immutableTagsMigration } from './0009-immutable-tags.ts';
 import { retentionMigration } from './0010-retention.ts';
+import { signaturesMigration } from './0014-signatures.ts';
 import { usageAndQuotasMigration } from './0011-usage-and-quotas.ts';
 import { pullThroughCacheMigration } from './0012-pull-through-cache.ts';
 import { replicationMigration } from './0013-replication.ts';
@@ -43,6 +44,7 @@ export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
     '0011-usage-and-quotas': usageAndQuotasMigration(dialect),
     '0012-pull-through-cache': pullThroughCacheMigration(dialect),
     '0013-replication': replicationMigration(dialect),
+    '0014-signatures': signaturesMigration(dialect),
   };
 }
 
