@@ -108,6 +108,9 @@ export const RECOMPUTE_QUEUE = 'signatures.recompute';
 /** A signature layer larger than this is not read (no signature format comes near it). */
 const MAX_SIGNATURE_BYTES = 4 * 1024 * 1024;
 const RECOMPUTE_PAGE = 100;
+const SIGNED_TTL_MS = 10_000;
+const UNSIGNED_TTL_MS = 1_000;
+const SIGNED_CACHE_SIZE = 10_000;
 
 /** The namespace of a repository name: its first path component. */
 export function namespaceOf(repository: string): string {
@@ -127,6 +130,7 @@ export class SignatureService {
   private readonly now: () => number;
   private readonly cacheTtlMs: number;
   private readonly cache = new Map<string, { value: NamespaceTrust; until: number }>();
+  private readonly signedCache = new Map<string, { signed: boolean; until: number }>();
 
   constructor(private readonly deps: SignatureServiceDeps) {
     this.logger = deps.logger ?? silentLogger;
@@ -246,6 +250,12 @@ export class SignatureService {
       const cls = classifyManifest(payload, mediaType, tags);
       if (cls.kind !== 'signature') return;
       await this.refresh(repository, digest, { payload, mediaType, tags });
+      // A pull refused a moment ago may pass now, on this instance at once.
+      if (cls.subject !== null) {
+        for (const key of this.signedCache.keys()) {
+          if (key.endsWith(`|${repository}@${cls.subject}`)) this.signedCache.delete(key);
+        }
+      }
     } catch (e) {
       this.logger.warn({ repository, digest, err: e }, 'signature verification after push failed');
     }
@@ -274,9 +284,25 @@ export class SignatureService {
     return out;
   }
 
-  /** True when `digest` in `repository` has a verified signature under the namespace's current trust. */
+  /**
+   * True when `digest` in `repository` has a verified signature under the namespace's current trust. Answers are
+   * cached briefly per trust revision (a signed answer SIGNED_TTL_MS, an unsigned one UNSIGNED_TTL_MS), so the
+   * pulls of one image's layers and platforms cost one lookup; a new trust revision is a new key.
+   */
   async isSigned(repository: string, digest: Digest): Promise<boolean> {
-    return (await this.verdictsFor(repository, digest)).some((v) => v.verified);
+    const { revision } = await this.trustOf(namespaceOf(repository));
+    const key = `${revision}|${repository}@${digest}`;
+    const cached = this.signedCache.get(key);
+    if (cached !== undefined && cached.until > this.now()) return cached.signed;
+    const signed = (await this.verdictsFor(repository, digest)).some((v) => v.verified);
+    if (this.signedCache.size >= SIGNED_CACHE_SIZE) {
+      // Maps iterate in insertion order: drop the oldest entry.
+      const oldest = this.signedCache.keys().next().value;
+      if (oldest !== undefined) this.signedCache.delete(oldest);
+    }
+    this.signedCache.delete(key);
+    this.signedCache.set(key, { signed, until: this.now() + (signed ? SIGNED_TTL_MS : UNSIGNED_TTL_MS) });
+    return signed;
   }
 
   /**
