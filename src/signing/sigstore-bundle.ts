@@ -14,7 +14,7 @@
  * A message-signature bundle signs raw bytes; with only the manifest's digest at hand its signature cannot be
  * checked (ECDSA and Ed25519 verification need the signed bytes), so such a bundle does not verify.
  */
-import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
+import { bundleFromJSON, ValidationError, type Bundle } from '@sigstore/bundle';
 import { toSignedEntity } from '@sigstore/verify';
 import { verifiesWithKey } from './cosign.ts';
 import { sha256Fingerprint } from './pem.ts';
@@ -47,7 +47,8 @@ export async function verifySigstoreBundle(
   try {
     bundle = bundleFromJSON(JSON.parse(bundleJson.toString('utf8')));
   } catch (err) {
-    return fail(`not a sigstore bundle: ${describe(err)}`);
+    const fields = err instanceof ValidationError ? ` (${err.fields.join(', ')})` : '';
+    return fail(`not a sigstore bundle: ${describe(err)}${fields}`);
   }
   if (bundle.content.$case !== 'dsseEnvelope') {
     return fail(
