@@ -48,13 +48,22 @@ export interface CosignSimpleSignature {
  * RFC 3161 timestamp, verified offline; without one, only when `requireSignedTime` is false, at `now`).
  * Key-based: any configured key verifying the payload bytes. Either way the payload must name `subject.digest`.
  */
-export async function verifyCosignSignature(
+export function verifyCosignSignature(
   sig: CosignSimpleSignature,
   subject: SignedSubject,
   trust: CosignTrust,
   now: Date,
 ): Promise<SignatureVerdict> {
-  await Promise.resolve();
+  // Asynchronous in its contract so that later checks (e.g. fetching revocation data) can be added.
+  return Promise.resolve(verifyLayer(sig, subject, trust, now));
+}
+
+function verifyLayer(
+  sig: CosignSimpleSignature,
+  subject: SignedSubject,
+  trust: CosignTrust,
+  now: Date,
+): SignatureVerdict {
   const fail = (reason: string, extra: Parameters<typeof unverified>[3] = {}): SignatureVerdict =>
     unverified('cosign', 'cosign-simple-signing', reason, extra);
   const encoded = sig.annotations[ANNOTATION_SIGNATURE];
@@ -96,7 +105,10 @@ function verifyKeyless(
   }
   let bundle: Bundle;
   try {
-    bundle = toBundle(sig, signature, { x509CertificateChain: { certificates: [{ rawBytes: b64(leaf) }] } });
+    // The chain annotation's certificates may only serve as intermediates: trust comes from the configuration.
+    const chain = pemBlocks(sig.annotations[ANNOTATION_CHAIN] ?? '', 'CERTIFICATE');
+    const certificates = [leaf, ...chain].map((der) => ({ rawBytes: b64(der) }));
+    bundle = toBundle(sig, signature, { x509CertificateChain: { certificates } });
   } catch (err) {
     return fail(`the signature's annotations are malformed: ${describe(err)}`, { fingerprint });
   }

@@ -34,13 +34,22 @@ const STATEMENT_TYPES = new Set(['https://in-toto.io/Statement/v1', 'https://in-
  * Verifies the sigstore bundle `bundleJson` (the referrer's layer bytes) as a signature of `subject`, against
  * `trust` at time `now`; one verdict, never throws.
  */
-export async function verifySigstoreBundle(
+export function verifySigstoreBundle(
   bundleJson: Buffer,
   subject: SignedSubject,
   trust: CosignTrust,
   now: Date,
 ): Promise<SignatureVerdict> {
-  await Promise.resolve();
+  // Asynchronous in its contract so that later checks (e.g. fetching revocation data) can be added.
+  return Promise.resolve(verifyBundle(bundleJson, subject, trust, now));
+}
+
+function verifyBundle(
+  bundleJson: Buffer,
+  subject: SignedSubject,
+  trust: CosignTrust,
+  now: Date,
+): SignatureVerdict {
   const fail = (reason: string, extra: Parameters<typeof unverified>[3] = {}): SignatureVerdict =>
     unverified('cosign', 'sigstore-bundle', reason, extra);
   let bundle: Bundle;

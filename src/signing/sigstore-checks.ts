@@ -13,7 +13,7 @@
  * `requireSignedTime` is false) and it fails a certificate with an SCT when no CT log key is configured, which the
  * PEM-list configuration (`fulcioRoots` only) cannot avoid.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import type { Bundle, TransparencyLogEntry } from '@sigstore/bundle';
 import { X509Certificate } from '@sigstore/core';
 import { toSignedEntity, type SignedEntity } from '@sigstore/verify';
@@ -23,7 +23,6 @@ import { verifyTLogBody, verifyTLogInclusion } from '@sigstore/verify/dist/tlog/
 import type { CertAuthority, TLogAuthority } from '@sigstore/verify/dist/trust/index.js';
 import { anyIdentityMatches } from './identity.ts';
 import { pemBlocks, sha256Fingerprint } from './pem.ts';
-import { createHash } from 'node:crypto';
 import type { CosignTrust, KeylessTrust } from './trust.ts';
 
 const BEGINNING_OF_TIME = new Date(0);
@@ -150,6 +149,13 @@ export function checkKeyless(
       return { ok: false, reason: 'the signature carries no certificate', fingerprint, notes };
     }
     const leaf = entity.key.certificate;
+    const content = bundle.verificationMaterial.content;
+    const intermediates =
+      content.$case === 'x509CertificateChain'
+        ? content.x509CertificateChain.certificates
+            .slice(1)
+            .map((c) => X509Certificate.parse(Buffer.from(c.rawBytes)))
+        : [];
     fingerprint = sha256Fingerprint(leaf.root.toDER());
     const material = keylessMaterial(keyless);
     let times: Date[];
@@ -175,7 +181,7 @@ export function checkKeyless(
     }
     let path: X509Certificate[] = [];
     for (const time of times) {
-      const chained = certificatePath(leaf, material.certificateAuthorities, time);
+      const chained = certificatePath(leaf, intermediates, material.certificateAuthorities, time);
       if (typeof chained === 'string') {
         const when = proven ? `at the signing time ${time.toISOString()}` : `now (${time.toISOString()})`;
         return { ok: false, reason: chained.replace('%WHEN%', when), fingerprint, notes };
@@ -254,22 +260,27 @@ export function describe(err: unknown): string {
 }
 
 /**
- * The path from `leaf` up through the certificates of a certificate authority valid at `time`, or why there is
- * none (with `%WHEN%` for the time). Every certificate of a trusted root's `certChain` is trust material, so the
- * path may end at an intermediate: trusted roots list chains that stop there (GitHub's does), and sigstore-go
- * accepts them. Issuers must be CAs within their path length; every certificate must be valid at `time`.
+ * The path from `leaf` up to a certificate of a certificate authority valid at `time`, through the signature's own
+ * (untrusted) intermediates if needed, or why there is none (with `%WHEN%` for the time). Every certificate of a
+ * trusted root's `certChain` is trust material, so the path may end at an intermediate: trusted roots list chains
+ * that stop there (GitHub's does), and sigstore-go accepts them. Issuers must be CAs within their path length;
+ * every certificate must be valid at `time`.
  */
 function certificatePath(
   leaf: X509Certificate,
+  intermediates: X509Certificate[],
   authorities: CertAuthority[],
   time: Date,
 ): X509Certificate[] | string {
   let sawExpired = false;
   for (const ca of authorities) {
     if (time < ca.validFor.start || time > ca.validFor.end) continue;
+    const trusted = (c: X509Certificate): boolean => ca.certChain.some((t) => t.equals(c));
     const path = [leaf];
     for (let current = leaf; path.length <= 10;) {
-      const issuer = ca.certChain.find(
+      // Above a trusted certificate only trusted ones may follow.
+      const candidates = trusted(current) ? ca.certChain : [...ca.certChain, ...intermediates];
+      const issuer = candidates.find(
         (c) => !c.equals(current) && c.subject.equals(current.issuer) && verifies(current, c),
       );
       if (issuer === undefined || !issuer.isCA) break;
@@ -277,6 +288,7 @@ function certificatePath(
       current = issuer;
       if (issuer.subject.equals(issuer.issuer)) break;
     }
+    while (path.length > 1 && !trusted(path[path.length - 1] as X509Certificate)) path.pop();
     if (path.length < 2) continue;
     const withinLength = path.every((cert, i) => {
       const limit = cert.extBasicConstraints?.pathLenConstraint;

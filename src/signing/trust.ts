@@ -32,8 +32,12 @@ export const identityMatcherSchema = z
     issuerRegExp: z.string().min(1).max(1000).optional(),
   })
   .strict()
-  .refine((m) => (m.subject ?? m.subjectRegExp) !== undefined, { message: 'subject or subjectRegExp is required' })
-  .refine((m) => (m.issuer ?? m.issuerRegExp) !== undefined, { message: 'issuer or issuerRegExp is required' });
+  .refine((m) => (m.subject ?? m.subjectRegExp) !== undefined, {
+    message: 'subject or subjectRegExp is required',
+  })
+  .refine((m) => (m.issuer ?? m.issuerRegExp) !== undefined, {
+    message: 'issuer or issuerRegExp is required',
+  });
 
 export const cosignKeySchema = z.object({ name, publicKey: pem }).strict();
 
@@ -96,7 +100,9 @@ export const notationTrustPolicySchema = z
       .strict(),
     /** `<type>:<name>` of trust stores, e.g. `ca:acme`. */
     trustStores: z
-      .array(z.string().regex(/^(ca|signingAuthority|tsa):[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected <type>:<name>'))
+      .array(
+        z.string().regex(/^(ca|signingAuthority|tsa):[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected <type>:<name>'),
+      )
       .max(50)
       .default([]),
     /** `*`, or `x509.subject: <DN>` (the listed RDNs must all be in the signing certificate's subject). */

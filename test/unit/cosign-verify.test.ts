@@ -13,6 +13,7 @@ import type { Digest } from '../../src/oci/digest.ts';
 import {
   ANNOTATION_BUNDLE,
   ANNOTATION_CERTIFICATE,
+  ANNOTATION_CHAIN,
   ANNOTATION_SIGNATURE,
   verifyCosignSignature,
   type CosignSimpleSignature,
@@ -307,6 +308,45 @@ describe('cosign classic signatures, keyless', () => {
     const verdict = await verifyCosignSignature(layer({}, payload, sig, rogue), SUBJECT, corp(), later);
     assert.equal(verdict.verified, false);
     assert.equal(verdict.reason, 'the certificate does not chain to a trusted Fulcio root');
+  });
+
+  it('uses the chain annotation for intermediates only, never as a trust anchor', async () => {
+    const intermediate = issue({
+      subjectName: 'throwaway fulcio intermediate',
+      issuer: CA,
+      issuerName: 'throwaway fulcio root',
+      ca: true,
+      notBefore: new Date('2024-01-01T00:00:00Z'),
+      notAfter: new Date('2034-01-01T00:00:00Z'),
+      serial: 2,
+    });
+    const below = issue({
+      subjectName: '',
+      issuer: intermediate,
+      issuerName: 'throwaway fulcio intermediate',
+      san: 'dev@example.com',
+      oidcIssuer: ISSUER,
+      notBefore: VALID_FROM,
+      notAfter: VALID_TO,
+    });
+    const sig = sign('sha256', payload, below.key);
+    const signed = layer({ [ANNOTATION_CHAIN]: intermediate.pem + CA.pem }, payload, sig, below);
+    const verdict = await verifyCosignSignature(signed, SUBJECT, corp(), later);
+    assert.equal(verdict.verified, true, verdict.reason ?? '');
+    assert.equal(verdict.signer, 'dev@example.com');
+
+    const selfRooted = issue({
+      subjectName: 'throwaway fulcio root',
+      ca: true,
+      notBefore: new Date('2024-01-01T00:00:00Z'),
+      notAfter: new Date('2034-01-01T00:00:00Z'),
+    });
+    const rogue = leafFrom(selfRooted);
+    const rogueSig = sign('sha256', payload, rogue.key);
+    const claimed = layer({ [ANNOTATION_CHAIN]: selfRooted.pem }, payload, rogueSig, rogue);
+    const refused = await verifyCosignSignature(claimed, SUBJECT, corp(), later);
+    assert.equal(refused.verified, false);
+    assert.equal(refused.reason, 'the certificate does not chain to a trusted Fulcio root');
   });
 
   it('refuses a certificate that had expired when the entry was logged', async () => {
