@@ -163,8 +163,16 @@ function verifyWithKeys(
     let signedAt: string | null = null;
     if (sig.annotations[ANNOTATION_BUNDLE] !== undefined) {
       // The Rekor entry only proves when the signature was logged; a key-based signature verifies without it.
+      let bundle: Bundle;
       try {
-        const bundle = toBundle(sig, signature, { publicKey: { hint: '' } });
+        bundle = toBundle(sig, signature, { publicKey: { hint: '' } });
+      } catch (err) {
+        return fail(`the signature's annotations are malformed: ${describe(err)}`, {
+          signer: configured.name,
+          fingerprint,
+        });
+      }
+      try {
         const times = checkTimes(toSignedEntity(bundle, sig.payload), allRekorLogs(trust), [], notes);
         const first = times[0];
         if (first !== undefined) signedAt = first.toISOString();

@@ -19,6 +19,7 @@ import {
   type CosignSimpleSignature,
 } from '../../src/signing/cosign.ts';
 import { COSIGN_SIGN_PREDICATE_TYPE, verifySigstoreBundle } from '../../src/signing/sigstore-bundle.ts';
+import { identityMatches } from '../../src/signing/identity.ts';
 import type { CosignTrust, KeylessTrust } from '../../src/signing/trust.ts';
 import type { SignedSubject } from '../../src/signing/verdict.ts';
 import { FakeRekor, issue, simpleSigningPayload, type Issued } from '../helpers/sigstore-forge.ts';
@@ -31,6 +32,7 @@ const DIGEST = `sha256:${sha256('the manifest')}` as Digest;
 const OTHER_DIGEST = `sha256:${sha256('another manifest')}` as Digest;
 const SUBJECT: SignedSubject = { repository: 'team/app', digest: DIGEST };
 const REFERENCE = 'registry.example/team/app';
+const ISSUER = 'https://accounts.example.com';
 const spkiFingerprint = (key: KeyObject): string =>
   `sha256:${sha256(key.export({ format: 'der', type: 'spki' }))}`;
 const pemOf = (key: KeyObject): string => key.export({ format: 'pem', type: 'spki' }).toString();
@@ -46,6 +48,39 @@ function keyless(partial: Partial<KeylessTrust> & Pick<KeylessTrust, 'name'>): K
     ...partial,
   };
 }
+
+describe('identity matchers', () => {
+  const identity = {
+    subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1',
+    issuer: ISSUER,
+  };
+  it('match exact values and (unanchored) regular expressions, every given field', () => {
+    assert.equal(identityMatches({ subject: identity.subject, issuer: ISSUER }, identity), true);
+    assert.equal(
+      identityMatches({ subjectRegExp: '^https://github\\.com/acme/', issuer: ISSUER }, identity),
+      true,
+    );
+    assert.equal(
+      identityMatches({ subjectRegExp: 'release\\.yml', issuerRegExp: 'accounts' }, identity),
+      true,
+    );
+    assert.equal(
+      identityMatches({ subjectRegExp: '^https://github\\.com/other/', issuer: ISSUER }, identity),
+      false,
+    );
+    assert.equal(
+      identityMatches({ subject: identity.subject, issuer: 'https://other.example' }, identity),
+      false,
+    );
+  });
+  it('match nothing for a pattern that does not compile, or a certificate without the field', () => {
+    assert.equal(identityMatches({ subjectRegExp: '(', issuer: ISSUER }, identity), false);
+    assert.equal(
+      identityMatches({ subjectRegExp: '.*', issuer: ISSUER }, { subject: undefined, issuer: ISSUER }),
+      false,
+    );
+  });
+});
 
 describe('cosign classic signatures, key-based', () => {
   const payload = simpleSigningPayload(REFERENCE, DIGEST);
@@ -192,13 +227,21 @@ describe('cosign classic signatures, key-based', () => {
       trust,
       now,
     );
+    const malformed = await verifyCosignSignature(
+      layer(payload, signature, { [ANNOTATION_BUNDLE]: '{not json' }),
+      SUBJECT,
+      withRekor,
+      now,
+    );
+    assert.equal(malformed.verified, false);
+    assert.match(malformed.reason ?? '', /^the signature's annotations are malformed: /);
+
     assert.equal(unknownLog.verified, true);
     assert.deepEqual(unknownLog.notes, ['transparency log entry not checked: no Rekor key configured']);
     assert.equal(unknownLog.signedAt, null);
   });
 });
 
-const ISSUER = 'https://accounts.example.com';
 const CA = issue({
   subjectName: 'throwaway fulcio root',
   ca: true,
