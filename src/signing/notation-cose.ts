@@ -118,7 +118,13 @@ export function decodeCoseEnvelope(input: Buffer): NotationEnvelope {
   const tsa = unprotected.get('io.cncf.notary.timestampSignature');
 
   // RFC 9052 section 4.4: Sig_structure = ["Signature1", body_protected, external_aad, payload].
-  const sigStructure = encode(['Signature1', protectedBytes, new Uint8Array(0), payload]);
+  // Plain Uint8Arrays: the encoder writes a Buffer as a tagged object, not as a byte string.
+  const sigStructure = encode([
+    'Signature1',
+    new Uint8Array(protectedBytes),
+    new Uint8Array(0),
+    new Uint8Array(payload),
+  ]);
   return {
     format: 'notation-cose',
     algorithm: alg,
