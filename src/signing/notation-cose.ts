@@ -10,6 +10,7 @@ import {
   AUTHENTIC_SIGNING_TIME,
   EnvelopeError,
   EXPIRY,
+  MAX_CHAIN_LENGTH,
   NOTATION_PAYLOAD_CONTENT_TYPE,
   SIGNING_SCHEME,
   SIGNING_TIME,
@@ -114,6 +115,9 @@ export function decodeCoseEnvelope(input: Buffer): NotationEnvelope {
   // RFC 9360: one certificate may be a bare byte string instead of an array.
   const chain: unknown[] = x5chain instanceof Uint8Array ? [x5chain] : Array.isArray(x5chain) ? x5chain : [];
   if (chain.length === 0) throw new EnvelopeError('the envelope has no x5chain certificate chain');
+  if (chain.length > MAX_CHAIN_LENGTH) {
+    throw new EnvelopeError(`the x5chain has more than ${MAX_CHAIN_LENGTH} certificates`);
+  }
   const certificates = chain.map((c, i) => bytes(c, `x5chain[${i}]`));
   const tsa = unprotected.get('io.cncf.notary.timestampSignature');
 

@@ -17,6 +17,9 @@ export const VERIFICATION_PLUGIN = 'io.cncf.notary.verificationPlugin';
 export const VERIFICATION_PLUGIN_MIN_VERSION = 'io.cncf.notary.verificationPluginMinVersion';
 const UNDERSTOOD_CRITICAL = new Set([SIGNING_SCHEME, EXPIRY, AUTHENTIC_SIGNING_TIME]);
 
+/** The longest certificate chain an envelope may carry; real chains have two to four certificates. */
+export const MAX_CHAIN_LENGTH = 10;
+
 /** The signing algorithms of the specification ("Algorithm Selection"). */
 export type NotationAlgorithm = 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512';
 

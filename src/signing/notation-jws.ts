@@ -8,6 +8,7 @@ import {
   AUTHENTIC_SIGNING_TIME,
   EnvelopeError,
   EXPIRY,
+  MAX_CHAIN_LENGTH,
   NOTATION_PAYLOAD_CONTENT_TYPE,
   SIGNING_SCHEME,
   SIGNING_TIME,
@@ -34,9 +35,12 @@ function b64url(value: unknown, what: string): string {
   return value;
 }
 
+/** RFC 3339 date-time (section 5.6), as the specification requires for JWS signed times. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
 function time(value: unknown, name: string): Date | null {
   if (value === undefined) return null;
-  const t = typeof value === 'string' ? new Date(value) : null;
+  const t = typeof value === 'string' && RFC3339.test(value) ? new Date(value) : null;
   if (t === null || Number.isNaN(t.getTime())) throw new EnvelopeError(`${name} is not an RFC 3339 time`);
   return t;
 }
@@ -88,6 +92,8 @@ export function decodeJwsEnvelope(bytes: Buffer): NotationEnvelope {
   const x5c = header.x5c;
   if (!Array.isArray(x5c) || x5c.length === 0)
     throw new EnvelopeError('the envelope has no x5c certificate chain');
+  if (x5c.length > MAX_CHAIN_LENGTH)
+    throw new EnvelopeError(`the x5c chain has more than ${MAX_CHAIN_LENGTH} certificates`);
   const certificates = x5c.map((c: unknown, i) => {
     if (typeof c !== 'string' || !BASE64.test(c)) throw new EnvelopeError(`x5c[${i}] is not base64`);
     return Buffer.from(c, 'base64');

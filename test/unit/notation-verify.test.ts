@@ -339,7 +339,7 @@ async function makeRoot(name: string): Promise<Issued & { keys: webcrypto.Crypto
 
 async function makeLeaf(
   root: Issued & { keys: webcrypto.CryptoKeyPair },
-  options: { name?: string; rsa?: boolean; notBefore?: Date; notAfter?: Date } = {},
+  options: { name?: string; rsa?: boolean; notBefore?: Date; notAfter?: Date; eku?: string } = {},
 ): Promise<Issued> {
   const keys = await webcrypto.subtle.generateKey(options.rsa === true ? RSA : EC, true, ['sign', 'verify']);
   const cert = await x509.X509CertificateGenerator.create({
@@ -353,7 +353,7 @@ async function makeLeaf(
     signingAlgorithm: EC,
     extensions: [
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.codeSigning]),
+      new x509.ExtendedKeyUsageExtension([options.eku ?? x509.ExtendedKeyUsage.codeSigning]),
     ],
   });
   return issued(cert, keys.privateKey);
@@ -373,6 +373,8 @@ interface EnvelopeOptions {
   readonly attributes?: Record<string, unknown>;
   readonly critical?: string[];
   readonly scheme?: 'notary.x509' | 'notary.x509.signingAuthority';
+  /** The `alg` header, when it should not be the one the key calls for. */
+  readonly alg?: string;
 }
 
 function rawSign(leaf: Issued, data: Buffer): { alg: 'ES256' | 'PS256'; signature: Buffer } {
@@ -397,7 +399,7 @@ function makeJws(o: EnvelopeOptions): Buffer {
     ...Object.keys(o.attributes ?? {}),
   ];
   const header = {
-    alg: o.leaf.key.asymmetricKeyType === 'rsa' ? 'PS256' : 'ES256',
+    alg: o.alg ?? (o.leaf.key.asymmetricKeyType === 'rsa' ? 'PS256' : 'ES256'),
     crit: critical,
     cty: PAYLOAD_CTY,
     'io.cncf.notary.signingScheme': scheme,
@@ -657,6 +659,73 @@ describe('generated envelopes', () => {
     assert.equal(
       reversed.reason,
       'invalid certificate chain: certificate 0 of the chain is not issued by certificate 1',
+    );
+  });
+  it('logs an expired signing certificate under permissive', async () => {
+    const old = await makeLeaf(root, {
+      notBefore: new Date('2021-01-01T00:00:00Z'),
+      notAfter: new Date('2022-01-01T00:00:00Z'),
+    });
+    const permissive = trustOf(
+      [{ type: 'ca', name: 'acme', pems: [root.pem] }],
+      [policy({ signatureVerification: { level: 'permissive' } })],
+    );
+    const verdict = await verifyNotationSignature(
+      makeJws({ leaf: old, chain: [old, root] }),
+      JWS,
+      SUBJECT,
+      permissive,
+      NOW,
+    );
+    assert.equal(verdict.verified, true, verdict.reason ?? '');
+    assert.deepEqual(verdict.notes, [
+      'revocation not checked (offline)',
+      'authenticTimestamp check failed (logged only): the signing certificate expired at 2022-01-01T00:00:00.000Z',
+    ]);
+  });
+
+  it('fails a leaf without the code-signing extended key usage', async () => {
+    const server = await makeLeaf(root, { eku: x509.ExtendedKeyUsage.serverAuth });
+    const verdict = await verifyNotationSignature(
+      makeJws({ leaf: server, chain: [server, root] }),
+      JWS,
+      SUBJECT,
+      trust,
+      NOW,
+    );
+    assert.equal(verdict.verified, false);
+    assert.equal(
+      verdict.reason,
+      "invalid certificate chain: the signing certificate's extended key usage does not include code signing",
+    );
+  });
+
+  it('fails an alg header the signing key does not call for', async () => {
+    const verdict = await verifyNotationSignature(
+      makeJws({ leaf, chain: [leaf, root], alg: 'ES384' }),
+      JWS,
+      SUBJECT,
+      trust,
+      NOW,
+    );
+    assert.equal(verdict.verified, false);
+    assert.equal(
+      verdict.reason,
+      "the signature algorithm ES384 does not match the signing certificate's key (ES256)",
+    );
+  });
+
+  it('fails a signature that requires a verification plugin', async () => {
+    const envelope = makeJws({
+      leaf,
+      chain: [leaf, root],
+      attributes: { 'io.cncf.notary.verificationPlugin': 'com.example.plugin' },
+    });
+    const verdict = await verifyNotationSignature(envelope, JWS, SUBJECT, trust, NOW);
+    assert.equal(verdict.verified, false);
+    assert.equal(
+      verdict.reason,
+      'the signature requires verification plugin com.example.plugin, which Berth does not run',
     );
   });
 });
