@@ -36,8 +36,33 @@ const SIGNATURE_HASHES: Record<string, string | null> = {
 
 /** A verified timestamp: when, and by which TSA certificate. */
 export interface VerifiedTimestamp {
+  /** `TSTInfo.genTime`. */
   readonly time: Date;
+  /** genTime minus and plus the accuracy (RFC 3161 section 2.4.2). */
+  readonly lowerLimit: Date;
+  readonly upperLimit: Date;
   readonly signer: ChainCertificate;
+}
+
+/** The baseline time-stamp policy of RFC 3628 section 5.2, whose accuracy is one second when none is stated. */
+const BASELINE_POLICY = '0.4.0.2023.1.1';
+
+/** The accuracy of a TSTInfo in milliseconds: its `accuracy` field, else 1 s for the baseline policy, else 0. */
+function accuracyMs(tstInfo: ASN1Obj): number {
+  // TSTInfo ::= SEQUENCE { version, policy, messageImprint, serialNumber, genTime, accuracy OPTIONAL, ... }
+  const accuracy = tstInfo.subs[5];
+  if (accuracy === undefined || !accuracy.tag.isUniversal() || accuracy.tag.number !== 0x10) {
+    return tstInfo.subs[1]?.toOID() === BASELINE_POLICY ? 1000 : 0;
+  }
+  let ms = 0;
+  for (const field of accuracy.subs) {
+    // Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL, millis [0] INTEGER OPTIONAL, micros [1] INTEGER OPTIONAL }
+    const value = Number(field.value.length > 0 ? BigInt(`0x${field.value.toString('hex')}`) : 0n);
+    if (field.tag.isContextSpecific(0)) ms += value;
+    else if (field.tag.isContextSpecific(1)) ms += value / 1000;
+    else ms += value * 1000;
+  }
+  return ms;
 }
 
 function at(obj: ASN1Obj | undefined, what: string): ASN1Obj {
@@ -130,7 +155,10 @@ export function verifyTimestampToken(
   const invalid = validityProblem(chain, time);
   if (invalid !== null)
     throw new Error(`at the timestamp's time, ${invalid.replace('the signing', 'the timestamping')}`);
-  return { time, signer };
+  const accuracy = accuracyMs(tstInfo);
+  const lowerLimit = new Date(time.getTime() - accuracy);
+  const upperLimit = new Date(time.getTime() + accuracy);
+  return { time, lowerLimit, upperLimit, signer };
 }
 
 /** The chain from `leaf` up through `pool`, following issuer names and signatures, stopping at a self-signed one. */

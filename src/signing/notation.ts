@@ -10,10 +10,10 @@
  * 3. authenticity: the chain contains a certificate of one of the policy's trust stores of the type the signing
  *    scheme calls for (`ca` for notary.x509, `signingAuthority` for notary.x509.signingAuthority), and the leaf's
  *    subject is a trusted identity;
- * 4. expiry: `io.cncf.notary.expiry` has not passed;
- * 5. authentic timestamp: for notary.x509 the chain is valid at the time an RFC 3161 timestamp countersignature
- *    proves (TSA from the policy's `tsa` stores) or, without one, now; for notary.x509.signingAuthority it is
- *    valid at the authentic signing time;
+ * 4. expiry: `io.cncf.notary.expiry` is later than now;
+ * 5. authentic timestamp: for notary.x509 the chain is valid over the time range an RFC 3161 timestamp
+ *    countersignature proves (genTime ± accuracy; the TSA must chain to one of the policy's `tsa` stores) or,
+ *    without a timestamp, now; for notary.x509.signingAuthority it is valid at the authentic signing time;
  * 6. revocation: needs OCSP or CRL fetches, which an offline verifier cannot make: noted, never failed.
  *
  * Berth's mapping of Notation's outcome to a verdict: `verified` is true only when integrity and authenticity
@@ -36,7 +36,7 @@ import {
 import { decodeJwsEnvelope } from './notation-jws.ts';
 import { decodeCoseEnvelope } from './notation-cose.ts';
 import { checkActions, selectTrustPolicy, type NotationCheck } from './notation-policy.ts';
-import { verifyTimestampToken } from './notation-timestamp.ts';
+import { verifyTimestampToken, type VerifiedTimestamp } from './notation-timestamp.ts';
 import {
   chainsTo,
   codeSigningChainProblem,
@@ -136,7 +136,7 @@ function verify(
     const problem = authenticityProblem(envelope, chain, leaf, policy, trust);
     if (problem !== null) failures.push({ check: 'authenticity', message: problem });
   }
-  if (actions.expiry !== 'skip' && envelope.expiry !== null && now > envelope.expiry) {
+  if (actions.expiry !== 'skip' && envelope.expiry !== null && now >= envelope.expiry) {
     failures.push({ check: 'expiry', message: `the signature expired at ${envelope.expiry.toISOString()}` });
   }
   if (actions.authenticTimestamp !== 'skip') {
@@ -281,29 +281,31 @@ function authenticTimestamp(
     };
   }
   if (e.timestampToken !== null) {
+    // The spec's "Validate Trusted Timestamp": a timestamp must chain to a tsa trust store of the policy.
     const tsa = storeCertificates(policy, trust, 'tsa');
-    if (tsa.names.length > 0) {
-      try {
-        const { time } = verifyTimestampToken(e.timestampToken, e.signature, tsa.certificates);
-        const problem = validityProblem(chain, time);
-        return {
-          problem: problem === null ? null : `at the timestamp's time ${time.toISOString()}, ${problem}`,
-          note: null,
-          provenTime: problem === null ? time : null,
-        };
-      } catch (err) {
-        return {
-          problem: `the timestamp countersignature does not verify: ${(err as Error).message}`,
-          note: null,
-          provenTime: null,
-        };
-      }
+    if (tsa.names.length === 0) {
+      return {
+        problem: `the signature has a timestamp countersignature, but trust policy ${policy.name} has no tsa trust store`,
+        note: null,
+        provenTime: null,
+      };
     }
-    const problem = validityProblem(chain, now);
+    let stamp: VerifiedTimestamp;
+    try {
+      stamp = verifyTimestampToken(e.timestampToken, e.signature, tsa.certificates);
+    } catch (err) {
+      return {
+        problem: `the timestamp countersignature does not verify: ${(err as Error).message}`,
+        note: null,
+        provenTime: null,
+      };
+    }
+    // The whole range genTime ± accuracy must fall within the chain's validity.
+    const problem = validityProblem(chain, stamp.lowerLimit) ?? validityProblem(chain, stamp.upperLimit);
     return {
-      problem,
-      note: `timestamp countersignature not verified: trust policy ${policy.name} has no tsa trust store`,
-      provenTime: null,
+      problem: problem === null ? null : `at the timestamp's time ${stamp.time.toISOString()}, ${problem}`,
+      note: null,
+      provenTime: problem === null ? stamp.time : null,
     };
   }
   return { problem: validityProblem(chain, now), note: null, provenTime: null };

@@ -113,10 +113,20 @@ describe('real notation envelopes', () => {
     assert.equal(verdict.signedAt, '2024-06-18T06:29:37.000Z');
 
     const withoutTsa = trustOf([{ type: 'ca', name: 'acme', pems: [alpine2023] }], [policy()]);
-    const expired = await verifyNotationSignature(envelope, JWS, subjectOf(envelope), withoutTsa, later);
-    assert.equal(expired.verified, false);
-    assert.equal(expired.reason, 'the signing certificate expired at 2033-05-10T04:55:12.000Z');
-    assert.ok(expired.notes.some((n) => n.includes('no tsa trust store')));
+    const unproven = await verifyNotationSignature(envelope, JWS, subjectOf(envelope), withoutTsa, later);
+    assert.equal(unproven.verified, false);
+    assert.equal(
+      unproven.reason,
+      'the signature has a timestamp countersignature, but trust policy images has no tsa trust store',
+    );
+    const permissive = trustOf(
+      [{ type: 'ca', name: 'acme', pems: [alpine2023] }],
+      [policy({ signatureVerification: { level: 'permissive' } })],
+    );
+    const logged = await verifyNotationSignature(envelope, JWS, subjectOf(envelope), permissive, NOW);
+    assert.equal(logged.verified, true);
+    assert.equal(logged.signedAt, '2024-06-18T06:29:33.000Z'); // not proven: the self-claimed signing time
+    assert.ok(logged.notes.some((n) => n.startsWith('authenticTimestamp check failed (logged only): ')));
   });
 
   it('fails a timestamp whose TSA is not in the tsa trust store', async () => {
@@ -133,6 +143,29 @@ describe('real notation envelopes', () => {
     assert.equal(
       verdict.reason,
       'the timestamp countersignature does not verify: the timestamping certificate is not trusted by a tsa trust store',
+    );
+  });
+
+  it('fails a timestamp taken over another signature', async () => {
+    // The unprotected header is not signed: move the timestamp to an envelope it was not made for.
+    const stamped = JSON.parse(fixtureText('jws-with-timestamp.sig')) as { header: Record<string, unknown> };
+    const target = JSON.parse(fixtureText('jws-without-timestamp.sig')) as {
+      header: Record<string, unknown>;
+    };
+    target.header['io.cncf.notary.timestampSignature'] = stamped.header['io.cncf.notary.timestampSignature'];
+    const envelope = Buffer.from(JSON.stringify(target));
+    const trust = trustOf(
+      [
+        { type: 'ca', name: 'acme', pems: [alpine2023] },
+        { type: 'tsa', name: 'globalsign', pems: [globalsign] },
+      ],
+      [policy({ trustStores: ['ca:acme', 'tsa:globalsign'] })],
+    );
+    const verdict = await verifyNotationSignature(envelope, JWS, subjectOf(envelope), trust, NOW);
+    assert.equal(verdict.verified, false);
+    assert.equal(
+      verdict.reason,
+      'the timestamp countersignature does not verify: the timestamp is not over this signature',
     );
   });
 
