@@ -80,9 +80,10 @@ export function codeSigningChainProblem(chain: readonly ChainCertificate[]): str
 }
 
 /**
- * The leaf requirements shared by signing and timestamping certificates: not a CA, key usage present with
- * digitalSignature and without keyCertSign, and when extended key usages are present they include `eku` and not
- * anyExtendedKeyUsage (nor timeStamping for a code-signing certificate).
+ * The leaf requirements the specification ("Certificate Requirements") sets for signing and timestamping
+ * certificates: not a CA; key usage present, critical, with digitalSignature (and without keyCertSign); extended
+ * key usage present with `eku` (code signing or time stamping), without anyExtendedKeyUsage, and a code-signing
+ * certificate without timeStamping.
  */
 export function leafProblem(leaf: ChainCertificate, eku: string, purpose: string): string | null {
   if (leaf.asn.extBasicConstraints?.isCA === true) return 'the signing certificate is a CA certificate';
@@ -90,16 +91,14 @@ export function leafProblem(leaf: ChainCertificate, eku: string, purpose: string
   if (ku === undefined || !ku.digitalSignature) {
     return 'the signing certificate lacks the digitalSignature key usage';
   }
+  if (!ku.critical) return 'the signing certificate key usage extension is not critical';
   if (ku.keyCertSign) return 'the signing certificate has the keyCertSign key usage';
-  const ekus = leaf.cert.keyUsage;
-  if (ekus !== undefined && ekus.length > 0) {
-    if (!ekus.includes(eku))
-      return `the signing certificate's extended key usage does not include ${purpose}`;
-    if (ekus.includes(EKU_ANY))
-      return 'the signing certificate has the anyExtendedKeyUsage extended key usage';
-    if (eku === EKU_CODE_SIGNING && ekus.includes(EKU_TIME_STAMPING)) {
-      return 'the signing certificate has the timeStamping extended key usage';
-    }
+  // `keyUsage` of node:crypto's certificate is the extended key usage list (undefined when absent).
+  const ekus = leaf.cert.keyUsage ?? [];
+  if (!ekus.includes(eku)) return `the signing certificate's extended key usage does not include ${purpose}`;
+  if (ekus.includes(EKU_ANY)) return 'the signing certificate has the anyExtendedKeyUsage extended key usage';
+  if (eku === EKU_CODE_SIGNING && ekus.includes(EKU_TIME_STAMPING)) {
+    return 'the signing certificate has the timeStamping extended key usage';
   }
   return null;
 }

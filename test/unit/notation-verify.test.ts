@@ -372,7 +372,7 @@ async function makeRoot(name: string): Promise<Issued & { keys: webcrypto.Crypto
 
 async function makeLeaf(
   root: Issued & { keys: webcrypto.CryptoKeyPair },
-  options: { name?: string; rsa?: boolean; notBefore?: Date; notAfter?: Date; eku?: string } = {},
+  options: { name?: string; rsa?: boolean; notBefore?: Date; notAfter?: Date; eku?: string | null } = {},
 ): Promise<Issued> {
   const keys = await webcrypto.subtle.generateKey(options.rsa === true ? RSA : EC, true, ['sign', 'verify']);
   const cert = await x509.X509CertificateGenerator.create({
@@ -386,7 +386,9 @@ async function makeLeaf(
     signingAlgorithm: EC,
     extensions: [
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([options.eku ?? x509.ExtendedKeyUsage.codeSigning]),
+      ...(options.eku === null
+        ? []
+        : [new x509.ExtendedKeyUsageExtension([options.eku ?? x509.ExtendedKeyUsage.codeSigning])]),
     ],
   });
   return issued(cert, keys.privateKey);
@@ -718,6 +720,18 @@ describe('generated envelopes', () => {
   });
 
   it('fails a leaf without the code-signing extended key usage', async () => {
+    const bare = await makeLeaf(root, { eku: null });
+    const missing = await verifyNotationSignature(
+      makeJws({ leaf: bare, chain: [bare, root] }),
+      JWS,
+      SUBJECT,
+      trust,
+      NOW,
+    );
+    assert.equal(
+      missing.reason,
+      "invalid certificate chain: the signing certificate's extended key usage does not include code signing",
+    );
     const server = await makeLeaf(root, { eku: x509.ExtendedKeyUsage.serverAuth });
     const verdict = await verifyNotationSignature(
       makeJws({ leaf: server, chain: [server, root] }),
