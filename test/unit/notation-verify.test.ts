@@ -313,6 +313,30 @@ describe('real notation envelopes', () => {
     );
   });
 
+  it('answers every truncation of an envelope with a verdict', async () => {
+    const trust = trustOf([{ type: 'ca', name: 'acme', pems: [alpine2023] }], [policy()]);
+    const jws = fixture('jws-with-timestamp.sig');
+    const root = await makeRoot('CN=Truncation Root, O=Acme, C=US');
+    const leaf = await makeLeaf(root);
+    const cose = makeCose({ leaf, chain: [leaf, root] });
+    for (const [envelope, mediaType] of [
+      [jws, JWS],
+      [cose, COSE],
+    ] as const) {
+      for (let end = 0; end < envelope.length; end += 7) {
+        const verdict = await verifyNotationSignature(
+          envelope.subarray(0, end),
+          mediaType,
+          SUBJECT,
+          trust,
+          NOW,
+        );
+        assert.equal(verdict.verified, false);
+        assert.ok(verdict.reason !== null && verdict.reason.length > 0);
+      }
+    }
+  });
+
   it('refuses other media types and malformed envelopes', async () => {
     const trust = trustOf([{ type: 'ca', name: 'acme', pems: [alpine2023] }], [policy()]);
     const subject = subjectOf(fixture('jws-signature.sig'));
