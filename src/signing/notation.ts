@@ -72,6 +72,7 @@ export async function verifyNotationSignature(
         ? 'notation-cose'
         : null;
   if (format === null) {
+    // The verdict needs a format; the JWS one stands for "not a known Notation envelope" here.
     return unverified(
       'notation',
       'notation-jws',
@@ -142,7 +143,6 @@ function verify(
   if (actions.authenticTimestamp !== 'skip') {
     const result = authenticTimestamp(envelope, chain, policy, trust, now);
     if (result.problem !== null) failures.push({ check: 'authenticTimestamp', message: result.problem });
-    if (result.note !== null) notes.push(result.note);
     if (result.provenTime !== null) signedAt = result.provenTime.toISOString();
   }
   if (actions.revocation !== 'skip') notes.push(REVOCATION_NOTE);
@@ -159,9 +159,11 @@ function verify(
     return unverified(
       'notation',
       format,
-      logged === undefined
-        ? `${atLevel}: the signature is authentic, but the level only records verification results`
-        : `${atLevel}: ${logged.message}`,
+      logged !== undefined
+        ? `${atLevel}: ${logged.message}`
+        : actions.authenticity === 'skip'
+          ? `${atLevel}: authenticity is not checked`
+          : `${atLevel}: the signature is authentic, but the level only records verification results`,
       extra,
     );
   }
@@ -270,13 +272,12 @@ function authenticTimestamp(
   policy: NotationTrustPolicy,
   trust: NotationTrust,
   now: Date,
-): { problem: string | null; note: string | null; provenTime: Date | null } {
+): { problem: string | null; provenTime: Date | null } {
   if (e.signingScheme === 'notary.x509.signingAuthority') {
     const time = e.authenticSigningTime as Date;
     const problem = validityProblem(chain, time);
     return {
       problem: problem === null ? null : `at the authentic signing time ${time.toISOString()}, ${problem}`,
-      note: null,
       provenTime: problem === null ? time : null,
     };
   }
@@ -286,7 +287,6 @@ function authenticTimestamp(
     if (tsa.names.length === 0) {
       return {
         problem: `the signature has a timestamp countersignature, but trust policy ${policy.name} has no tsa trust store`,
-        note: null,
         provenTime: null,
       };
     }
@@ -296,7 +296,6 @@ function authenticTimestamp(
     } catch (err) {
       return {
         problem: `the timestamp countersignature does not verify: ${(err as Error).message}`,
-        note: null,
         provenTime: null,
       };
     }
@@ -304,9 +303,8 @@ function authenticTimestamp(
     const problem = validityProblem(chain, stamp.lowerLimit) ?? validityProblem(chain, stamp.upperLimit);
     return {
       problem: problem === null ? null : `at the timestamp's time ${stamp.time.toISOString()}, ${problem}`,
-      note: null,
       provenTime: problem === null ? stamp.time : null,
     };
   }
-  return { problem: validityProblem(chain, now), note: null, provenTime: null };
+  return { problem: validityProblem(chain, now), provenTime: null };
 }
