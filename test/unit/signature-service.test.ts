@@ -5,6 +5,7 @@
  * pushed signatures, and the pull decision: modes, bypass, artifacts, and the index rules.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -255,6 +256,92 @@ for (const kind of await testDatabases()) {
       });
       assert.deepEqual(await signatures.checkPull(x, never), { outcome: 'pass', reason: 'signed' });
       await assert.rejects(signatures.checkPull(y, never), SignatureRequiredError);
+    });
+
+    it('verifies real Notation and sigstore bundle signatures pushed as referrers', async () => {
+      const fixtures = new URL('../fixtures/signing/', import.meta.url);
+      const read = (path: string) => readFileSync(new URL(path, fixtures));
+      const envelope = read('notation/jws-without-timestamp.sig');
+      const { targetArtifact } = JSON.parse(
+        Buffer.from((JSON.parse(envelope.toString()) as { payload: string }).payload, 'base64url').toString(),
+      ) as { targetArtifact: { mediaType: string; digest: Digest; size: number } };
+      const bundle = read('cosign/conformance-intoto-key/bundle.sigstore.json');
+      const bundleSubject =
+        'sha256:a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf' as Digest;
+      clock = Date.parse('2025-06-01T00:00:00Z'); // within the Notation certificate's validity
+      await signatures.setTrust(
+        'library',
+        {
+          mode: 'enforce',
+          cosign: {
+            keys: [
+              { name: 'conformance', publicKey: read('cosign/conformance-intoto-key/key.pub').toString() },
+            ],
+          },
+          notation: {
+            trustStores: [
+              { type: 'ca', name: 'alpine', certificates: [read('notation/alpine-2023.crt').toString()] },
+            ],
+            trustPolicies: [
+              {
+                name: 'all',
+                registryScopes: ['*'],
+                signatureVerification: { level: 'strict' },
+                trustStores: ['ca:alpine'],
+                trustedIdentities: ['*'],
+              },
+            ],
+          },
+        },
+        null,
+      );
+      const empty = blobOf(Buffer.from('{}'));
+      const pushReferrer = async (
+        artifactType: string,
+        layerType: string,
+        content: Buffer,
+        subject: Digest,
+      ) => {
+        const layer = blobOf(content);
+        await putBlob('library/alpine', empty);
+        await putBlob('library/alpine', layer);
+        const manifest = blobOf(
+          Buffer.from(
+            JSON.stringify({
+              schemaVersion: 2,
+              mediaType: OCI_MANIFEST,
+              artifactType,
+              config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty.digest, size: 2 },
+              layers: [{ mediaType: layerType, digest: layer.digest, size: layer.size }],
+              subject: { mediaType: OCI_MANIFEST, digest: subject, size: 1000 },
+            }),
+          ),
+        );
+        return putManifest('library/alpine', manifest);
+      };
+      await pushReferrer(
+        'application/vnd.cncf.notary.signature',
+        'application/jose+json',
+        envelope,
+        targetArtifact.digest,
+      );
+      const [notation] = await signatures.verdictsFor('library/alpine', targetArtifact.digest);
+      assert.deepEqual(
+        [notation?.tool, notation?.format, notation?.verified, notation?.signer],
+        ['notation', 'notation-jws', true, 'C=US, ST=WA, L=Seattle, O=Notary, CN=alpine'],
+      );
+      const media = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+      await pushReferrer(media, media, bundle, bundleSubject);
+      const [sigstore] = await signatures.verdictsFor('library/alpine', bundleSubject);
+      assert.deepEqual(
+        [sigstore?.tool, sigstore?.format, sigstore?.verified, sigstore?.signer],
+        ['cosign', 'sigstore-bundle', true, 'conformance'],
+      );
+      // The same signatures verify nothing in a namespace that trusts other signers.
+      assert.equal(await signatures.isSigned('library/alpine', targetArtifact.digest), true);
+      await signatures.setTrust('library', trustCi('enforce'), null);
+      assert.equal(await signatures.isSigned('library/alpine', targetArtifact.digest), false);
+      assert.equal(await signatures.isSigned('library/alpine', bundleSubject), false);
     });
 
     it('refuses pushing a signature that does not verify when admission is on', async () => {
