@@ -1,7 +1,7 @@
 /**
  * Cosign signature verification (signing/cosign.ts: classic simple-signing layers; signing/sigstore-bundle.ts:
  * sigstore bundles as cosign 3 pushes them). Real bundles from sigstore's public test data (see
- * test/fixtures/signing/cosign/SOURCES.md) must verify with their own trust material; throwaway keys, CAs and a
+ * test/fixtures/README.md) must verify with their own trust material; throwaway keys, CAs and a
  * throwaway Rekor (test/helpers/sigstore-forge.ts) make the classic signatures and every negative case.
  */
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * Notation signature verification: real envelopes made by notation (test/fixtures/signing/notation/SOURCES.md)
+ * Notation signature verification: real envelopes made by notation (test/fixtures/README.md)
  * and envelopes made here with throwaway certificates, for the cases the real data does not cover.
  */
 import assert from 'node:assert/strict';
