@@ -1,9 +1,11 @@
-/** The verifiers of every signature format Berth recognises. */
+/** The verifiers of every signature format Berth recognises, as the signature service uses them. */
+import { verifyCosignSignature } from './cosign.ts';
 import type { SignatureVerifiers } from './service.ts';
+import { verifySigstoreBundle } from './sigstore-bundle.ts';
 import { unverified } from './verdict.ts';
 
 export const signatureVerifiers: SignatureVerifiers = {
-  cosign: () => Promise.resolve(unverified('cosign', 'cosign-simple-signing', 'PENDING')),
-  sigstoreBundle: () => Promise.resolve(unverified('cosign', 'sigstore-bundle', 'PENDING')),
+  cosign: verifyCosignSignature,
+  sigstoreBundle: verifySigstoreBundle,
   notation: () => Promise.resolve(unverified('notation', 'notation-jws', 'PENDING')),
 };
