@@ -46,9 +46,9 @@ import {
   type ImageLayout,
   type IndexLayout,
 } from '../helpers/oci-layout.ts';
+import { newSigningKey } from '../helpers/cosign-signature.ts';
 import {
   COSIGN_ARTIFACT_TYPE,
-  generateCosignKey,
   pushManifest,
   signAsReferrer,
   signWithTag,
@@ -93,8 +93,8 @@ describe(
     let dockerd: RunningDockerd | undefined;
     let containerd: RunningContainerd | undefined;
     let pulls = 0;
-    const trusted = generateCosignKey();
-    const untrusted = generateCosignKey();
+    const trusted = newSigningKey();
+    const untrusted = newSigningKey();
     const images = new Map<string, ImageLayout>();
     const indexes = new Map<string, IndexLayout>();
 
@@ -288,7 +288,7 @@ describe(
         repository: 'signed/app',
         subject: descriptorOf(image),
         dockerReference: `${host}/signed/app`,
-        key: trusted.privateKey,
+        key: trusted,
       });
       assert.equal(signature.tag, `sha256-${image.manifestDigest.slice('sha256:'.length)}.sig`);
       // The signature itself is an artifact: readable by the reader under enforce.
@@ -320,7 +320,7 @@ describe(
         repository: 'signed/multi',
         subject: descriptorOf(index),
         dockerReference: `${host}/signed/multi`,
-        key: trusted.privateKey,
+        key: trusted,
       });
       assert.equal((await getManifest('signed/multi', 'signed', 'dev')).status, 200);
       for (const child of index.children) {
@@ -349,7 +349,7 @@ describe(
         repository: 'signed/app',
         subject: descriptorOf(image),
         dockerReference: `${host}/signed/app`,
-        key: trusted.privateKey,
+        key: trusted,
       });
       const referrers = await fetch(`${url}/v2/signed/app/referrers/${image.manifestDigest}`, {
         headers: { authorization: basic('dev') },
@@ -377,7 +377,7 @@ describe(
           repository: 'signed/app',
           subject: descriptorOf(image),
           dockerReference: `${host}/signed/app`,
-          key: untrusted.privateKey,
+          key: untrusted,
         });
       }
       assert.equal((await getManifest('signed/app', 'untrusted', 'dev')).status, 412);
