@@ -11,8 +11,14 @@
  * 4. a multi-platform index whose index alone is signed pulls (its children pass as children of a signed index);
  *    an unsigned index of unsigned children is refused;
  * 5. a signature pushed as an OCI 1.1 referrer (`subject`) makes its image pullable;
- * 6. a signature by a key the namespace does not trust does not;
+ * 6. a signature by a key the namespace does not trust does not, nor a trusted signature of another image;
  * 7. under `warn`, an unsigned image pulls and the manifest response carries a `Warning` header.
+ * Also: an unsigned image that names a `subject` or calls itself a cosign signature (clients run it all the same)
+ * is refused; rotating the trusted key re-decides every image.
+ *
+ * What the clients print on a refusal: docker, podman and skopeo show the registry's message (docker prefixed
+ * with "pull access denied ... may require 'docker login'", its wording for any DENIED code); ctr resolves with
+ * HEAD, whose 412 carries no body, and prints only "412 Precondition Failed".
  *
  * The registry runs in this process (the real app listening on a loopback port) so the test configures trust
  * through `services.signatures.setTrust`, as the admin API does.
@@ -46,9 +52,16 @@ import {
   type ImageLayout,
   type IndexLayout,
 } from '../helpers/oci-layout.ts';
-import { newSigningKey } from '../helpers/cosign-signature.ts';
+import {
+  newSigningKey,
+  sigManifest,
+  sigTag,
+  signatureLayer,
+  simpleSigningPayload,
+} from '../helpers/cosign-signature.ts';
 import {
   COSIGN_ARTIFACT_TYPE,
+  pushBlob,
   pushManifest,
   signAsReferrer,
   signWithTag,
@@ -370,22 +383,33 @@ describe(
       await mustPull(client, 'signed/app:referrer', 'dev');
     });
 
-    it('signs signed/app:untrusted with a key the namespace does not trust', async () => {
+    it('signs signed/app:untrusted with an untrusted key, and replays a trusted signature of another image', async () => {
       const image = imageOf('untrusted');
-      for (const sign of [signWithTag, signAsReferrer]) {
-        await sign(asCi(), {
-          repository: 'signed/app',
-          subject: descriptorOf(image),
-          dockerReference: `${host}/signed/app`,
-          key: untrusted,
-        });
-      }
+      const dockerReference = `${host}/signed/app`;
+      // The .sig manifest holds two signatures, as cosign appends them: one by a key the namespace does not
+      // trust, and a valid signature by the trusted key of another image (v1), copied here.
+      const layers = [
+        signatureLayer(untrusted, simpleSigningPayload(dockerReference, image.manifestDigest)),
+        signatureLayer(trusted, simpleSigningPayload(dockerReference, imageOf('v1').manifestDigest)),
+      ];
+      const { config, manifest } = sigManifest(layers);
+      for (const blob of [...layers.map((l) => l.blob), config]) await pushBlob(asCi(), 'signed/app', blob);
+      await pushManifest(asCi(), 'signed/app', sigTag(image.manifestDigest), manifest.bytes);
+      await signAsReferrer(asCi(), {
+        repository: 'signed/app',
+        subject: descriptorOf(image),
+        dockerReference,
+        key: untrusted,
+      });
       assert.equal((await getManifest('signed/app', 'untrusted', 'dev')).status, 412);
     });
 
-    eachClient('6. a signature by an untrusted key does not unlock the pull', async (client, t) => {
-      await mustRefuse(client, t, 'signed/app:untrusted', 'dev');
-    });
+    eachClient(
+      '6. an untrusted key, or a trusted signature of another image, does not unlock the pull',
+      async (client, t) => {
+        await mustRefuse(client, t, 'signed/app:untrusted', 'dev');
+      },
+    );
 
     it('an unsigned image that names a subject or calls itself a signature is still an image', async () => {
       // Clients run these: they ignore `subject` and `artifactType`.
