@@ -37,6 +37,10 @@ const SBOM_TYPES = new Set([
   'application/vnd.syft+json',
 ]);
 
+/** Layer media types that container runtimes unpack as filesystem layers. */
+const CONTAINER_LAYER_RE =
+  /^application\/vnd\.(oci\.image\.layer(\.nondistributable)?\.v1\.tar(\+gzip|\+zstd)?|docker\.image\.rootfs\.(foreign\.)?diff\.tar\.gzip)$/;
+
 /** Media types of sigstore bundles, whatever their version. */
 const SIGSTORE_BUNDLE_RE = /^application\/vnd\.dev\.sigstore\.bundle(\.v0\.[1-9])?\+json(;.*)?$/;
 
@@ -110,6 +114,22 @@ export function classifyManifest(
     .map((l) => (typeof l?.mediaType === 'string' ? l.mediaType : ''))
     .filter((t) => t !== '');
   const declared = [artifactType, configType].filter((t): t is string => t !== null);
+  const imageConfig =
+    configType === MediaType.OciConfig || configType === 'application/vnd.docker.container.image.v1+json';
+
+  // A manifest clients can run (an image config and filesystem layers only) is an image whatever else it says:
+  // docker, podman and containerd ignore `artifactType` and `subject`, so honouring them would let an unsigned
+  // image through enforcement by calling itself a signature or naming a subject. Signatures, attestations and
+  // SBOMs always carry a layer of their own media type.
+  const rawLayers = Array.isArray(body.layers) ? body.layers : [];
+  if (
+    imageConfig &&
+    rawLayers.length > 0 &&
+    layerTypes.length === rawLayers.length &&
+    layerTypes.every((t) => CONTAINER_LAYER_RE.test(t))
+  ) {
+    return { kind: 'image', isIndex: false };
+  }
 
   if (declared.includes(ArtifactType.NotarySignature))
     return { kind: 'signature', format: 'notation', subject };
@@ -148,8 +168,6 @@ export function classifyManifest(
     // An index with an artifactType is an artifact index, not a multi-platform image.
     return artifactType === null ? { kind: 'image', isIndex: true } : { kind: 'other' };
   }
-  const imageConfig =
-    configType === MediaType.OciConfig || configType === 'application/vnd.docker.container.image.v1+json';
   if (artifactType === null && imageConfig && subject === null) return { kind: 'image', isIndex: false };
   return { kind: 'other' };
 }

@@ -111,6 +111,43 @@ describe('classifyManifest', () => {
     }
   });
 
+  it('a runnable image stays an image whatever artifactType or subject it declares', () => {
+    const subject = { mediaType: OCI_MANIFEST, digest: SUBJECT, size: 100 };
+    const layers = ['application/vnd.oci.image.layer.v1.tar+gzip', 'application/vnd.oci.image.layer.v1.tar'];
+    for (const extra of [
+      { subject },
+      { artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json', subject },
+      { artifactType: 'application/vnd.cncf.notary.signature' },
+      { artifactType: 'application/vnd.in-toto+json', subject },
+    ]) {
+      assert.deepEqual(
+        classifyManifest(manifest('application/vnd.oci.image.config.v1+json', layers, extra), OCI_MANIFEST),
+        { kind: 'image', isIndex: false },
+        JSON.stringify(extra),
+      );
+    }
+    const docker = manifest(
+      'application/vnd.docker.container.image.v1+json',
+      ['application/vnd.docker.image.rootfs.diff.tar.gzip'],
+      { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', subject },
+    );
+    assert.deepEqual(classifyManifest(docker, 'application/vnd.docker.distribution.manifest.v2+json'), {
+      kind: 'image',
+      isIndex: false,
+    });
+    // A signature layer among them keeps it a signature (cosign's tag scheme uses an image config too).
+    assert.equal(
+      classifyManifest(
+        manifest('application/vnd.oci.image.config.v1+json', [
+          'application/vnd.oci.image.layer.v1.tar+gzip',
+          'application/vnd.dev.cosign.simplesigning.v1+json',
+        ]),
+        OCI_MANIFEST,
+      ).kind,
+      'signature',
+    );
+  });
+
   it('tells images and indexes from other artifacts and unreadable bytes', () => {
     assert.deepEqual(
       classifyManifest(manifest('application/vnd.oci.image.config.v1+json', ['x/y']), OCI_MANIFEST),
