@@ -108,7 +108,7 @@ export const RECOMPUTE_QUEUE = 'signatures.recompute';
 /** A signature layer larger than this is not read (no signature format comes near it). */
 const MAX_SIGNATURE_BYTES = 4 * 1024 * 1024;
 const RECOMPUTE_PAGE = 100;
-const SIGNED_TTL_MS = 10_000;
+const SIGNED_TTL_MS = 2_000;
 const UNSIGNED_TTL_MS = 1_000;
 const SIGNED_CACHE_SIZE = 10_000;
 
@@ -287,7 +287,8 @@ export class SignatureService {
   /**
    * True when `digest` in `repository` has a verified signature under the namespace's current trust. Answers are
    * cached briefly per trust revision (a signed answer SIGNED_TTL_MS, an unsigned one UNSIGNED_TTL_MS), so the
-   * pulls of one image's layers and platforms cost one lookup; a new trust revision is a new key.
+   * pulls of one image's layers and platforms cost one lookup; a new trust revision is a new key. A signature
+   * deleted (or a trust changed) on another instance counts here for at most that long.
    */
   async isSigned(repository: string, digest: Digest): Promise<boolean> {
     const { revision } = await this.trustOf(namespaceOf(repository));

@@ -344,6 +344,66 @@ for (const kind of await testDatabases()) {
       assert.equal(await signatures.isSigned('library/alpine', bundleSubject), false);
     });
 
+    it('verifies signatures made by cosign v3: a classic .sig manifest and a bundle referrer', async () => {
+      const dir = new URL('../fixtures/signing/cosign/', import.meta.url);
+      const read = (path: string) => readFileSync(new URL(path, dir));
+      const sparse = new Registry({
+        ...registry.deps,
+        options: { ...registry.deps.options, sparseManifests: true },
+      });
+      await signatures.setTrust(
+        'tobby',
+        {
+          mode: 'enforce',
+          cosign: {
+            keys: [
+              { name: 'classic', publicKey: read('cosign-v3-classic/cosign.pub').toString() },
+              { name: 'bundle', publicKey: read('cosign-v3-bundle/cosign.pub').toString() },
+            ],
+          },
+        },
+        null,
+      );
+      // The classic signature, under cosign's tag (its config blob was not published: the manifest is sparse).
+      const classicSubject =
+        'sha256:f20c43161d73848408ef247f0ec7111b19fe58ffebc0cbcaa0d2c8bda4967268' as Digest;
+      await putBlob('tobby/fixture', blobOf(read('cosign-v3-classic/payload.json')));
+      const classic = read('cosign-v3-classic/signature-manifest.json');
+      await sparse.manifests.put({
+        repository: 'tobby/fixture',
+        reference: parseReference(sigTag(classicSubject), true),
+        body: classic,
+        contentType: OCI_MANIFEST,
+      });
+      const [c] = await signatures.verdictsFor('tobby/fixture', classicSubject);
+      assert.deepEqual(
+        [c?.format, c?.verified, c?.signer, c?.reason],
+        ['cosign-simple-signing', true, 'classic', null],
+      );
+      // The bundle, as the referrer cosign 3 pushes by default.
+      const bundleSubject =
+        'sha256:d7d5640c741c60b47fa4b5530daa20a6469b55754a89dd42adbadadb59f9093c' as Digest;
+      await putBlob('tobby/fixture', blobOf(Buffer.from('{}')));
+      await putBlob('tobby/fixture', blobOf(read('cosign-v3-bundle/bundle.sigstore.json')));
+      await putManifest('tobby/fixture', blobOf(read('cosign-v3-bundle/referring-manifest.json')));
+      const [b] = await signatures.verdictsFor('tobby/fixture', bundleSubject);
+      assert.deepEqual(
+        [b?.format, b?.verified, b?.signer, b?.reason],
+        ['sigstore-bundle', true, 'bundle', null],
+      );
+      // Each key verifies only its own signature.
+      await signatures.setTrust(
+        'tobby',
+        {
+          mode: 'enforce',
+          cosign: { keys: [{ name: 'bundle', publicKey: read('cosign-v3-bundle/cosign.pub').toString() }] },
+        },
+        null,
+      );
+      assert.equal(await signatures.isSigned('tobby/fixture', classicSubject), false);
+      assert.equal(await signatures.isSigned('tobby/fixture', bundleSubject), true);
+    });
+
     it('refuses pushing a signature that does not verify when admission is on', async () => {
       await signatures.setTrust('team', trustCi('enforce', { admission: true }), null);
       const image = await pushImage('team/app', 'v1');
