@@ -117,19 +117,11 @@ export function classifyManifest(
   const imageConfig =
     configType === MediaType.OciConfig || configType === 'application/vnd.docker.container.image.v1+json';
 
-  // A manifest clients can run (an image config and filesystem layers only) is an image whatever else it says:
-  // docker, podman and containerd ignore `artifactType` and `subject`, so honouring them would let an unsigned
-  // image through enforcement by calling itself a signature or naming a subject. Signatures, attestations and
-  // SBOMs always carry a layer of their own media type.
-  const rawLayers = Array.isArray(body.layers) ? body.layers : [];
-  if (
-    imageConfig &&
-    rawLayers.length > 0 &&
-    layerTypes.length === rawLayers.length &&
-    layerTypes.every((t) => CONTAINER_LAYER_RE.test(t))
-  ) {
-    return { kind: 'image', isIndex: false };
-  }
+  // A manifest with a filesystem layer is an image whatever else it says: docker, podman and containerd ignore
+  // `artifactType` and `subject`, and unpack such layers whatever the config's media type, so honouring the
+  // declarations would let an unsigned image through enforcement by calling itself a signature, naming a subject
+  // or declaring an odd config. Signatures, attestations and SBOMs carry layers of their own media types only.
+  if (layerTypes.some((t) => CONTAINER_LAYER_RE.test(t))) return { kind: 'image', isIndex: false };
 
   if (declared.includes(ArtifactType.NotarySignature))
     return { kind: 'signature', format: 'notation', subject };
@@ -168,7 +160,8 @@ export function classifyManifest(
     // An index with an artifactType is an artifact index, not a multi-platform image.
     return artifactType === null ? { kind: 'image', isIndex: true } : { kind: 'other' };
   }
-  if (artifactType === null && imageConfig && subject === null) return { kind: 'image', isIndex: false };
+  // An image config makes it an image too, whatever it declares (see above).
+  if (imageConfig) return { kind: 'image', isIndex: false };
   return { kind: 'other' };
 }
 
