@@ -793,7 +793,12 @@ export class AdminService {
    * Allows the system and principals that may perform `action` on `repository` (system administrators, namespace
    * roles, repository rules, and pulls from a public namespace); otherwise throws `forbidden`.
    */
-  async requireRepositoryAction(actor: Actor, repository: string, action: Action, what: string): Promise<void> {
+  async requireRepositoryAction(
+    actor: Actor,
+    repository: string,
+    action: Action,
+    what: string,
+  ): Promise<void> {
     if (this.isSystem(actor)) return;
     const actions = await this.deps.authorizer.repositoryActions(actor.principal as Principal, repository);
     if (!actions.has(action)) await this.deny(actor, `${what} ${repository} needs ${action} access`);

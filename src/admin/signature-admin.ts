@@ -14,12 +14,7 @@ import type { Digest } from '../oci/digest.ts';
 import { RegistryError } from '../oci/errors.ts';
 import { isValidRepositoryName, parseReference, type Reference } from '../oci/reference.ts';
 import { namespaceOf, type SignatureService } from '../signing/service.ts';
-import {
-  NO_TRUST,
-  parseSignatureTrust,
-  SignatureTrustError,
-  type SignatureTrust,
-} from '../signing/trust.ts';
+import { NO_TRUST, parseSignatureTrust, SignatureTrustError, type SignatureTrust } from '../signing/trust.ts';
 import type { SignatureFormat, SignatureTool } from '../signing/verdict.ts';
 import type { Actor, AdminService } from './admin-service.ts';
 import { recordAction } from './audit-action.ts';

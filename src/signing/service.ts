@@ -14,12 +14,7 @@ import type { Readable } from 'node:stream';
 import type { JobQueue } from '../jobs/job.ts';
 import { silentLogger, type Logger } from '../logger.ts';
 import type { ManifestRecord, MetadataStore } from '../metadata/store.ts';
-import type {
-  NewVerdict,
-  SignatureStore,
-  StoredVerdict,
-  TrustRecord,
-} from '../metadata/signature-store.ts';
+import type { NewVerdict, SignatureStore, StoredVerdict, TrustRecord } from '../metadata/signature-store.ts';
 import type { Digest } from '../oci/digest.ts';
 import { RegistryError } from '../oci/errors.ts';
 import { blobKey } from '../storage/paths.ts';

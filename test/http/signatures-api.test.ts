@@ -44,7 +44,7 @@ const OUTSIDER = basic('outsider', 'outsider-password-1');
 /** A fresh ECDSA P-256 public key as cosign writes it (`cosign.pub`: PEM SPKI). */
 function publicKeyPem(): string {
   const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return publicKey.export({ type: 'spki', format: 'pem' });
+  return publicKey.export({ type: 'spki', format: 'pem' }).toString();
 }
 
 /** A self-signed-looking certificate PEM; the trust configuration only checks the PEM framing when stored. */

@@ -32,10 +32,6 @@ export function registerSignatureRoutes(api: FastifyInstance, signatures: Signat
   api.get<RepositoryParams>('/repositories/:name/signatures', async (request, reply) => {
     const reference = stringQuery(request, 'reference');
     if (reference === undefined) throw badRequest('reference (a tag or a digest) is required', 'reference');
-    return sendJson(
-      reply,
-      200,
-      await signatures.verdicts(actorOf(request), request.params.name, reference),
-    );
+    return sendJson(reply, 200, await signatures.verdicts(actorOf(request), request.params.name, reference));
   });
 }
