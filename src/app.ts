@@ -166,6 +166,7 @@ export function createApp(config: Config, services: Services, options: AppOption
       retention: services.retention,
       clientFor: (upstream) => services.proxy.clients.get(upstream),
     },
+    signatures: { service: services.signatures, metadata: services.metadata },
   });
 
   if (options.backgroundJobs !== false && config.jobs.enabled) {

@@ -20,7 +20,7 @@ import type { AuditLog } from '../auth/audit.ts';
 import { ROBOT_PREFIX, type Authenticator } from '../auth/authenticator.ts';
 import { maxRole, type Authorizer } from '../auth/authorizer.ts';
 import { hashPassword, hashSecret, randomSecret } from '../auth/passwords.ts';
-import type { Principal } from '../auth/principal.ts';
+import type { Action, Principal } from '../auth/principal.ts';
 import type { AuthServices } from '../auth/setup.ts';
 import type { SigningKeys } from '../auth/token/signing-keys.ts';
 import {
@@ -787,6 +787,21 @@ export class AdminService {
   ): Promise<void> {
     if (await this.administers(actor, namespace)) return;
     await this.deny(actor, `${what} ${namespace} needs its admin role`, action, namespace);
+  }
+
+  /**
+   * Allows the system and principals that may perform `action` on `repository` (system administrators, namespace
+   * roles, repository rules, and pulls from a public namespace); otherwise throws `forbidden`.
+   */
+  async requireRepositoryAction(
+    actor: Actor,
+    repository: string,
+    action: Action,
+    what: string,
+  ): Promise<void> {
+    if (this.isSystem(actor)) return;
+    const actions = await this.deps.authorizer.repositoryActions(actor.principal as Principal, repository);
+    if (!actions.has(action)) await this.deny(actor, `${what} ${repository} needs ${action} access`);
   }
 
   /** Throws `forbidden`, auditing the refused change (reads are not audited). */

@@ -14,7 +14,7 @@ import type { Readable } from 'node:stream';
 import type { JobQueue } from '../jobs/job.ts';
 import { silentLogger, type Logger } from '../logger.ts';
 import type { ManifestRecord, MetadataStore } from '../metadata/store.ts';
-import type { NewVerdict, SignatureStore, StoredVerdict } from '../metadata/signature-store.ts';
+import type { NewVerdict, SignatureStore, StoredVerdict, TrustRecord } from '../metadata/signature-store.ts';
 import type { Digest } from '../oci/digest.ts';
 import { RegistryError } from '../oci/errors.ts';
 import { blobKey } from '../storage/paths.ts';
@@ -157,6 +157,11 @@ export class SignatureService {
     const value = { namespace, trust, revision: record?.revision ?? 0 };
     this.cache.set(namespace, { value, until: this.now() + this.cacheTtlMs });
     return value;
+  }
+
+  /** The namespace's stored configuration with who changed it and when; null when never configured. */
+  storedTrust(namespace: string): Promise<TrustRecord | null> {
+    return this.deps.store.getTrust(namespace);
   }
 
   /**

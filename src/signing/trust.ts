@@ -175,11 +175,21 @@ export function parseSignatureTrust(document: unknown): SignatureTrust {
       }
     }
   }
-  for (const list of [trust.cosign.keys, trust.cosign.keyless, trust.notation.trustPolicies]) {
+  const lists: [string, readonly { name: string; type?: string }[]][] = [
+    ['cosign.keys', trust.cosign.keys],
+    ['cosign.keyless', trust.cosign.keyless],
+    ['notation.trustStores', trust.notation.trustStores],
+    ['notation.trustPolicies', trust.notation.trustPolicies],
+  ];
+  for (const [path, list] of lists) {
     const seen = new Set<string>();
-    for (const item of list) {
-      if (seen.has(item.name)) throw new SignatureTrustError(`duplicate name ${item.name}`, undefined);
-      seen.add(item.name);
+    for (const [i, item] of list.entries()) {
+      // Trust stores are named per type (`ca:acme` and `tsa:acme` are two stores), as policies refer to them.
+      const key = item.type === undefined ? item.name : `${item.type}:${item.name}`;
+      if (seen.has(key)) {
+        throw new SignatureTrustError(`${path}.${i}.name: duplicate name ${key}`, `${path}.${i}.name`);
+      }
+      seen.add(key);
     }
   }
   return trust;

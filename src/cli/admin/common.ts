@@ -3,9 +3,11 @@
  * services on the database and closing them, turning failures into a message and an exit code (1 for a refused
  * or invalid operation, 2 for a configuration error), and plain-text tables.
  */
+import { readFile } from 'node:fs/promises';
 import { type Command, InvalidArgumentError } from 'commander';
+import { parse as parseYaml } from 'yaml';
 import { AdminService, SYSTEM_ACTOR, type Actor } from '../../admin/admin-service.ts';
-import { AdminError } from '../../admin/errors.ts';
+import { AdminError, invalid } from '../../admin/errors.ts';
 import { JobAdmin } from '../../admin/job-admin.ts';
 import { ConfigError, loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
@@ -162,4 +164,19 @@ export async function readStdin(): Promise<string> {
   return Buffer.concat(chunks)
     .toString('utf8')
     .replace(/\r?\n$/, '');
+}
+
+/** The JSON or YAML document in `file` (`-`: stdin); `invalid` (field `file`) when unreadable or unparsable. */
+export async function readDocument(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+  } catch (e) {
+    throw invalid(`cannot read ${file}: ${(e as Error).message}`, 'file');
+  }
+  try {
+    return parseYaml(text) as unknown;
+  } catch (e) {
+    throw invalid(`${file} is neither JSON nor YAML: ${(e as Error).message}`, 'file');
+  }
 }

@@ -1,6 +1,6 @@
 /**
  * The administration commands: `berth users|robots|teams|namespaces|members|rules|keys|audit|webhooks|jobs|repos|
- * usage|quota|gc|immutable-tags|retention|upstreams|replication|replicate`.
+ * usage|quota|gc|immutable-tags|retention|upstreams|replication|replicate|signatures`.
  * They work on the database directly (as the system), so they need no running server and no credentials, only
  * access to the data directory or database of the configuration (`--config`, `--data`, as `berth serve`).
  */
@@ -13,6 +13,7 @@ import { registerNamespaceCommands } from './namespaces.ts';
 import { registerRepositoryCommands } from './repositories.ts';
 import { registerReplicationCommands } from './replication.ts';
 import { registerRetentionCommands } from './retention.ts';
+import { registerSignatureCommands } from './signatures.ts';
 import { registerSystemCommands } from './system.ts';
 import { registerUsageCommands } from './usage.ts';
 import { registerUpstreamCommands } from './upstreams.ts';
@@ -31,4 +32,5 @@ export function registerAdminCommands(program: Command): void {
   registerUsageCommands(program);
   registerUpstreamCommands(program);
   registerReplicationCommands(program);
+  registerSignatureCommands(program);
 }

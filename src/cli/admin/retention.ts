@@ -1,29 +1,11 @@
 /** `berth retention`: a namespace's retention policy (show, set, remove) and runs of it. */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
-import { invalid } from '../../admin/errors.ts';
 import { RetentionAdmin } from '../../admin/retention-admin.ts';
 import type { RetentionRun } from '../../lifecycle/retention.ts';
-import { common, fields, readStdin, run, table, toJson, type Context } from './common.ts';
+import { common, fields, readDocument, run, table, toJson, type Context } from './common.ts';
 
 function retentionAdmin(ctx: Context): RetentionAdmin {
   return new RetentionAdmin(ctx.admin, ctx.services.auth.audit, ctx.services.retention);
-}
-
-/** The policy in `file` (`-`: stdin), JSON or YAML. */
-async function readPolicy(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
-  } catch (e) {
-    throw invalid(`cannot read ${file}: ${(e as Error).message}`, 'file');
-  }
-  try {
-    return parseYaml(text) as unknown;
-  } catch (e) {
-    throw invalid(`${file} is neither JSON nor YAML: ${(e as Error).message}`, 'file');
-  }
 }
 
 function describeRun(r: RetentionRun): string {
@@ -65,7 +47,7 @@ export function registerRetentionCommands(program: Command): void {
     .requiredOption('-f, --file <file>', 'the policy (JSON or YAML); `-` reads stdin')
     .action(async (namespace: string, flags: { file: string; json?: boolean }) =>
       run('retention set', flags, async (ctx) => {
-        const view = await retentionAdmin(ctx).set(ctx.actor, namespace, await readPolicy(flags.file));
+        const view = await retentionAdmin(ctx).set(ctx.actor, namespace, await readDocument(flags.file));
         ctx.out(ctx.json ? toJson(view) : `Set the retention policy of ${namespace}.`);
       }),
     );

@@ -1,9 +1,9 @@
 /**
  * The admin API: JSON under `/api/v1` for users, robots, teams, namespaces, members, rules, signing keys, the
- * audit log, webhooks and the job queue, documented by `docs/api/openapi.yaml` (served as `/api/v1/openapi.json`).
- * The use cases and who may perform them live in `admin/admin-service.ts` (webhooks: `admin/webhook-service.ts`,
- * jobs: `admin/job-admin.ts`); this layer
- * authenticates, parses and maps errors.
+ * audit log, webhooks, the job queue, retention, upstreams and image signatures, documented by
+ * `docs/api/openapi.yaml` (served as `/api/v1/openapi.json`). The use cases and who may perform them live in
+ * `admin/admin-service.ts` (webhooks: `admin/webhook-service.ts`, jobs: `admin/job-admin.ts`, the others in
+ * `admin/*-admin.ts`); this layer authenticates, parses and maps errors.
  *
  * Every endpoint but the document needs credentials: Basic (a user or robot) or a Bearer token from
  * `/auth/token` (any scope: the caller's live rights decide). Anonymous callers get 401 with the registry's
@@ -47,6 +47,10 @@ import type { ImmutableTags } from '../../lifecycle/immutable-tags.ts';
 import { registerImmutableTagRoutes } from './immutable-tags.ts';
 
 import { UpstreamAdmin, type UpstreamAdminDeps } from '../../admin/upstream-admin.ts';
+import { SignatureAdmin } from '../../admin/signature-admin.ts';
+import type { MetadataStore } from '../../metadata/store.ts';
+import type { SignatureService } from '../../signing/service.ts';
+import { registerSignatureRoutes } from './signatures.ts';
 import { registerUpstreamRoutes } from './upstreams.ts';
 
 export const ADMIN_API_PREFIX = '/api/v1';
@@ -76,6 +80,11 @@ export interface AdminApiOptions {
   readonly usage?: UsageStore;
   /** The pull-through cache's upstreams; without them, no `/upstreams` routes. */
   readonly upstreams?: Omit<UpstreamAdminDeps, 'admin' | 'audit'>;
+  /**
+   * Signature trust and verdicts (`Services.signatures`, and the metadata store resolving references); without
+   * them, no `/signatures` routes.
+   */
+  readonly signatures?: { readonly service: SignatureService; readonly metadata: MetadataStore };
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -165,6 +174,17 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
         registerUpstreamRoutes(
           api,
           new UpstreamAdmin({ ...options.upstreams, admin, audit: options.auth.audit }),
+        );
+      }
+      if (options.signatures) {
+        registerSignatureRoutes(
+          api,
+          new SignatureAdmin(
+            admin,
+            options.auth.audit,
+            options.signatures.service,
+            options.signatures.metadata,
+          ),
         );
       }
     },
