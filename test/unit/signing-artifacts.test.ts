@@ -135,7 +135,7 @@ describe('classifyManifest', () => {
       kind: 'image',
       isIndex: false,
     });
-    // A signature layer among them keeps it a signature (cosign's tag scheme uses an image config too).
+    // A signature layer among filesystem layers does not make it a signature: clients would still unpack those.
     assert.equal(
       classifyManifest(
         manifest('application/vnd.oci.image.config.v1+json', [
@@ -144,7 +144,12 @@ describe('classifyManifest', () => {
         ]),
         OCI_MANIFEST,
       ).kind,
-      'signature',
+      'image',
+    );
+    // Nor does an unusual config media type: the layers are what runs.
+    assert.equal(
+      classifyManifest(manifest('application/octet-stream', layers, { subject }), OCI_MANIFEST).kind,
+      'image',
     );
   });
 
