@@ -194,11 +194,14 @@ describe(
     it('keeps every tagged image whole and leaves no unreferenced blob in the bucket', async () => {
       const shared = Array.from({ length: 4 }, () => randomBytes(512));
       const writers = [instances[1] as RunningBerth, instances[2] as RunningBerth];
-      const until = Date.now() + 20_000;
+      // At least 20 s of pushes racing the collector, and enough of them to matter even on a busy machine
+      // (at most 90 s).
+      const start = Date.now();
       let pushes = 0;
       let untags = 0;
+      const going = () => Date.now() - start < 20_000 || (pushes <= 20 && Date.now() - start < 90_000);
       const write = async (instance: RunningBerth, n: number): Promise<void> => {
-        while (Date.now() < until) {
+        while (going()) {
           const repo = `gc/app${n % 2}`;
           const tag = `t${Math.floor(Math.random() * 3)}`;
           if (Math.random() < 0.25) {
