@@ -444,7 +444,8 @@ describe('PyPI (PEP 440)', () => {
 });
 
 describe('Maven (ComparableVersion)', () => {
-  it('orders qualifiers (maven-artifact ComparableVersionTest VERSIONS_QUALIFIER)', () => {
+  // The vectors below are those of maven-artifact's ComparableVersionTest (Maven 3.9 / 4).
+  it('orders qualifiers (VERSIONS_QUALIFIER)', () => {
     assertAscending('Maven', [
       '1-alpha2snapshot',
       '1-alpha2',
@@ -471,12 +472,11 @@ describe('Maven (ComparableVersion)', () => {
     ]);
   });
 
-  it('orders numbers and strings (ComparableVersionTest VERSIONS_NUMBER)', () => {
+  it('orders numbers and strings (VERSIONS_NUMBER)', () => {
     assertAscending('Maven', [
       '2.0',
-      '2-1',
       '2.0.a',
-      '2.0.0.a',
+      '2-1',
       '2.0.2',
       '2.0.123',
       '2.1.0',
@@ -499,28 +499,82 @@ describe('Maven (ComparableVersion)', () => {
       '11c',
       '11m',
     ]);
-    assertAscending('Maven', [
-      '1.0-alpha-1',
-      '1.0-beta-1',
-      '1.0-milestone-1',
-      '1.0-rc-1',
-      '1.0-SNAPSHOT',
-      '1.0',
-      '1.0-sp-1',
-    ]);
-    assertAscending('Maven', ['2.12.7', '2.12.7.1', '2.13.0-rc1', '2.13.0', '2.13.4.2', '2.14.0']);
-    assertAscending('Maven', ['9.9', '10.0', '123456789012345678901234567890']);
   });
 
-  it('treats trailing zeros, ga/final/release spellings and case as equal', () => {
-    assertSame('Maven', '1', '1.0', '1.0.0', '1-0', '1.ga', '1-ga', '1.final', '1-FINAL', '1.0.0-ga');
-    assertSame('Maven', '1-a1', '1-alpha-1', '1-ALPHA1', '1.0-alpha1');
-    assertSame('Maven', '1-b2', '1-beta-2');
-    assertSame('Maven', '1-m3', '1-milestone-3');
-    assertSame('Maven', '1-cr1', '1-rc1', '1-RC-1');
-    assertSame('Maven', '1x', '1-x', '1-X');
-    // Before Maven 3.9 a dotted qualifier is a plain item, below a hyphenated one (a sub-list).
-    assert.equal(compareVersions('Maven', '1.x', '1-x'), -1);
+  it('orders the pairs of testVersionComparing and the MNG regressions', () => {
+    const pairs: [string, string][] = [
+      ['1', '2'],
+      ['1.5', '2'],
+      ['1', '2.5'],
+      ['1.0', '1.1'],
+      ['1.0.0', '1.1'],
+      ['1.0.1', '1.1'],
+      ['1.1', '1.2.0'],
+      ['1.0-alpha-1', '1.0'],
+      ['1.0-alpha-1', '1.0-alpha-2'],
+      ['1.0-alpha-1', '1.0-beta-1'],
+      ['1.0-beta-1', '1.0-SNAPSHOT'],
+      ['1.0-SNAPSHOT', '1.0'],
+      ['1.0-alpha-1-SNAPSHOT', '1.0-alpha-1'],
+      ['1.0', '1.0-1'],
+      ['1.0-1', '1.0-2'],
+      ['1.0.0', '1.0-1'],
+      ['2.0-1', '2.0.1'],
+      ['2.0.1-klm', '2.0.1-lmn'],
+      ['2.0.1', '2.0.1-xyz'],
+      ['2.0.1', '2.0.1-123'],
+      ['2.0.1-xyz', '2.0.1-123'],
+      ['0.7', '2'],
+      ['0.2', '1.0.7'],
+      ['6.1.0rc3', '6.1.0'], // MNG-5568
+      ['6.1.0rc3', '6.1H.5-beta'],
+      ['6.1.0', '6.1H.5-beta'],
+      ['20190126.230843', '1234567890.12345'], // MNG-6572
+      ['1234567890.12345', '123456789012345.1H.5-beta'],
+      ['123456789012345.1H.5-beta', '12345678901234567890.1H.5-beta'],
+      ['1-0.alpha', '1'], // MNG-6964
+      ['1-0.beta', '1'],
+      ['1-0.alpha', '1-0.beta'],
+      ['1.0.final-redhat', '1.0-sp1-redhat'], // MNG-7714
+      ['1.0.final-redhat', '1.0-sp-1-redhat'],
+      ['1.0.final-redhat', '1.0-sp.1-redhat'],
+    ];
+    for (const x of ['abc', 'alpha', 'a', 'beta', 'b', 'def', 'milestone', 'm', 'RC']) {
+      pairs.push([`1.0.0.${x}1`, `1.0.0-${x}2`]); // MNG-7644
+    }
+    for (const [a, b] of pairs) assertAscending('Maven', [a, b]);
+    // Real release trains.
+    assertAscending('Maven', ['2.12.7', '2.12.7.1', '2.13.0-rc1', '2.13.0', '2.13.4.2', '2.14.0']);
+    assertAscending('Maven', ['5.3.0-M1', '5.3.0-RC1', '5.3.0', '5.3.0-1', '5.3.1']);
+    assertSame('Maven', '5.3.0', '5.3.0.RELEASE');
+  });
+
+  it('treats trailing zeros, release spellings, aliases and case as equal (testVersionsEqual)', () => {
+    assertSame('Maven', '1', '1.0', '1.0.0', '1-0', '1.0-0');
+    assertSame('Maven', '1a', '1-a', '1.0-a', '1.0.0-a', '1.0a', '1.0.0a', '1A');
+    assertSame('Maven', '1x', '1-x', '1.0-x', '1.0.0-x', '1.0x', '1.0.0x', '1X');
+    assertSame('Maven', '1cr', '1rc', '1Cr', '1Rc', '1cR', '1rC');
+    assertSame('Maven', '1a1', '1-alpha-1');
+    assertSame('Maven', '1b2', '1-beta-2');
+    assertSame('Maven', '1m3', '1-milestone-3', '1Milestone3', '1MILESTONE3');
+    assertSame('Maven', '1-abcdefghijklmnopqrstuvwxyz', '1-ABCDEFGHIJKLMNOPQRSTUVWXYZ');
+    assertSame(
+      'Maven',
+      '1',
+      '1ga',
+      '1release',
+      '1final',
+      '1GA',
+      '1RELeaSE',
+      '1FINAL',
+      '1.0.0.RELEASE',
+      '1-final',
+    );
+    assertSame('Maven', '1', '01', '0000000000000000001');
+    assertSame('Maven', '0', '00', '0000000000000000000');
+    for (const x of ['abc', 'alpha', 'a', 'beta', 'b', 'def', 'milestone', 'm', 'RC']) {
+      assertSame('Maven', `2-${x}`, `2.0.${x}`, `2.0.0.${x}`); // MNG-7644
+    }
   });
 
   it('refuses empty, blank and non-ASCII strings', () => {
