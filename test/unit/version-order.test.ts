@@ -426,6 +426,83 @@ describe('PyPI (PEP 440)', () => {
     assert.equal(compareVersions('PyPI', '1.0+0', '1.0'), 1);
   });
 
+  it("agrees with packaging.version (pip's parser) on every pair and on validity", async (t) => {
+    const versions = [
+      '1.0.dev456',
+      '1.0a1',
+      '1.0a2.dev456',
+      '1.0B2',
+      '1.0b2.post345.dev456',
+      '1.0rc1',
+      '1.0c2',
+      '1.0pre3',
+      '1.0preview4',
+      '1.0',
+      '1.0.0',
+      '1.0.post0',
+      '1.0-1',
+      '1.0.rev2',
+      '1.0+abc.5',
+      '1.0+ABC.5',
+      '1.0+5',
+      '1.0+ubuntu10',
+      '1.0+ubuntu2',
+      '1.0+ubuntu2.0',
+      '1.0.post456.dev34',
+      '1.0.15',
+      '1.1.dev1',
+      'v2.0',
+      '1!0.1',
+      '2013.10.1',
+      '0.0',
+      '00.1',
+      '1.0a',
+      '1.0.dev',
+      '1.0.post',
+      '1.0-dev-1',
+      ' 1.0 ',
+      // Strings both must refuse.
+      '',
+      'a1',
+      '1.0+',
+      '1..0',
+      '1.0.post1.post2',
+      '1.0-dev-1-2',
+      'french toast',
+    ];
+    const script = [
+      'import json, sys',
+      'from packaging.version import Version, InvalidVersion',
+      'vs = json.load(sys.stdin)',
+      'def parse(v):',
+      '    try: return Version(v)',
+      '    except InvalidVersion: return None',
+      'ps = [parse(v) for v in vs]',
+      'cmp = lambda a, b: (a > b) - (a < b)',
+      'print(json.dumps({"valid": [p is not None for p in ps], "order": [[cmp(a, b) if a and b else None for b in ps] for a in ps]}))',
+    ].join('\n');
+    let output: string;
+    try {
+      output = execFileSync('python3', ['-c', script], { input: JSON.stringify(versions), encoding: 'utf8' });
+    } catch {
+      t.skip('python3 with the packaging module is not available here');
+      return;
+    }
+    const theirs = JSON.parse(output) as { valid: boolean[]; order: (number | null)[][] };
+    const disagreements: string[] = [];
+    versions.forEach((a, i) => {
+      if (isValidVersion('PyPI', a) !== theirs.valid[i]) disagreements.push(`${JSON.stringify(a)}: validity`);
+      versions.forEach((b, j) => {
+        const expected = theirs.order[i]![j];
+        if (expected === null || expected === undefined) return;
+        const ours = compareVersions('PyPI', a, b);
+        if (ours !== expected) disagreements.push(`${a} vs ${b}: ours ${ours}, packaging ${expected}`);
+      });
+    });
+    assert.deepEqual(disagreements, []);
+    assert.ok(theirs.valid.filter(Boolean).length >= 30, 'most of the list is valid');
+  });
+
   it('refuses what is not PEP 440', () => {
     for (const bad of [
       ...GARBAGE,
