@@ -83,9 +83,9 @@ function compareRelease(a: readonly string[], b: readonly string[]): number {
 }
 
 /**
- * Where a version stands relative to its release, by pre/post/dev: a dev release of the bare release (`1.0.dev1`)
- * comes before its pre-releases; a pre-release comes before the release; absent parts compare as "none" which is
- * after any dev and after any pre (for dev), before any post.
+ * Pre-release position: a dev release of the bare release (`1.0.dev1`, no pre or post part) comes before all
+ * pre-releases of that release; pre-releases order by phase then number; a version without a pre-release comes after
+ * all of them.
  */
 function comparePre(a: Pep440Version, b: Pep440Version): number {
   // PEP 440: `X.devN` sorts before `XaN`, so a bare dev release acts as a pre-release below all others.
@@ -143,10 +143,10 @@ function compareLocal(a: Pep440Version, b: Pep440Version): number {
 }
 
 /**
- * Compares two PyPI versions in PEP 440 order ("Summary of permitted suffixes and relative ordering"): epoch, release
- * (implicit trailing zeros), then `.devN` < `aN` < `bN` < `rcN` < release < `.postN`, each of pre and post
- * themselves ordered before their own `.devN`-less form when followed by `.devN`, then the local label. Returns -1,
- * 0 or 1; throws {@link VersionError} if either string is not PEP 440.
+ * Compares two PyPI versions in PEP 440 order ("Summary of permitted suffixes and relative ordering"): epoch, then
+ * release (implicit trailing zeros), then `X.devN` < `XaN` < `XbN` < `XrcN` < `X` < `X.postN`, where a `.devN` on any
+ * of these sorts just before it without the `.devN` (`1.0a2.dev1 < 1.0a2`), then the local label (none first).
+ * Returns -1, 0 or 1; throws {@link VersionError} if either string is not PEP 440.
  */
 export function comparePep440(a: string, b: string): number {
   const x = parsePep440(a);
