@@ -667,6 +667,41 @@ describe('compareVersions', () => {
     }
   });
 
+  it('is a consistent total order on generated versions (Maven excepted: its own order has cycles)', () => {
+    // A fixed linear congruential generator, so a failure is reproducible.
+    let seed = 20240601;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const pieces: Record<Exclude<Ecosystem, 'Ubuntu' | 'Go' | 'Maven'>, string[]> = {
+      Debian: ['0', '1', '2', '10', '.', '-', '+', '~', ':', 'a', 'z', 'dfsg', 'deb12u', 'ubuntu', 'b'],
+      Alpine: ['0', '1', '2', '10', '.', '_rc', '_p', '_alpha', '_git', '-r', 'a', 'b', '~ab', '~a'],
+      PyPI: ['0', '1', '2', '10', '.', '-', '_', 'a', 'b', 'rc', 'post', 'dev', '!', '+', 'local'],
+      npm: ['0', '1', '2', '10', '.', '-', '+', 'a', 'beta', 'rc'],
+    };
+    for (const [eco, parts] of Object.entries(pieces) as [Ecosystem, string[]][]) {
+      const valid = new Set<string>();
+      for (let n = 0; n < 40_000 && valid.size < 150; n++) {
+        // SemVer needs its three numbers; the pieces then make up the pre-release and build parts.
+        const core = `${random(3)}.${random(11)}.${random(3)}`;
+        let v = eco === 'npm' ? (random(4) === 0 ? core : `${core}-`) : '';
+        const length = 1 + random(9);
+        for (let i = 0; i < length; i++) v += parts[random(parts.length)]!;
+        if (isValidVersion(eco, v)) valid.add(v);
+      }
+      assert.ok(valid.size >= 50, `${eco}: ${valid.size} generated versions`);
+      const sorted = [...valid].sort((a, b) => compareVersions(eco, a, b));
+      for (let i = 0; i < sorted.length; i++) {
+        for (let j = i + 1; j < sorted.length; j++) {
+          const c = compareVersions(eco, sorted[i]!, sorted[j]!);
+          assert.ok(c <= 0, `${eco}: sorted ${sorted[i]} before ${sorted[j]} but compare gives ${c}`);
+          assert.equal(compareVersions(eco, sorted[j]!, sorted[i]!), -c || 0);
+        }
+      }
+    }
+  });
+
   it('throws only VersionError on hostile input and always returns -1, 0 or 1', () => {
     const ecosystems: Ecosystem[] = ['Debian', 'Ubuntu', 'Alpine', 'npm', 'PyPI', 'Go', 'Maven'];
     const nasty = [
