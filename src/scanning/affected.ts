@@ -77,7 +77,7 @@ function nextFix(compare: CompareVersions, v: string, ranges: readonly AffectedR
  * OR-ed; GIT ranges are skipped). `fixed` is the lowest fix above `version` in the range that matched (in any
  * range when only `versions` matched); null when the version is unaffected or no fix exists (`introduced: 0`
  * alone is an unfixed vulnerability). Pass `compare` = null when the ecosystem has no comparator: then only the
- * `versions` list is consulted and `fixed` is null.
+ * `versions` list is consulted and `fixed` is null. Whatever `compare` throws (an unparsable version) propagates.
  */
 export function isAffected(
   affected: Affected,

@@ -423,8 +423,8 @@ export function ecosystemRating(word: string): Severity | undefined {
 export type SeveritySource = 'CVSS_V4' | 'CVSS_V3' | 'ecosystem' | 'none';
 
 /**
- * One severity for `advisory`: the highest valid CVSS v4 score among its `severity` entries, else the highest
- * v3.x base score, else the most severe ecosystem rating (an `Ubuntu` severity entry, the advisory's
+ * One severity for `advisory`: the highest valid CVSS v4 score among its `severity` entries and those of its
+ * `affected` entries, else the highest v3.x base score among them, else the most severe ecosystem rating (an `Ubuntu` severity entry, the advisory's
  * `database_specific.severity`, or an affected entry's `ecosystem_specific`/`database_specific` `severity`,
  * `urgency` or `ubuntu_priority`), else `{ severity: 'none', score: null, source: 'none' }`. Invalid vectors are
  * passed over, never thrown.
@@ -434,12 +434,14 @@ export function advisorySeverity(advisory: Advisory): {
   score: number | null;
   source: SeveritySource;
 } {
+  // Package-level severities stand in for the top-level one (the schema allows one or the other).
+  const entries = [...advisory.severity, ...advisory.affected.flatMap((affected) => affected.severity)];
   for (const [type, source] of [
     ['CVSS_V4', 'CVSS_V4'],
     ['CVSS_V3', 'CVSS_V3'],
   ] as const) {
     let best: number | null = null;
-    for (const entry of advisory.severity) {
+    for (const entry of entries) {
       if (entry.type !== type) continue;
       try {
         const { score } = cvssScore(entry.score);
@@ -451,7 +453,7 @@ export function advisorySeverity(advisory: Advisory): {
     if (best !== null) return { severity: severityOf(best), score: best, source };
   }
   const words = [
-    ...advisory.severity.filter((entry) => entry.type === 'Ubuntu').map((entry) => entry.score),
+    ...entries.filter((entry) => entry.type === 'Ubuntu').map((entry) => entry.score),
     ...advisory.ratings,
     ...advisory.affected.flatMap((affected) => affected.ratings),
   ];

@@ -249,6 +249,21 @@ describe('advisorySeverity', () => {
     });
     assert.deepEqual(advisorySeverity(debian), { severity: 'high', score: null, source: 'ecosystem' });
 
+    const packageLevel = parseAdvisory({
+      ...base,
+      affected: [
+        {
+          package: { ecosystem: 'PyPI', name: 'a' },
+          severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L' }],
+        },
+        {
+          package: { ecosystem: 'PyPI', name: 'b' },
+          severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H' }],
+        },
+      ],
+    });
+    assert.deepEqual(advisorySeverity(packageLevel), { severity: 'high', score: 7.5, source: 'CVSS_V3' });
+
     const ubuntu = parseAdvisory({ ...base, severity: [{ type: 'Ubuntu', score: 'medium' }] });
     assert.deepEqual(advisorySeverity(ubuntu), { severity: 'medium', score: null, source: 'ecosystem' });
 
