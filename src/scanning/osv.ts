@@ -133,6 +133,14 @@ const rangeSchema = z
     message: 'at least one introduced event is required',
     path: ['events'],
   })
+  .refine(
+    (r) =>
+      !(r.events.some((e) => e.fixed !== undefined) && r.events.some((e) => e.last_affected !== undefined)),
+    {
+      message: 'a range has fixed or last_affected events, not both',
+      path: ['events'],
+    },
+  )
   .refine((r) => r.type !== 'GIT' || r.repo !== undefined, {
     message: 'repo is required for a GIT range',
     path: ['repo'],
@@ -151,7 +159,7 @@ const affectedSchema = z.object({
     .optional(),
   ranges: z.array(rangeSchema).max(10_000).optional(),
   versions: z.array(z.string().max(1000)).max(1_000_000).optional(),
-  severity: z.array(severitySchema).max(100).optional(),
+  severity: z.array(severitySchema).max(100).nullish(),
   ecosystem_specific: specificSchema,
   database_specific: specificSchema,
 });
@@ -220,7 +228,8 @@ function eventOf(e: z.infer<typeof eventSchema>): RangeEvent {
  * Parses one OSV record, given as JSON text or as an already parsed value, into an {@link Advisory}. Throws
  * {@link OsvError} (and nothing else) when the text is not JSON or the record breaks the schema: `id` and
  * `modified` are required, timestamps must be RFC 3339 UTC, each event carries exactly one of introduced/fixed/
- * last_affected/limit, each range has an `introduced` event, GIT ranges name their `repo`.
+ * last_affected/limit, each range has an `introduced` event and not both `fixed` and `last_affected`, GIT ranges
+ * name their `repo`.
  */
 export function parseAdvisory(input: string | unknown): Advisory {
   try {

@@ -213,6 +213,23 @@ describe('parseAdvisory on malformed records', () => {
       'affected.0.ranges.0.events',
     ],
     [
+      'fixed and last_affected in one range',
+      {
+        ...valid,
+        affected: [
+          {
+            ranges: [
+              {
+                type: 'SEMVER',
+                events: [{ introduced: '0' }, { fixed: '1.0.0' }, { last_affected: '0.9.0' }],
+              },
+            ],
+          },
+        ],
+      },
+      'affected.0.ranges.0.events',
+    ],
+    [
       'GIT range without repo',
       { ...valid, affected: [{ ranges: [{ type: 'GIT', events: [{ introduced: '0' }] }] }] },
       'affected.0.ranges.0.repo',
