@@ -12,6 +12,7 @@ import {
   VersionError,
   type Ecosystem,
 } from '../../src/scanning/versions/index.ts';
+import { skipOrFail } from '../helpers/skip.ts';
 
 /** Asserts that `versions` is strictly ascending: every earlier one is below every later one, and vice versa. */
 function assertAscending(ecosystem: Ecosystem, versions: readonly string[]): void {
@@ -133,7 +134,7 @@ describe('Debian / Ubuntu (dpkg order)', () => {
       installed = execFileSync('dpkg-query', ['-W', '-f=${Version}\\n'], { encoding: 'utf8' }).split('\n');
       execFileSync('dpkg', ['--compare-versions', '1', 'lt', '2']);
     } catch {
-      t.skip('dpkg is not installed here');
+      t.skip(skipOrFail('dpkg is not installed here') || undefined);
       return;
     }
     const unique = [...new Set(installed.filter((v) => v !== ''))].sort();
@@ -481,11 +482,21 @@ describe('PyPI (PEP 440)', () => {
       'cmp = lambda a, b: (a > b) - (a < b)',
       'print(json.dumps({"valid": [p is not None for p in ps], "order": [[cmp(a, b) if a and b else None for b in ps] for a in ps]}))',
     ].join('\n');
-    let output: string;
-    try {
-      output = execFileSync('python3', ['-c', script], { input: JSON.stringify(versions), encoding: 'utf8' });
-    } catch {
-      t.skip('python3 with the packaging module is not available here');
+    // The python3 on PATH, else Debian's (CI installs python3-packaging for it).
+    let output: string | undefined;
+    for (const python of ['python3', '/usr/bin/python3']) {
+      try {
+        output = execFileSync(python, ['-c', script], { input: JSON.stringify(versions), encoding: 'utf8' });
+        break;
+      } catch {
+        // try the next one
+      }
+    }
+    if (output === undefined) {
+      const reason = skipOrFail(
+        'python3 with the packaging module is not available here (python3-packaging)',
+      );
+      t.skip(reason || undefined);
       return;
     }
     const theirs = JSON.parse(output) as { valid: boolean[]; order: (number | null)[][] };
