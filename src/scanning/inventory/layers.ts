@@ -1,0 +1,137 @@
+/**
+ * Applies a stack of image layers, bottom-up, keeping only the files a caller wants: the final content of each
+ * wanted path in the merged filesystem, with OCI whiteouts honoured. Each layer is streamed once; bodies of
+ * unwanted files are never held in memory.
+ */
+import type { Chunk } from './byte-source.ts';
+import { decompressLayer } from './decompress.ts';
+import { DEFAULT_READ_CAP, readTar } from './tar-reader.ts';
+
+/** What happened to one entry of a layer that the walker looked at (for observation and tests). */
+export interface LayerEntryEvent {
+  /** Index of the layer, 0 = bottom. */
+  readonly layer: number;
+  readonly path: string;
+  readonly size: number;
+  /** `read`: a wanted file buffered; `too-large`: wanted but over the cap, skipped; `skipped`: not wanted. */
+  readonly action: 'read' | 'too-large' | 'skipped';
+}
+
+/** Options of `collectWantedFiles`. */
+export interface LayerWalkOptions {
+  /** Which regular-file paths (normalised, as `TarEntry.path`) to keep. Called once per file entry. */
+  wants(path: string): boolean;
+  /** Wanted files larger than this are skipped, not buffered (default 8 MiB). */
+  maxFileBytes?: number;
+  /** Called for every regular-file or hardlink entry after the walker decided on it. */
+  onEntry?(event: LayerEntryEvent): void;
+}
+
+/** A layer blob: a Node Readable or any async iterable of byte chunks, compressed or not. */
+export type LayerBlob = AsyncIterable<Chunk>;
+
+const WHITEOUT_PREFIX = '.wh.';
+const OPAQUE_MARKER = '.wh..wh..opq';
+
+function parentAndBase(path: string): [string, string] {
+  const slash = path.lastIndexOf('/');
+  return slash === -1 ? ['', path] : [path.slice(0, slash), path.slice(slash + 1)];
+}
+
+/**
+ * The merged state of the wanted files of the layers applied so far, plus the set of directories that contain
+ * any of them, so that hiding a whole directory costs a scan only when it can matter.
+ */
+class MergedFiles {
+  readonly files = new Map<string, Buffer>();
+  private dirs = new Set<string>();
+
+  /** Removes `path` and, when it was a directory holding wanted files, everything beneath it. */
+  removeTree(path: string): void {
+    this.files.delete(path);
+    if (path === '' || this.dirs.has(path)) this.removeBelow(path);
+  }
+
+  /** Removes everything beneath directory `dir` ('' = the root), keeping `dir` itself. */
+  removeBelow(dir: string): void {
+    if (dir !== '' && !this.dirs.has(dir)) return;
+    const prefix = dir === '' ? '' : `${dir}/`;
+    for (const key of [...this.files.keys()]) if (key.startsWith(prefix)) this.files.delete(key);
+  }
+
+  /** Lays a layer's files over the merged state and recomputes the directory index. */
+  overlay(upper: Map<string, Buffer>): void {
+    for (const [path, content] of upper) this.files.set(path, content);
+    const dirs = new Set<string>();
+    for (const path of this.files.keys()) {
+      for (let slash = path.indexOf('/'); slash !== -1; slash = path.indexOf('/', slash + 1)) {
+        dirs.add(path.slice(0, slash));
+      }
+    }
+    this.dirs = dirs;
+  }
+}
+
+/**
+ * Streams the layers in order (first = bottom), and returns, for every wanted path present in the final merged
+ * filesystem as a regular file (or a hardlink to a wanted file), its content from the topmost layer that has
+ * it. Rejects with the `LayerError` of the first unreadable layer.
+ */
+export async function collectWantedFiles(
+  layers: AsyncIterable<LayerBlob> | Iterable<LayerBlob>,
+  options: LayerWalkOptions,
+): Promise<Map<string, Buffer>> {
+  const cap = options.maxFileBytes ?? DEFAULT_READ_CAP;
+  const merged = new MergedFiles();
+  let index = 0;
+  for await (const blob of layers) {
+    const layer = index++;
+    // This layer's own wanted files. Only these are kept: an entry that is not a wanted file (a symlink, a
+    // too-large file) hides lower content by removing it from `merged` at once, so no other path is stored.
+    const upper = new Map<string, Buffer>();
+    for await (const entry of readTar(decompressLayer(blob))) {
+      const [dir, base] = parentAndBase(entry.path);
+      // Why whiteouts are applied to `merged` only: per the OCI layer spec a whiteout deletes from the layers
+      // *below*, never its own layer's entries, whatever their order inside the tar. `merged` holds exactly
+      // the lower layers' state while this layer streams; `upper` is applied on top afterwards.
+      if (base === OPAQUE_MARKER) {
+        // Opaque directory: the lower layers' children of `dir` are hidden; this layer's own stay.
+        merged.removeBelow(dir);
+        continue;
+      }
+      if (base.startsWith(WHITEOUT_PREFIX)) {
+        // `.wh.<name>` deletes `<name>` (a file, or a directory with all beneath it) from the lower layers.
+        // Other `.wh..wh.` names (aufs hardlink bookkeeping) are metadata, not whiteouts of a path.
+        if (!base.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) {
+          const target = base.slice(WHITEOUT_PREFIX.length);
+          merged.removeTree(dir === '' ? target : `${dir}/${target}`);
+        }
+        continue;
+      }
+      if (entry.type === 'dir') continue; // a directory entry merges with a lower directory: nothing hidden
+      // Anything else at a path replaces what lower layers had there, a whole directory included.
+      merged.removeTree(entry.path);
+      if (entry.type === 'file' && options.wants(entry.path)) {
+        if (entry.size > cap) {
+          upper.delete(entry.path);
+          options.onEntry?.({ layer, path: entry.path, size: entry.size, action: 'too-large' });
+        } else {
+          upper.set(entry.path, await entry.read(cap));
+          options.onEntry?.({ layer, path: entry.path, size: entry.size, action: 'read' });
+        }
+      } else if (entry.type === 'hardlink' && options.wants(entry.path)) {
+        // A hardlink names its target by path; the content is known only when the target was wanted too.
+        const target = upper.get(entry.linkname) ?? merged.files.get(entry.linkname);
+        if (target) upper.set(entry.path, target);
+        else upper.delete(entry.path);
+        options.onEntry?.({ layer, path: entry.path, size: target?.length ?? 0, action: 'read' });
+      } else {
+        upper.delete(entry.path);
+        if (entry.type === 'file')
+          options.onEntry?.({ layer, path: entry.path, size: entry.size, action: 'skipped' });
+      }
+    }
+    merged.overlay(upper);
+  }
+  return merged.files;
+}
