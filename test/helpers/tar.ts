@@ -24,6 +24,8 @@ export interface BuildLayerOptions {
   /** GNU tar `--format` (default `gnu`: long names as `L`/`K` entries; `posix`: pax headers). */
   format?: 'gnu' | 'posix' | 'ustar';
   compression?: 'gzip' | 'zstd' | 'none';
+  /** GNU tar `--pax-option` values (posix format), e.g. `comment=x` for a global pax header. */
+  paxOptions?: string[];
 }
 
 let counter = 0;
@@ -58,6 +60,7 @@ export async function buildLayer(
     '--no-recursion',
     '--owner=0',
     '--group=0',
+    ...(options.paxOptions ?? []).map((option) => `--pax-option=${option}`),
     '-cf',
     tarPath,
     '-C',
@@ -73,4 +76,42 @@ export async function buildLayer(
   }
   await run('zstd', ['-q', '-f', '-o', `${tarPath}.zst`, tarPath]);
   return `${tarPath}.zst`;
+}
+
+/**
+ * One hand-made ustar header block (for the cases GNU tar will not write on request, such as a pax `size`
+ * that differs from the header's): name, octal size, typeflag, a correct checksum.
+ */
+export function ustarHeader(name: string, size: number, typeflag: string): Buffer {
+  const block = Buffer.alloc(512);
+  block.write(name, 0, 100, 'utf8');
+  block.write('0000644\0', 100, 'latin1');
+  block.write('0000000\0', 108, 'latin1');
+  block.write('0000000\0', 116, 'latin1');
+  block.write(`${size.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+  block.write('00000000000\0', 136, 'latin1');
+  block.write(typeflag, 156, 'latin1');
+  block.write('ustar\0' + '00', 257, 'latin1');
+  block.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of block) sum += byte;
+  block.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return block;
+}
+
+/** A pax extended-header body: `"<length> <key>=<value>\n"` records, the length counting itself. */
+export function paxBody(records: Record<string, string>): Buffer {
+  let out = '';
+  for (const [key, value] of Object.entries(records)) {
+    const rest = ` ${key}=${value}\n`;
+    let length = Buffer.byteLength(rest) + 1;
+    while (String(length).length + Buffer.byteLength(rest) !== length) length++;
+    out += `${length}${rest}`;
+  }
+  return Buffer.from(out);
+}
+
+/** `body` padded with zeros to whole 512-byte blocks. */
+export function padded(body: Buffer): Buffer {
+  return Buffer.concat([body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
 }

@@ -17,7 +17,7 @@ import {
 import { inventory, type Inventory } from '../../src/scanning/inventory/inventory.ts';
 import type { LayerEntryEvent } from '../../src/scanning/inventory/layers.ts';
 import { readTar, type TarEntry } from '../../src/scanning/inventory/tar-reader.ts';
-import { buildLayer, type LayerSpec } from '../helpers/tar.ts';
+import { buildLayer, paxBody, padded, ustarHeader, type LayerSpec } from '../helpers/tar.ts';
 
 const run = promisify(execFile);
 
@@ -168,7 +168,7 @@ function byEcosystem(inv: Inventory, ecosystem: string): string[] {
 async function entriesOf(path: string): Promise<{ entry: TarEntry; body?: Buffer }[]> {
   const out: { entry: TarEntry; body?: Buffer }[] = [];
   for await (const entry of readTar(createReadStream(path))) {
-    out.push(entry.type === 'file' && entry.size < 4096 ? { entry, body: await entry.read() } : { entry });
+    out.push(entry.type === 'file' && entry.size < 65536 ? { entry, body: await entry.read() } : { entry });
   }
   return out;
 }
@@ -396,6 +396,90 @@ describe('inventory', () => {
       inv.packages.map((p) => [p.name, p.locations]),
       [[npm[1]![0], [path]]],
     );
+  });
+
+  it('reads ustar prefix/name splits and skips pax global headers', async () => {
+    const path = `usr/lib/python3/${'site-packages-with-a-long-directory-name/'.repeat(3)}distro-1.8.0.dist-info/METADATA`;
+    assert.ok(path.length > 100 && path.length <= 255);
+    const ustar = await buildLayer(work, [[path, python[1]![1]]], { format: 'ustar' });
+    assert.equal(
+      (await readFile(ustar)).subarray(345, 345 + 10).toString(),
+      path.slice(0, 10),
+      'prefix field used',
+    );
+    assert.deepEqual(
+      (await entriesOf(ustar)).map(({ entry, body }) => [entry.path, body]),
+      [[path, python[1]![1]]],
+    );
+
+    const withGlobal = await buildLayer(
+      work,
+      [
+        ['etc/os-release', ALPINE_OS_RELEASE],
+        ['lib/apk/db/installed', APK_INSTALLED],
+      ],
+      { format: 'posix', paxOptions: ['comment=built for a test'] },
+    );
+    const raw = await readFile(withGlobal);
+    assert.equal(String.fromCharCode(raw[156]!), 'g', 'the archive starts with a pax global header');
+    assert.deepEqual(
+      (await entriesOf(withGlobal)).map(({ entry }) => entry.path),
+      ['etc/os-release', 'lib/apk/db/installed'],
+    );
+    assert.equal((await inventory([blob(withGlobal)])).packages.length, 5);
+  });
+
+  it('takes path and size from pax records over the ustar fields, global records as defaults', async () => {
+    const status = Buffer.from(dpkgStatus.toString().split('\n\n').slice(0, 2).join('\n\n') + '\n');
+    const archive = Buffer.concat([
+      // A global header naming a default path, then an entry whose own pax record overrides it.
+      ustarHeader('pax_global_header', paxBody({ path: 'ignored/by/the/next/record' }).length, 'g'),
+      padded(paxBody({ path: 'ignored/by/the/next/record' })),
+      ustarHeader(
+        'PaxHeaders/status',
+        paxBody({ path: './var/lib/dpkg/status', size: String(status.length) }).length,
+        'x',
+      ),
+      padded(paxBody({ path: './var/lib/dpkg/status', size: String(status.length) })),
+      // The ustar size field says 0; the pax size is authoritative.
+      ustarHeader('short-name', 0, '0'),
+      padded(status),
+      ustarHeader('etc/os-release', osRelease.length, '0'),
+      padded(osRelease),
+      Buffer.alloc(1024),
+    ]);
+    const entries: [string, number][] = [];
+    for await (const entry of readTar(Readable.from([archive]))) entries.push([entry.path, entry.size]);
+    assert.deepEqual(entries, [
+      ['var/lib/dpkg/status', status.length],
+      // The global path applies to every entry without its own: here, the one after.
+      ['ignored/by/the/next/record', osRelease.length],
+    ]);
+    const inv = await inventory([Readable.from([archive])]);
+    assert.equal(byEcosystem(inv, 'Debian').length, 2);
+  });
+
+  it('reads distroless dpkg databases: status.d files without Status fields', async () => {
+    const paragraphs = dpkgStatus
+      .toString()
+      .split('\n\n')
+      .filter((p) => p.startsWith('Package: '))
+      .slice(0, 4);
+    const spec: [string, string][] = paragraphs.map((paragraph) => {
+      const name = /^Package: (.+)$/m.exec(paragraph)![1]!;
+      return [`var/lib/dpkg/status.d/${name}`, `${paragraph.replace(/^Status: .*\n/m, '')}\n`];
+    });
+    spec.push([
+      `var/lib/dpkg/status.d/${/^Package: (.+)$/m.exec(paragraphs[0]!)![1]}.md5sums`,
+      'not control data\n',
+    ]);
+    const layer = await buildLayer(work, [['etc/os-release', osRelease], ...spec]);
+    const inv = await inventory([blob(layer)]);
+    const expected = paragraphs
+      .map((p) => `${/^Package: (.+)$/m.exec(p)![1]} ${/^Version: (.+)$/m.exec(p)![1]}`)
+      .sort();
+    assert.deepEqual(byEcosystem(inv, 'Debian'), expected);
+    assert.ok(spec.every(([, text]) => !/^Status:/m.test(text)));
   });
 
   it('reads GNU long names and long link names (gnu format), and hardlinks to wanted files', async () => {
