@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, symlink, truncate, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, symlink, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
@@ -26,13 +26,16 @@ export interface BuildLayerOptions {
   compression?: 'gzip' | 'zstd' | 'none';
   /** GNU tar `--pax-option` values (posix format), e.g. `comment=x` for a global pax header. */
   paxOptions?: string[];
+  /** Archive holes of sparse files as sparse entries (GNU tar `--sparse`). */
+  sparse?: boolean;
 }
 
 let counter = 0;
 
 /**
  * Writes the layer under `workDir` and returns the path of the blob. `{ zeros: n }` is an n-byte file of
- * zeros (sparse on disk, archived in full); `{ hardlink: p }` a hard link to the earlier entry `p`.
+ * zeros (sparse on disk, archived in full); `{ fragments: n }` n one-byte fragments 1 MiB apart (sparse);
+ * `{ hardlink: p }` a hard link to the earlier entry `p`.
  */
 export async function buildLayer(
   workDir: string,
@@ -49,7 +52,13 @@ export async function buildLayer(
     else if ('symlink' in content) await symlink(content.symlink, target);
     else if ('hardlink' in content) await link(join(root, content.hardlink), target);
     else if ('dir' in content) await mkdir(target, { recursive: true });
-    else {
+    else if ('fragments' in content) {
+      // One byte at the start of every MiB: a sparse file of many data fragments.
+      const handle = await open(target, 'w');
+      for (let i = 0; i < content.fragments; i++)
+        await handle.write(Buffer.from([i + 1]), 0, 1, i * 1024 * 1024);
+      await handle.close();
+    } else {
       await writeFile(target, '');
       await truncate(target, content.zeros);
     }
@@ -61,6 +70,7 @@ export async function buildLayer(
     '--owner=0',
     '--group=0',
     ...(options.paxOptions ?? []).map((option) => `--pax-option=${option}`),
+    ...(options.sparse ? ['--sparse'] : []),
     '-cf',
     tarPath,
     '-C',

@@ -146,7 +146,7 @@ function entryType(flag: string, rawName: string): TarEntryType {
     case '5':
       return 'dir';
     default:
-      return 'other';
+      return 'other'; // devices, fifos, GNU sparse ('S'), volume labels and the like
   }
 }
 
@@ -197,6 +197,17 @@ export async function* readTar(input: AsyncIterable<Chunk>): AsyncGenerator<TarE
       verifyChecksum(header);
       const flag = String.fromCharCode(header[156]!);
       const headerSize = numeric(header, 124, 12, 'size');
+      if (flag === 'S') {
+        // Old GNU sparse: when the header's `isextended` byte is set, extension blocks of the sparse map
+        // follow it (each flagging whether another follows) before the body.
+        let extended = header[482] !== 0;
+        while (extended) {
+          const extension = await source.readUpTo(BLOCK);
+          if (extension.length < BLOCK)
+            throw new TruncatedLayerError('tar stream ends inside a sparse header');
+          extended = extension[504] !== 0;
+        }
+      }
 
       if (flag === 'L' || flag === 'K') {
         const text = cString(await readMetaBody(headerSize, 'GNU long name'), 0, headerSize);
@@ -228,7 +239,10 @@ export async function* readTar(input: AsyncIterable<Chunk>): AsyncGenerator<TarE
         const value = pax?.get(key) ?? globalPax.get(key);
         return value === '' ? undefined : value;
       };
-      const rawPath = paxValue('path') ?? longName ?? rawName;
+      // PAX sparse files (GNU formats 0.1 to 1.0) keep their real name in GNU.sparse.name.
+      const paxSparse =
+        paxValue('GNU.sparse.major') !== undefined || paxValue('GNU.sparse.size') !== undefined;
+      const rawPath = paxValue('GNU.sparse.name') ?? paxValue('path') ?? longName ?? rawName;
       const rawLink = paxValue('linkpath') ?? longLink ?? cString(header, 157, 100);
       const paxSize = paxValue('size');
       if (paxSize !== undefined && !/^[0-9]+$/.test(paxSize)) {
@@ -241,7 +255,8 @@ export async function* readTar(input: AsyncIterable<Chunk>): AsyncGenerator<TarE
       longName = null;
       longLink = null;
 
-      const type = entryType(flag, rawPath);
+      // A sparse file's body is a map plus data fragments, not the file's bytes: not readable as content.
+      const type = paxSparse ? 'other' : entryType(flag, rawPath);
       let consumed = false;
       const entry: TarEntry = {
         path: normaliseTarPath(rawPath),
