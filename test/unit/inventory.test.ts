@@ -321,7 +321,10 @@ describe('inventory', () => {
 
   it('honours whiteouts, opaque directories and files replaced in upper layers', async () => {
     const statusParagraphs = dpkgStatus.toString().split('\n\n');
-    const trimmedStatus = `${statusParagraphs.slice(0, 3).join('\n\n')}\n`;
+    // As after `apt-mark hold` on the second package and `apt-get remove` of a fourth that left its conffiles.
+    const held = statusParagraphs[1]!.replace(/^Status: .*$/m, 'Status: hold ok installed');
+    const removed = statusParagraphs[3]!.replace(/^Status: .*$/m, 'Status: deinstall ok config-files');
+    const trimmedStatus = `${[statusParagraphs[0], held, statusParagraphs[2], removed].join('\n\n')}\n`;
     const kept = statusParagraphs
       .slice(0, 3)
       .map((paragraph) => {
@@ -349,7 +352,11 @@ describe('inventory', () => {
 
     const inv = await inventory([blob(base), blob(middle), blob(top)]);
     assert.equal(inv.os?.id, 'debian', 'os-release of the base layer still visible');
-    assert.deepEqual(byEcosystem(inv, 'Debian'), kept, 'the status file of the top layer wins');
+    assert.deepEqual(
+      byEcosystem(inv, 'Debian'),
+      kept,
+      'the status file of the top layer wins, installed ones only',
+    );
     assert.deepEqual(byEcosystem(inv, 'Alpine'), [], 'the apk database was whited out');
     assert.deepEqual(byEcosystem(inv, 'npm'), [`croner ${cronerVersion}`], 'lower node_modules hidden');
     assert.deepEqual(byEcosystem(inv, 'PyPI'), [], 'the whole dist-packages directory was whited out');
@@ -427,6 +434,33 @@ describe('inventory', () => {
       ['etc/os-release', 'lib/apk/db/installed'],
     );
     assert.equal((await inventory([blob(withGlobal)])).packages.length, 5);
+  });
+
+  it('steps over GNU and pax sparse entries (not readable as content) to the entries after them', async () => {
+    for (const format of ['gnu', 'posix'] as const) {
+      const layer = await buildLayer(
+        work,
+        [
+          ['opt/sparse.bin', { zeros: 20 * 1024 * 1024 }],
+          // More fragments than a GNU sparse header holds (4): extension blocks follow the header.
+          ['opt/fragmented.bin', { fragments: 12 }],
+          ['etc/os-release', ALPINE_OS_RELEASE],
+        ],
+        { format, sparse: true },
+      );
+      assert.ok((await readFile(layer)).length < 1024 * 1024, `${format}: the holes were archived as sparse`);
+      const entries = await entriesOf(layer);
+      assert.deepEqual(
+        entries.map(({ entry }) => [entry.path, entry.type]),
+        [
+          ['opt/sparse.bin', 'other'],
+          ['opt/fragmented.bin', 'other'],
+          ['etc/os-release', 'file'],
+        ],
+        format,
+      );
+      assert.equal(entries[2]!.body?.toString(), ALPINE_OS_RELEASE);
+    }
   });
 
   it('takes path and size from pax records over the ustar fields, global records as defaults', async () => {

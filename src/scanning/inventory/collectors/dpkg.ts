@@ -45,6 +45,17 @@ function flavour(os: OsInfo | null): { ecosystem: 'Debian' | 'Ubuntu'; namespace
   return { ecosystem: 'Debian', namespace: 'debian' };
 }
 
+/**
+ * `Status: <want> <flag> <status>` says the package is on disk when the flag is `ok` and the status
+ * `installed`: `install ok installed`, and also `hold ok installed` (pinned) and `deinstall ok installed`
+ * (selected for removal, still installed), as dpkg-query lists them. `config-files`, `half-installed` and the
+ * like are not.
+ */
+function isInstalled(status: string | undefined): boolean {
+  const words = status?.split(/\s+/) ?? [];
+  return words.length === 3 && words[1] === 'ok' && words[2] === 'installed';
+}
+
 /** The packages of one database file. `requireStatus`: only `install ok installed` paragraphs count. */
 function packagesOf(text: string, location: string, os: OsInfo | null, requireStatus: boolean): Package[] {
   const { ecosystem, namespace } = flavour(os);
@@ -56,9 +67,7 @@ function packagesOf(text: string, location: string, os: OsInfo | null, requireSt
     if (!name || !version) continue;
     const status = paragraph.get('status');
     // status.d files of distroless images carry no Status field: every paragraph there is installed.
-    if (status !== undefined || requireStatus) {
-      if (status?.split(/\s+/).join(' ') !== 'install ok installed') continue;
-    }
+    if ((status !== undefined || requireStatus) && !isInstalled(status)) continue;
     // `Source: name (version)` when the source version differs from the binary's, `Source: name` otherwise.
     const source = /^(\S+)(?:\s+\(([^)]+)\))?$/.exec(paragraph.get('source') ?? '');
     const sourceName = source?.[1] ?? name;

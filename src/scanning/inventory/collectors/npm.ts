@@ -3,7 +3,9 @@ import { purl } from '../purl.ts';
 import type { Collector, Package } from '../types.ts';
 
 /** `…/node_modules/<name>/package.json` or `…/node_modules/@<scope>/<name>/package.json`, at any depth. */
-const MANIFEST = /(?:^|\/)node_modules\/(?:@[^/]+\/)?[^/@][^/]*\/package\.json$/;
+// Names starting with '.' are tool state (`.bin`, `.cache`, pnpm's `.pnpm` store keeps its packages in nested
+// `node_modules` that match on their own), not packages.
+const MANIFEST = /(?:^|\/)node_modules\/(?:@[^/.][^/]*\/)?[^/@.][^/]*\/package\.json$/;
 
 /** The npm collector: `name` and `version` of each installed package's manifest. */
 export const npmCollector: Collector = {
