@@ -14,7 +14,13 @@ const run = promisify(execFile);
 
 /** What a path of a test layer holds. */
 export type LayerContent =
-  string | Buffer | { symlink: string } | { hardlink: string } | { dir: true } | { zeros: number };
+  | string
+  | Buffer
+  | { symlink: string }
+  | { hardlink: string }
+  | { dir: true }
+  | { zeros: number }
+  | { fragments: number };
 
 /** A layer's entries, archived in this order. */
 export type LayerSpec = ReadonlyArray<readonly [path: string, content: LayerContent]>;
