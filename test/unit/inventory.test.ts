@@ -570,6 +570,24 @@ describe('inventory', () => {
     await assert.rejects(inventory([Readable.from([gz.subarray(0, gz.length >> 1)])]), TruncatedLayerError);
   });
 
+  it('rejects damaged gzip data as CorruptLayerError and passes on the own error of a failing source stream', async () => {
+    const gz = await readFile(
+      await buildLayer(work, [['var/lib/dpkg/status', dpkgStatus]], { compression: 'gzip' }),
+    );
+    const damaged = Buffer.from(gz);
+    for (let i = 100; i < 200; i++) damaged[i] = damaged[i]! ^ 0xff;
+    await assert.rejects(inventory([Readable.from([damaged])]), CorruptLayerError);
+
+    await assert.rejects(inventory([blob(join(work, 'no-such-layer.tar.gz'))]), { code: 'ENOENT' });
+    const failing = new Readable({
+      read() {
+        this.push(gz.subarray(0, 1000));
+        this.destroy(new Error('connection reset by the storage backend'));
+      },
+    });
+    await assert.rejects(inventory([failing]), /connection reset by the storage backend/);
+  });
+
   it('reads the layer whatever its media type would say: compression comes from the magic bytes', async () => {
     const spec: LayerSpec = [
       ['etc/os-release', ALPINE_OS_RELEASE],
