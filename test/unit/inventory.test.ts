@@ -378,6 +378,13 @@ describe('inventory', () => {
     assert.equal((await inventory([blob(lower), blob(upper)])).os?.id, 'debian');
   });
 
+  it('a directory in an upper layer replaces a file of the same path below', async () => {
+    const lower = await buildLayer(work, [['lib/apk/db/installed', APK_INSTALLED]]);
+    const upper = await buildLayer(work, [['lib/apk/db/installed', { dir: true }]]);
+    assert.equal((await inventory([blob(lower)])).packages.length, 5);
+    assert.deepEqual((await inventory([blob(lower), blob(upper)])).packages, []);
+  });
+
   it('skips a wanted file over the size cap without reading it', async () => {
     const layer = await buildLayer(work, [['var/lib/dpkg/status', dpkgStatus]]);
     const events: LayerEntryEvent[] = [];

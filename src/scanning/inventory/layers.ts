@@ -108,7 +108,11 @@ export async function collectWantedFiles(
         }
         continue;
       }
-      if (entry.type === 'dir') continue; // a directory entry merges with a lower directory: nothing hidden
+      if (entry.type === 'dir') {
+        // A directory merges with a lower directory (nothing beneath is hidden) but replaces a lower file.
+        merged.files.delete(entry.path);
+        continue;
+      }
       // Anything else at a path replaces what lower layers had there, a whole directory included.
       merged.removeTree(entry.path);
       if (entry.type === 'file' && options.wants(entry.path)) {
@@ -124,7 +128,12 @@ export async function collectWantedFiles(
         const target = upper.get(entry.linkname) ?? merged.files.get(entry.linkname);
         if (target) upper.set(entry.path, target);
         else upper.delete(entry.path);
-        options.onEntry?.({ layer, path: entry.path, size: target?.length ?? 0, action: 'read' });
+        options.onEntry?.({
+          layer,
+          path: entry.path,
+          size: target?.length ?? 0,
+          action: target ? 'read' : 'skipped',
+        });
       } else {
         upper.delete(entry.path);
         if (entry.type === 'file')
