@@ -15,7 +15,9 @@ import {
   UnsupportedLayerError,
 } from '../../src/scanning/inventory/errors.ts';
 import { inventory, type Inventory } from '../../src/scanning/inventory/inventory.ts';
-import type { LayerEntryEvent } from '../../src/scanning/inventory/layers.ts';
+import { npmCollector } from '../../src/scanning/inventory/collectors/npm.ts';
+import { pythonCollector } from '../../src/scanning/inventory/collectors/python.ts';
+import { collectWantedFiles, type LayerEntryEvent } from '../../src/scanning/inventory/layers.ts';
 import { readTar, type TarEntry } from '../../src/scanning/inventory/tar-reader.ts';
 import { buildLayer, paxBody, padded, ustarHeader, type LayerSpec } from '../helpers/tar.ts';
 
@@ -383,6 +385,36 @@ describe('inventory', () => {
     const upper = await buildLayer(work, [['lib/apk/db/installed', { dir: true }]]);
     assert.equal((await inventory([blob(lower)])).packages.length, 5);
     assert.deepEqual((await inventory([blob(lower), blob(upper)])).packages, []);
+  });
+
+  it('keeps only the part of npm and Python metadata the collectors need', async () => {
+    const cases = [
+      ...npm.map(([name, , json]) => [npmCollector, `app/node_modules/${name}/package.json`, json] as const),
+      ...python.map(
+        ([rel, content]) => [pythonCollector, `usr/lib/python3/dist-packages/${rel}`, content] as const,
+      ),
+    ];
+    let saved = 0;
+    for (const [collector, path, content] of cases) {
+      const shrunk = collector.shrink!(path, content);
+      assert.ok(shrunk.length <= content.length, path);
+      saved += content.length - shrunk.length;
+      assert.deepEqual(
+        collector.collect(new Map([[path, shrunk]]), null),
+        collector.collect(new Map([[path, content]]), null),
+        path,
+      );
+    }
+    assert.ok(saved > 10_000, `the descriptions and manifests' other fields were dropped (${saved} bytes)`);
+
+    const pipPath = 'usr/lib/python3/dist-packages/pip-23.0.1.dist-info/METADATA';
+    const layer = await buildLayer(work, [[pipPath, python[2]![1]]]);
+    const files = await collectWantedFiles([blob(layer)], {
+      wants: (path) => pythonCollector.wants(path),
+      shrink: (path, content) => pythonCollector.shrink!(path, content),
+    });
+    assert.deepEqual([...files.keys()], [pipPath]);
+    assert.ok(files.get(pipPath)!.length < python[2]![1].length / 2, 'the walker kept the shrunk content');
   });
 
   it('skips a wanted file over the size cap without reading it', async () => {

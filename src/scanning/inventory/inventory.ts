@@ -75,6 +75,12 @@ export async function inventory(
   const collectors = options.collectors ?? DEFAULT_COLLECTORS;
   const files = await collectWantedFiles(layers, {
     wants: (path) => wantsOsRelease(path) || collectors.some((collector) => collector.wants(path)),
+    shrink: (path, content) => {
+      // Only when a single collector wants the file: another one might need the parts this one drops.
+      const takers = collectors.filter((collector) => collector.wants(path));
+      const only = takers.length === 1 && !wantsOsRelease(path) ? takers[0] : undefined;
+      return only?.shrink ? only.shrink(path, content) : content;
+    },
     ...(options.maxFileBytes !== undefined ? { maxFileBytes: options.maxFileBytes } : {}),
     ...(options.onEntry ? { onEntry: options.onEntry } : {}),
   });

@@ -21,6 +21,11 @@ export interface LayerEntryEvent {
 export interface LayerWalkOptions {
   /** Which regular-file paths (normalised, as `TarEntry.path`) to keep. Called once per file entry. */
   wants(path: string): boolean;
+  /**
+   * Reduces a wanted file to what its consumer needs, right after it is read (e.g. the header of a Python
+   * METADATA file without its long description), so that thousands of kept files stay small. Default: as is.
+   */
+  shrink?(path: string, content: Buffer): Buffer;
   /** Wanted files larger than this are skipped, not buffered (default 8 MiB). */
   maxFileBytes?: number;
   /** Called for every regular-file or hardlink entry after the walker decided on it. */
@@ -120,7 +125,8 @@ export async function collectWantedFiles(
           upper.delete(entry.path);
           options.onEntry?.({ layer, path: entry.path, size: entry.size, action: 'too-large' });
         } else {
-          upper.set(entry.path, await entry.read(cap));
+          const content = await entry.read(cap);
+          upper.set(entry.path, options.shrink ? options.shrink(entry.path, content) : content);
           options.onEntry?.({ layer, path: entry.path, size: entry.size, action: 'read' });
         }
       } else if (entry.type === 'hardlink' && options.wants(entry.path)) {

@@ -37,6 +37,11 @@ export interface Collector {
   /** True for the normalised paths whose content this collector needs. Must be cheap: called per entry. */
   wants(path: string): boolean;
   /**
+   * Optional: the part of a wanted file `collect` needs, computed as the file is read, to keep memory small
+   * when an image holds thousands of such files. `collect` then receives the shrunk content.
+   */
+  shrink?(path: string, content: Buffer): Buffer;
+  /**
    * The packages found in `files` (every wanted file of the final filesystem, by path; the map may hold other
    * collectors' files too). `os` is the detected operating system, null when unknown. Never throws on
    * malformed content: what cannot be parsed is left out.

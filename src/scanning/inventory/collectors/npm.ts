@@ -11,6 +11,15 @@ const MANIFEST = /(?:^|\/)node_modules\/(?:@[^/.][^/]*\/)?[^/@.][^/]*\/package\.
 export const npmCollector: Collector = {
   name: 'npm',
   wants: (path) => MANIFEST.test(path),
+  shrink(_path, content) {
+    // A manifest can hold long READMEs (older npm copied them in) and scripts; only name and version matter.
+    try {
+      const { name, version } = JSON.parse(content.toString('utf8')) as { name?: unknown; version?: unknown };
+      return Buffer.from(JSON.stringify({ name, version }));
+    } catch {
+      return Buffer.alloc(0); // not JSON: `collect` would skip it anyway
+    }
+  },
   collect(files) {
     const out: Package[] = [];
     for (const [path, content] of files) {

@@ -32,6 +32,11 @@ export function parseCoreMetadata(text: string): Map<string, string> {
 export const pythonCollector: Collector = {
   name: 'python',
   wants: (path) => METADATA.test(path),
+  shrink(_path, content) {
+    // The headers end at the first blank line; the long description (often the whole README) follows.
+    const end = content.indexOf('\n\n');
+    return end === -1 ? content : Buffer.from(content.subarray(0, end + 1));
+  },
   collect(files) {
     const out: Package[] = [];
     for (const [path, content] of files) {
