@@ -13,6 +13,7 @@ import {
   CorruptLayerError,
   TruncatedLayerError,
   UnsupportedLayerError,
+  WantedFilesTooLargeError,
 } from '../../src/scanning/inventory/errors.ts';
 import { inventory, type Inventory } from '../../src/scanning/inventory/inventory.ts';
 import { npmCollector } from '../../src/scanning/inventory/collectors/npm.ts';
@@ -378,6 +379,19 @@ describe('inventory', () => {
     const upper = await buildLayer(work, [['etc/os-release', { symlink: '../usr/lib/os-release' }]]);
     assert.equal((await inventory([blob(lower)])).os?.id, 'alpine');
     assert.equal((await inventory([blob(lower), blob(upper)])).os?.id, 'debian');
+  });
+
+  it('fails with WantedFilesTooLargeError when the wanted files add up past the total cap', async () => {
+    const layer = await buildLayer(work, [
+      ['var/lib/dpkg/status', dpkgStatus],
+      ['lib/apk/db/installed', APK_INSTALLED],
+    ]);
+    const total = dpkgStatus.length + Buffer.byteLength(APK_INSTALLED);
+    await assert.rejects(inventory([blob(layer)], { maxTotalBytes: total - 1 }), WantedFilesTooLargeError);
+    assert.equal(
+      (await inventory([blob(layer)], { maxTotalBytes: total })).packages.length,
+      dpkgExpected.length + 5,
+    );
   });
 
   it('a directory in an upper layer replaces a file of the same path below', async () => {

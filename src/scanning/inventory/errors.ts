@@ -27,3 +27,8 @@ export class TruncatedLayerError extends LayerError {
 export class EntryTooLargeError extends LayerError {
   override name = 'EntryTooLargeError';
 }
+
+/** The wanted files of an image add up to more than the walker's total cap (`maxTotalBytes`). */
+export class WantedFilesTooLargeError extends LayerError {
+  override name = 'WantedFilesTooLargeError';
+}

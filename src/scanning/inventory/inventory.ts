@@ -31,6 +31,8 @@ export interface InventoryOptions {
   collectors?: readonly Collector[];
   /** Wanted files larger than this are skipped (default 8 MiB). */
   maxFileBytes?: number;
+  /** Cap on all wanted files held at once (default 256 MiB); past it, `WantedFilesTooLargeError`. */
+  maxTotalBytes?: number;
   /** Observes each file entry the layer walker decided on. */
   onEntry?(event: LayerEntryEvent): void;
 }
@@ -66,7 +68,7 @@ export function dedupePackages(packages: Iterable<Package>): Package[] {
  * The inventory of the image whose layer blobs (gzip, zstd or uncompressed tar; first = bottom) are given.
  * Each layer is streamed once, in order, in bounded memory: only the files the collectors want are buffered,
  * each up to `maxFileBytes`. Rejects with a `LayerError` (`UnsupportedLayerError`, `CorruptLayerError`,
- * `TruncatedLayerError`) when a layer cannot be read.
+ * `TruncatedLayerError`) when a layer cannot be read, `WantedFilesTooLargeError` past `maxTotalBytes`.
  */
 export async function inventory(
   layers: AsyncIterable<LayerBlob> | Iterable<LayerBlob>,
@@ -82,6 +84,7 @@ export async function inventory(
       return only?.shrink ? only.shrink(path, content) : content;
     },
     ...(options.maxFileBytes !== undefined ? { maxFileBytes: options.maxFileBytes } : {}),
+    ...(options.maxTotalBytes !== undefined ? { maxTotalBytes: options.maxTotalBytes } : {}),
     ...(options.onEntry ? { onEntry: options.onEntry } : {}),
   });
   const os = detectOs(files);

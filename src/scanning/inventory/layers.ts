@@ -5,6 +5,7 @@
  */
 import type { Chunk } from './byte-source.ts';
 import { decompressLayer } from './decompress.ts';
+import { WantedFilesTooLargeError } from './errors.ts';
 import { DEFAULT_READ_CAP, readTar } from './tar-reader.ts';
 
 /** What happened to one entry of a layer that the walker looked at (for observation and tests). */
@@ -28,6 +29,11 @@ export interface LayerWalkOptions {
   shrink?(path: string, content: Buffer): Buffer;
   /** Wanted files larger than this are skipped, not buffered (default 8 MiB). */
   maxFileBytes?: number;
+  /**
+   * Cap on the wanted files held at once, all layers together (default 256 MiB): past it the walk fails with
+   * `WantedFilesTooLargeError` rather than grow without bound on an image with a huge number of them.
+   */
+  maxTotalBytes?: number;
   /** Called for every regular-file or hardlink entry after the walker decided on it. */
   onEntry?(event: LayerEntryEvent): void;
 }
@@ -43,12 +49,30 @@ function parentAndBase(path: string): [string, string] {
   return slash === -1 ? ['', path] : [path.slice(0, slash), path.slice(slash + 1)];
 }
 
+/** Default of `LayerWalkOptions.maxTotalBytes`. */
+export const DEFAULT_MAX_TOTAL_BYTES = 256 * 1024 * 1024;
+
+/** A map of file contents that keeps the sum of their sizes. */
+class SizedFiles extends Map<string, Buffer> {
+  bytes = 0;
+
+  override set(path: string, content: Buffer): this {
+    this.bytes += content.length - (this.get(path)?.length ?? 0);
+    return super.set(path, content);
+  }
+
+  override delete(path: string): boolean {
+    this.bytes -= this.get(path)?.length ?? 0;
+    return super.delete(path);
+  }
+}
+
 /**
  * The merged state of the wanted files of the layers applied so far, plus the set of directories that contain
  * any of them, so that hiding a whole directory costs a scan only when it can matter.
  */
 class MergedFiles {
-  readonly files = new Map<string, Buffer>();
+  readonly files = new SizedFiles();
   private dirs = new Set<string>();
 
   /** Removes `path` and, when it was a directory holding wanted files, everything beneath it. */
@@ -65,7 +89,7 @@ class MergedFiles {
   }
 
   /** Lays a layer's files over the merged state and recomputes the directory index. */
-  overlay(upper: Map<string, Buffer>): void {
+  overlay(upper: ReadonlyMap<string, Buffer>): void {
     for (const [path, content] of upper) this.files.set(path, content);
     const dirs = new Set<string>();
     for (const path of this.files.keys()) {
@@ -87,13 +111,14 @@ export async function collectWantedFiles(
   options: LayerWalkOptions,
 ): Promise<Map<string, Buffer>> {
   const cap = options.maxFileBytes ?? DEFAULT_READ_CAP;
+  const maxTotal = options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES;
   const merged = new MergedFiles();
   let index = 0;
   for await (const blob of layers) {
     const layer = index++;
     // This layer's own wanted files. Only these are kept: an entry that is not a wanted file (a symlink, a
     // too-large file) hides lower content by removing it from `merged` at once, so no other path is stored.
-    const upper = new Map<string, Buffer>();
+    const upper = new SizedFiles();
     for await (const entry of readTar(decompressLayer(blob))) {
       const [dir, base] = parentAndBase(entry.path);
       // Why whiteouts are applied to `merged` only: per the OCI layer spec a whiteout deletes from the layers
@@ -127,6 +152,11 @@ export async function collectWantedFiles(
         } else {
           const content = await entry.read(cap);
           upper.set(entry.path, options.shrink ? options.shrink(entry.path, content) : content);
+          if (merged.files.bytes + upper.bytes > maxTotal) {
+            throw new WantedFilesTooLargeError(
+              `the wanted files of the layers exceed ${maxTotal} bytes (at layer ${layer}, ${entry.path})`,
+            );
+          }
           options.onEntry?.({ layer, path: entry.path, size: entry.size, action: 'read' });
         }
       } else if (entry.type === 'hardlink' && options.wants(entry.path)) {
