@@ -1,0 +1,50 @@
+/** The shapes an inventory is made of, shared by the collectors and `inventory()`. */
+
+/** The package ecosystems the collectors report (names as the OSV schema spells them). */
+export type Ecosystem = 'Debian' | 'Ubuntu' | 'Alpine' | 'npm' | 'PyPI' | 'Go' | 'Maven';
+
+/** One installed package found in an image. */
+export interface Package {
+  readonly ecosystem: Ecosystem;
+  /** Name as the ecosystem spells it (PyPI: normalised per PEP 503). */
+  readonly name: string;
+  readonly version: string;
+  /** The source package it was built from (dpkg `Source`, apk origin), when the database names one. */
+  readonly sourceName?: string;
+  readonly sourceVersion?: string;
+  /** Package URL per the purl specification. */
+  readonly purl: string;
+  /** Paths (in the image, normalised) of the files the package was found in. */
+  readonly locations: string[];
+}
+
+/** The operating system of an image, from os-release. */
+export interface OsInfo {
+  /** `ID`, e.g. `debian`, `ubuntu`, `alpine`. */
+  readonly id: string;
+  /** `VERSION_ID`, e.g. `12`, `22.04`, `3.19.1`; null when absent (Debian testing/sid). */
+  readonly versionId: string | null;
+  /** `VERSION_CODENAME`, e.g. `bookworm`; null when absent. */
+  readonly versionCodename: string | null;
+  /** `ID_LIKE`, split on spaces; empty when absent. */
+  readonly idLike: readonly string[];
+}
+
+/** A source of packages: which files it needs, and how it turns them into packages. */
+export interface Collector {
+  /** Short name, for diagnostics. */
+  readonly name: string;
+  /** True for the normalised paths whose content this collector needs. Must be cheap: called per entry. */
+  wants(path: string): boolean;
+  /**
+   * Optional: the part of a wanted file `collect` needs, computed as the file is read, to keep memory small
+   * when an image holds thousands of such files. `collect` then receives the shrunk content.
+   */
+  shrink?(path: string, content: Buffer): Buffer;
+  /**
+   * The packages found in `files` (every wanted file of the final filesystem, by path; the map may hold other
+   * collectors' files too). `os` is the detected operating system, null when unknown. Never throws on
+   * malformed content: what cannot be parsed is left out.
+   */
+  collect(files: ReadonlyMap<string, Buffer>, os: OsInfo | null): Package[];
+}
