@@ -14,6 +14,7 @@ import type { Readable } from 'node:stream';
 import type { JobQueue } from '../jobs/job.ts';
 import { silentLogger, type Logger } from '../logger.ts';
 import type { ManifestRecord, MetadataStore } from '../metadata/store.ts';
+import { namespaceOf } from '../metadata/usage-accounting.ts';
 import type { NewVerdict, SignatureStore, StoredVerdict, TrustRecord } from '../metadata/signature-store.ts';
 import type { Digest } from '../oci/digest.ts';
 import { RegistryError } from '../oci/errors.ts';
@@ -111,12 +112,6 @@ const RECOMPUTE_PAGE = 100;
 const SIGNED_TTL_MS = 2_000;
 const UNSIGNED_TTL_MS = 1_000;
 const SIGNED_CACHE_SIZE = 10_000;
-
-/** The namespace of a repository name: its first path component. */
-export function namespaceOf(repository: string): string {
-  const slash = repository.indexOf('/');
-  return slash === -1 ? repository : repository.slice(0, slash);
-}
 
 interface LayerShape {
   readonly mediaType?: unknown;
