@@ -2,6 +2,7 @@
  * Builds the HTTP application (without listening): tests call `inject()` on it, `berth serve` listens.
  */
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
+import path from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config/schema.ts';
 import type { Services } from './container.ts';
@@ -167,6 +168,7 @@ export function createApp(config: Config, services: Services, options: AppOption
       clientFor: (upstream) => services.proxy.clients.get(upstream),
     },
     signatures: { service: services.signatures, metadata: services.metadata },
+    vulnDb: { store: services.vulnDb, spoolDir: path.join(config.data, 'vulndb-spool') },
   });
 
   if (options.backgroundJobs !== false && config.jobs.enabled) {

@@ -39,6 +39,7 @@ import { UpstreamClients } from './proxy/upstream-clients.ts';
 import { UpstreamDirectory } from './proxy/upstream-directory.ts';
 import type { SecretBox } from './remote/secret-box.ts';
 import { SignatureService } from './signing/service.ts';
+import type { VulnDbStore } from './metadata/vulndb-store.ts';
 import { signatureVerifiers } from './signing/verifiers.ts';
 import type { StorageDriver } from './storage/driver.ts';
 import { FilesystemDriver } from './storage/drivers/filesystem.ts';
@@ -82,6 +83,8 @@ export interface Services {
   readonly replication: ReplicationService;
   /** Signature trust per namespace, verdicts, and the pull check (`app.ts` registers its recomputation job). */
   readonly signatures: SignatureService;
+  /** The offline vulnerability database (imported OSV advisories) the built-in scanner matches against. */
+  readonly vulnDb: VulnDbStore;
   /** Stops the job runner, closes the metadata store and the storage driver, then flushes and stops tracing. */
   close(): Promise<void>;
 }
@@ -319,6 +322,7 @@ async function buildServices(
   return {
     replication,
     signatures,
+    vulnDb: observeMethods(metadata.vulnDbStore(), 'database', config.metadata.driver, observers),
     storage,
     metadata,
     registry,

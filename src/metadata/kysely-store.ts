@@ -26,6 +26,7 @@ import { KyselyLifecycleStore } from './kysely-lifecycle-store.ts';
 import { KyselySignatureStore } from './kysely-signature-store.ts';
 import { KyselyUpstreamStore } from './kysely-upstream-store.ts';
 import { KyselyUsageStore } from './kysely-usage-store.ts';
+import { KyselyVulnDbStore } from './kysely-vulndb-store.ts';
 import { isOneOf, selectFromList } from './list-parameter.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
 import * as usage from './usage-accounting.ts';
@@ -240,6 +241,11 @@ export class KyselyMetadataStore implements MetadataStore {
   /** The SignatureStore (signature trust and verdicts) over this store's database. */
   signatureStore(): KyselySignatureStore {
     return new KyselySignatureStore(this.db, this.dialect);
+  }
+
+  /** The VulnDbStore (the offline vulnerability database, migration 0015) over this store's database. */
+  vulnDbStore(): KyselyVulnDbStore {
+    return new KyselyVulnDbStore(this.db, this.dialect);
   }
 
   /** The UpstreamStore (pull-through cache upstreams and tag checks) over this store's database. */

@@ -1,9 +1,9 @@
 /**
  * The admin API: JSON under `/api/v1` for users, robots, teams, namespaces, members, rules, signing keys, the
- * audit log, webhooks, the job queue, retention, upstreams and image signatures, documented by
- * `docs/api/openapi.yaml` (served as `/api/v1/openapi.json`). The use cases and who may perform them live in
- * `admin/admin-service.ts` (webhooks: `admin/webhook-service.ts`, jobs: `admin/job-admin.ts`, the others in
- * `admin/*-admin.ts`); this layer authenticates, parses and maps errors.
+ * audit log, webhooks, the job queue, retention, upstreams, image signatures and the vulnerability database,
+ * documented by `docs/api/openapi.yaml` (served as `/api/v1/openapi.json`). The use cases and who may perform
+ * them live in `admin/admin-service.ts` (webhooks: `admin/webhook-service.ts`, jobs: `admin/job-admin.ts`, the
+ * others in `admin/*-admin.ts`); this layer authenticates, parses and maps errors.
  *
  * Every endpoint but the document needs credentials: Basic (a user or robot) or a Bearer token from
  * `/auth/token` (any scope: the caller's live rights decide). Anonymous callers get 401 with the registry's
@@ -52,6 +52,9 @@ import type { MetadataStore } from '../../metadata/store.ts';
 import type { SignatureService } from '../../signing/service.ts';
 import { registerSignatureRoutes } from './signatures.ts';
 import { registerUpstreamRoutes } from './upstreams.ts';
+import { VulnDbAdmin } from '../../admin/vulndb-admin.ts';
+import type { VulnDbStore } from '../../metadata/vulndb-store.ts';
+import { registerVulnDbRoutes } from './vulndb.ts';
 
 export const ADMIN_API_PREFIX = '/api/v1';
 
@@ -85,6 +88,8 @@ export interface AdminApiOptions {
    * them, no `/signatures` routes.
    */
   readonly signatures?: { readonly service: SignatureService; readonly metadata: MetadataStore };
+  /** The vulnerability database and where uploaded archives are spooled; without it, no `/vulndb` routes. */
+  readonly vulnDb?: { readonly store: VulnDbStore; readonly spoolDir: string };
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -186,6 +191,11 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
             options.signatures.metadata,
           ),
         );
+      }
+      if (options.vulnDb) {
+        registerVulnDbRoutes(api, new VulnDbAdmin(admin, options.auth.audit, options.vulnDb.store), {
+          spoolDir: options.vulnDb.spoolDir,
+        });
       }
     },
     { prefix: ADMIN_API_PREFIX },

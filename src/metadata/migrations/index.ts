@@ -21,6 +21,7 @@ import { signaturesMigration } from './0014-signatures.ts';
 import { usageAndQuotasMigration } from './0011-usage-and-quotas.ts';
 import { pullThroughCacheMigration } from './0012-pull-through-cache.ts';
 import { replicationMigration } from './0013-replication.ts';
+import { vulnDbMigration } from './0015-vulndb.ts';
 
 /** Table recording which migrations ran (name and ISO timestamp). */
 export const MIGRATION_TABLE = 'berth_migrations';
@@ -45,6 +46,7 @@ export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
     '0012-pull-through-cache': pullThroughCacheMigration(dialect),
     '0013-replication': replicationMigration(dialect),
     '0014-signatures': signaturesMigration(dialect),
+    '0015-vulndb': vulnDbMigration(dialect),
   };
 }
 
