@@ -101,12 +101,13 @@ export async function buildLayer(
 
 /**
  * One hand-made ustar header block (for the cases GNU tar will not write on request, such as a pax `size`
- * that differs from the header's): name, octal size, typeflag, a correct checksum.
+ * that differs from the header's, or layers generated on the fly): name, octal size, typeflag, permission
+ * bits, a correct checksum.
  */
-export function ustarHeader(name: string, size: number, typeflag: string): Buffer {
+export function ustarHeader(name: string, size: number, typeflag: string, mode = 0o644): Buffer {
   const block = Buffer.alloc(512);
   block.write(name, 0, 100, 'utf8');
-  block.write('0000644\0', 100, 'latin1');
+  block.write(`${mode.toString(8).padStart(7, '0')}\0`, 100, 'latin1');
   block.write('0000000\0', 108, 'latin1');
   block.write('0000000\0', 116, 'latin1');
   block.write(`${size.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
