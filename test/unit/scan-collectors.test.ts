@@ -20,7 +20,7 @@ import {
   stdlibVersion,
 } from '../../src/scanning/inventory/collectors/go-binary.ts';
 import { parsePackageLock, parseYarnLock } from '../../src/scanning/inventory/collectors/npm.ts';
-import { parseRpmHeader, RPMTAG } from '../../src/scanning/inventory/collectors/rpm.ts';
+import { parseRpmHeader, readRpmdbHeaders, RPMTAG } from '../../src/scanning/inventory/collectors/rpm.ts';
 import { inventory, type Inventory } from '../../src/scanning/inventory/inventory.ts';
 import type { LayerEntryEvent } from '../../src/scanning/inventory/layers.ts';
 import { readTar } from '../../src/scanning/inventory/tar-reader.ts';
@@ -197,6 +197,10 @@ describe('rpm databases', () => {
     writeRpmdb(path, blobs, 9 * 1024 * 1024);
     const file = await readFile(path);
     assert.ok(file.length > 8 * 1024 * 1024, `database of ${file.length} bytes`);
+    // Written in WAL mode as rpm writes it; reading leaves the bytes as they were.
+    assert.deepEqual([file[18], file[19]], [2, 2]);
+    assert.equal(readRpmdbHeaders(file).length, blobs.length);
+    assert.deepEqual([file[18], file[19]], [2, 2]);
     const events: LayerEntryEvent[] = [];
     const inv = await inventoryOf(
       [

@@ -126,18 +126,25 @@ function sqlite(): typeof BetterSqlite3Type {
 
 /**
  * The header blobs of the `Packages` table of an rpmdb.sqlite file's bytes; empty when the bytes are not such
- * a database. The file is opened in memory from a copy (never on disk).
+ * a database. The database is opened in memory (SQLite copies the bytes), never on disk; `file` is left as it
+ * was.
  */
 export function readRpmdbHeaders(file: Buffer): Buffer[] {
   if (file.length < 100 || file.toString('latin1', 0, 16) !== 'SQLite format 3\0') return [];
-  const copy = Buffer.from(file);
   // rpm keeps its database in WAL mode (header bytes 18 and 19 = 2); an in-memory database cannot use a WAL,
-  // so the copy is marked as a rollback-journal database, which reads the same pages.
-  if (copy[18] === 2) copy[18] = 1;
-  if (copy[19] === 2) copy[19] = 1;
+  // so it is opened as a rollback-journal database, which reads the same pages. The two bytes are changed
+  // only while SQLite copies the buffer (synchronously), sparing a copy of a file of tens of MiB.
+  const [read, write] = [file[18]!, file[19]!];
   let db: BetterSqlite3Type.Database | undefined;
   try {
-    db = new (sqlite())(copy);
+    if (read === 2) file[18] = 1;
+    if (write === 2) file[19] = 1;
+    try {
+      db = new (sqlite())(file);
+    } finally {
+      file[18] = read;
+      file[19] = write;
+    }
     const rows = db.prepare('SELECT blob FROM Packages ORDER BY hnum').raw().all() as unknown[][];
     return rows.map((row) => row[0]).filter((blob): blob is Buffer => Buffer.isBuffer(blob));
   } catch {
