@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, open, symlink, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
@@ -20,7 +20,8 @@ export type LayerContent =
   | { hardlink: string }
   | { dir: true }
   | { zeros: number }
-  | { fragments: number };
+  | { fragments: number }
+  | { data: string | Buffer; mode: number };
 
 /** A layer's entries, archived in this order. */
 export type LayerSpec = ReadonlyArray<readonly [path: string, content: LayerContent]>;
@@ -41,6 +42,7 @@ let counter = 0;
 /**
  * Writes the layer under `workDir` and returns the path of the blob. `{ zeros: n }` is an n-byte file of
  * zeros (sparse on disk, archived in full); `{ fragments: n }` n one-byte fragments 1 MiB apart (sparse);
+ * `{ data, mode }` a file with those permission bits (an executable);
  * `{ hardlink: p }` a hard link to the earlier entry `p`.
  */
 export async function buildLayer(
@@ -55,7 +57,10 @@ export async function buildLayer(
     const target = join(root, path);
     await mkdir(dirname(target), { recursive: true });
     if (typeof content === 'string' || Buffer.isBuffer(content)) await writeFile(target, content);
-    else if ('symlink' in content) await symlink(content.symlink, target);
+    else if ('data' in content) {
+      await writeFile(target, content.data);
+      await chmod(target, content.mode);
+    } else if ('symlink' in content) await symlink(content.symlink, target);
     else if ('hardlink' in content) await link(join(root, content.hardlink), target);
     else if ('dir' in content) await mkdir(target, { recursive: true });
     else if ('fragments' in content) {
@@ -96,12 +101,13 @@ export async function buildLayer(
 
 /**
  * One hand-made ustar header block (for the cases GNU tar will not write on request, such as a pax `size`
- * that differs from the header's): name, octal size, typeflag, a correct checksum.
+ * that differs from the header's, or layers generated on the fly): name, octal size, typeflag, permission
+ * bits, a correct checksum.
  */
-export function ustarHeader(name: string, size: number, typeflag: string): Buffer {
+export function ustarHeader(name: string, size: number, typeflag: string, mode = 0o644): Buffer {
   const block = Buffer.alloc(512);
   block.write(name, 0, 100, 'utf8');
-  block.write('0000644\0', 100, 'latin1');
+  block.write(`${mode.toString(8).padStart(7, '0')}\0`, 100, 'latin1');
   block.write('0000000\0', 108, 'latin1');
   block.write('0000000\0', 116, 'latin1');
   block.write(`${size.toString(8).padStart(11, '0')}\0`, 124, 'latin1');

@@ -12,6 +12,7 @@ import {
   VersionError,
   type Ecosystem,
 } from '../../src/scanning/versions/index.ts';
+import { rpmvercmp } from '../../src/scanning/versions/rpm.ts';
 import { skipOrFail } from '../helpers/skip.ts';
 
 /** Asserts that `versions` is strictly ascending: every earlier one is below every later one, and vice versa. */
@@ -670,6 +671,131 @@ describe('Maven (ComparableVersion)', () => {
   });
 });
 
+describe('Red Hat, Rocky Linux, AlmaLinux, openSUSE, SUSE (rpm order)', () => {
+  /** rpm's own rpmvercmp test table (tests/rpmvercmp.at): [a, b, expected]. */
+  const RPMVERCMP_CASES: [string, string, number][] = [
+    ['1.0', '1.0', 0],
+    ['1.0', '2.0', -1],
+    ['2.0.1', '2.0.1', 0],
+    ['2.0', '2.0.1', -1],
+    ['2.0.1a', '2.0.1', 1],
+    ['5.5p1', '5.5p2', -1],
+    ['5.5p10', '5.5p1', 1],
+    ['10xyz', '10.1xyz', -1],
+    ['xyz10', 'xyz10.1', -1],
+    ['xyz.4', '8', -1],
+    ['xyz.4', '2', -1],
+    ['5.5p2', '5.6p1', -1],
+    ['5.6p1', '6.5p1', -1],
+    ['6.0.rc1', '6.0', 1],
+    ['10b2', '10a1', 1],
+    ['1.0aa', '1.0a', 1],
+    ['10.0001', '10.1', 0],
+    ['10.0001', '10.0039', -1],
+    ['4.999.9', '5.0', -1],
+    ['20101121', '20101122', -1],
+    ['2_0', '2_0', 0],
+    ['2.0', '2_0', 0],
+    ['a+', 'a_', 0],
+    ['+a', '_a', 0],
+    ['_+', '+_', 0],
+    ['+', '_', 0],
+    ['1.0~rc1', '1.0', -1],
+    ['1.0~rc1', '1.0~rc2', -1],
+    ['1.0~rc1~git123', '1.0~rc1', -1],
+    ['1.0^', '1.0', 1],
+    ['1.0^git1', '1.0', 1],
+    ['1.0^git1', '1.0^git2', -1],
+    ['1.0^git1', '1.01', -1],
+    ['1.0^20160101', '1.0.1', -1],
+    ['1.0^20160101^git1', '1.0^20160101', 1],
+    ['1.0~rc1^git1', '1.0~rc1', 1],
+    ['1.0^git1~pre', '1.0^git1', -1],
+    ['1.0~rc1^git1', '1.0~rc1^git1', 0],
+  ];
+  /** EVR strings as rpm databases and OSV advisories write them, ascending. */
+  const EVR_ASCENDING = [
+    '1.0~beta-1.el9',
+    '1.0-1.el9',
+    '1.0-1.el9_2',
+    '1.0-1.el9_2.1',
+    '1.0-2.el9',
+    '1.0-10.el9',
+    '1.0^20230101git-1.el9',
+    '1.0.1-1.el9',
+    '1.2.3-1',
+    '1.2.3a-1',
+    '2.0-0.rc1.fc39',
+    '2.0-1.fc39',
+    '1:0.9-1',
+    '1:1.0-1',
+    '2:0.1-1',
+    '10:0.1-1',
+  ];
+
+  it("agrees with rpm's own rpmvercmp test table", () => {
+    for (const [a, b, expected] of RPMVERCMP_CASES) {
+      assert.equal(rpmvercmp(a, b), expected, `${a} vs ${b}`);
+      assert.equal(rpmvercmp(b, a), -expected || 0, `${b} vs ${a}`);
+    }
+  });
+
+  it('orders epoch, version and release; a missing epoch is 0, a missing release sorts first', () => {
+    assertAscending('Red Hat', EVR_ASCENDING);
+    assertSame('Rocky Linux', '0:1.0-1', '1.0-1', '00:1.0-1');
+    assertSame('AlmaLinux', '1.0-1.el9', '1.0-1_el9', '1.00-1.el9');
+    assert.equal(compareVersions('openSUSE', '1.0', '1.0-1'), -1);
+    assert.equal(compareVersions('SUSE', '1.0-150500.3.3.1', '1.0-150400.3.3.1'), 1);
+  });
+
+  it('refuses what is not an EVR string', () => {
+    for (const bad of ['', 'a:1.0', '1.0-', '-1', ':1.0', '1.0 -1', '1.0\n', 'x'.repeat(600)]) {
+      assertRefused('Red Hat', bad, '1.0-1');
+    }
+    assert.equal(isValidVersion('SUSE', '3.2.1-150500.1.1'), true);
+  });
+
+  it('agrees with the real rpm (rpm.vercmp) on every pair', (t) => {
+    let ok = false;
+    try {
+      ok =
+        execFileSync('rpm', ['--eval', '%{lua: print(rpm.vercmp("1.0", "1.0~rc1"))}'], {
+          encoding: 'utf8',
+        }).trim() === '1';
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      t.skip(skipOrFail('rpm (with its Lua rpm.vercmp) is not installed here') || undefined);
+      return;
+    }
+    const versions = [
+      ...new Set([...EVR_ASCENDING, ...RPMVERCMP_CASES.flatMap(([a, b]) => [a, b]), '1.0^', '1.0~', '1.0~~']),
+    ];
+    const list = versions.map((v) => `[[${v}]]`).join(',');
+    const out = execFileSync(
+      'rpm',
+      [
+        '--eval',
+        `%{lua: local v={${list}} for i=1,#v do for j=1,#v do print(rpm.vercmp(v[i],v[j])..",") end end}`,
+      ],
+      { encoding: 'utf8' },
+    );
+    const theirs = out.trim().split(',').filter(Boolean).map(Number);
+    assert.equal(theirs.length, versions.length * versions.length);
+    const disagreements: string[] = [];
+    let k = 0;
+    for (const a of versions) {
+      for (const b of versions) {
+        const ours = compareVersions('Red Hat', a, b);
+        const rpms = Math.sign(theirs[k++]!);
+        if (ours !== rpms) disagreements.push(`${a} vs ${b}: ours ${ours}, rpm ${rpms}`);
+      }
+    }
+    assert.deepEqual(disagreements, [], `compared ${versions.length ** 2} pairs`);
+  });
+});
+
 describe('compareVersions', () => {
   it('refuses an unknown ecosystem with a VersionError', () => {
     for (const eco of ['crates.io', 'toString', '', 'debian']) {
@@ -685,11 +811,15 @@ describe('compareVersions', () => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
       return seed % n;
     };
-    const pieces: Record<Exclude<Ecosystem, 'Ubuntu' | 'Go' | 'Maven'>, string[]> = {
+    const pieces: Record<
+      Exclude<Ecosystem, 'Ubuntu' | 'Go' | 'Maven' | 'Rocky Linux' | 'AlmaLinux' | 'openSUSE' | 'SUSE'>,
+      string[]
+    > = {
       Debian: ['0', '1', '2', '10', '.', '-', '+', '~', ':', 'a', 'z', 'dfsg', 'deb12u', 'ubuntu', 'b'],
       Alpine: ['0', '1', '2', '10', '.', '_rc', '_p', '_alpha', '_git', '-r', 'a', 'b', '~ab', '~a'],
       PyPI: ['0', '1', '2', '10', '.', '-', '_', 'a', 'b', 'rc', 'post', 'dev', '!', '+', 'local'],
       npm: ['0', '1', '2', '10', '.', '-', '+', 'a', 'beta', 'rc'],
+      'Red Hat': ['0', '1', '2', '10', '.', '-', '~', '^', ':', 'a', 'b', 'el9', 'rc', '_'],
     };
     for (const [eco, parts] of Object.entries(pieces) as [Ecosystem, string[]][]) {
       const valid = new Set<string>();
@@ -714,7 +844,7 @@ describe('compareVersions', () => {
   });
 
   it('throws only VersionError on hostile input and always returns -1, 0 or 1', () => {
-    const ecosystems: Ecosystem[] = ['Debian', 'Ubuntu', 'Alpine', 'npm', 'PyPI', 'Go', 'Maven'];
+    const ecosystems: Ecosystem[] = ['Debian', 'Ubuntu', 'Alpine', 'npm', 'PyPI', 'Go', 'Maven', 'Red Hat'];
     const nasty = [
       '1.0',
       '~',

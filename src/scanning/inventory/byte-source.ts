@@ -55,6 +55,30 @@ export class ByteSource {
     return out;
   }
 
+  /**
+   * Up to `max` (> 0) of the next bytes, as they are buffered: at least one unless the stream ended (then an
+   * empty buffer). Not a copy: the result may be a view of a larger chunk, so keep a copy of what you keep.
+   */
+  async readSome(max: number): Promise<Buffer> {
+    if (this.chunks.length === 0 && !(await this.fill(1))) return Buffer.alloc(0);
+    const first = this.chunks[0]!;
+    if (first.length <= max) {
+      this.chunks.shift();
+      this.buffered -= first.length;
+      return first;
+    }
+    this.chunks[0] = first.subarray(max);
+    this.buffered -= max;
+    return first.subarray(0, max);
+  }
+
+  /** Puts `bytes` back in front of the stream: the next read returns them first. */
+  unread(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.chunks.unshift(bytes);
+    this.buffered += bytes.length;
+  }
+
   /** Discards the next `n` bytes without keeping them; returns how many were discarded (fewer at the end). */
   async skip(n: number): Promise<number> {
     let remaining = n;

@@ -3,18 +3,28 @@
  */
 import { apkCollector } from './collectors/apk.ts';
 import { dpkgCollector } from './collectors/dpkg.ts';
+import { goBinaryCollector } from './collectors/go-binary.ts';
+import { javaCollector } from './collectors/java.ts';
 import { npmCollector } from './collectors/npm.ts';
 import { detectOs, wantsOsRelease } from './collectors/os-release.ts';
 import { pythonCollector } from './collectors/python.ts';
+import { rpmCollector } from './collectors/rpm.ts';
 import { collectWantedFiles, type LayerBlob, type LayerEntryEvent } from './layers.ts';
 import type { Collector, OsInfo, Package } from './types.ts';
 
-/** The collectors `inventory()` runs by default. */
+/**
+ * The collectors `inventory()` runs by default: the OS package databases (dpkg, apk, rpm), the language
+ * packages (installed npm packages and npm/yarn lockfiles, Python distributions), and the streamed ones: Java
+ * archives before Go executables, so that an executable `.jar` is read as an archive.
+ */
 export const DEFAULT_COLLECTORS: readonly Collector[] = [
   dpkgCollector,
   apkCollector,
+  rpmCollector,
   npmCollector,
   pythonCollector,
+  javaCollector,
+  goBinaryCollector,
 ];
 
 /** An image's inventory. */
@@ -29,7 +39,7 @@ export interface Inventory {
 export interface InventoryOptions {
   /** The collectors to run (default `DEFAULT_COLLECTORS`). */
   collectors?: readonly Collector[];
-  /** Wanted files larger than this are skipped (default 8 MiB). */
+  /** Wanted files larger than this are skipped (default 8 MiB), unless their collector asks for more. */
   maxFileBytes?: number;
   /** Cap on all wanted files held at once (default 256 MiB); past it, `WantedFilesTooLargeError`. */
   maxTotalBytes?: number;
@@ -64,10 +74,16 @@ export function dedupePackages(packages: Iterable<Package>): Package[] {
   );
 }
 
+/** The collector that streams `path`: the first that says so. */
+function streamerOf(collectors: readonly Collector[], path: string, mode: number): Collector | undefined {
+  return collectors.find((collector) => collector.extract && collector.wantsStream?.(path, mode));
+}
+
 /**
  * The inventory of the image whose layer blobs (gzip, zstd or uncompressed tar; first = bottom) are given.
  * Each layer is streamed once, in order, in bounded memory: only the files the collectors want are buffered,
- * each up to `maxFileBytes`. Rejects with a `LayerError` (`UnsupportedLayerError`, `CorruptLayerError`,
+ * each up to `maxFileBytes` (or its collector's own cap); the files they stream (executables, archives) are
+ * reduced to summaries as they pass. Rejects with a `LayerError` (`UnsupportedLayerError`, `CorruptLayerError`,
  * `TruncatedLayerError`) when a layer cannot be read, `WantedFilesTooLargeError` past `maxTotalBytes`.
  */
 export async function inventory(
@@ -82,6 +98,19 @@ export async function inventory(
       const takers = collectors.filter((collector) => collector.wants(path));
       const only = takers.length === 1 && !wantsOsRelease(path) ? takers[0] : undefined;
       return only?.shrink ? only.shrink(path, content) : content;
+    },
+    fileCap: (path) => {
+      let cap: number | undefined;
+      for (const collector of collectors) {
+        const own = collector.wants(path) ? collector.maxFileBytes?.(path) : undefined;
+        if (own !== undefined && (cap === undefined || own > cap)) cap = own;
+      }
+      return cap;
+    },
+    wantsStream: (path, mode) => streamerOf(collectors, path, mode) !== undefined,
+    extract: async (path, mode, body) => {
+      const streamer = streamerOf(collectors, path, mode);
+      return streamer?.extract ? streamer.extract(path, mode, body) : null;
     },
     ...(options.maxFileBytes !== undefined ? { maxFileBytes: options.maxFileBytes } : {}),
     ...(options.maxTotalBytes !== undefined ? { maxTotalBytes: options.maxTotalBytes } : {}),

@@ -14,8 +14,11 @@ export interface LayerEntryEvent {
   readonly layer: number;
   readonly path: string;
   readonly size: number;
-  /** `read`: a wanted file buffered; `too-large`: wanted but over the cap, skipped; `skipped`: not wanted. */
-  readonly action: 'read' | 'too-large' | 'skipped';
+  /**
+   * `read`: a wanted file buffered; `too-large`: wanted but over the cap, skipped; `streamed`: a file streamed
+   * through `extract` (kept when it returned a summary); `skipped`: not wanted.
+   */
+  readonly action: 'read' | 'too-large' | 'streamed' | 'skipped';
 }
 
 /** Options of `collectWantedFiles`. */
@@ -29,6 +32,19 @@ export interface LayerWalkOptions {
   shrink?(path: string, content: Buffer): Buffer;
   /** Wanted files larger than this are skipped, not buffered (default 8 MiB). */
   maxFileBytes?: number;
+  /** The cap for one wanted path when it differs from `maxFileBytes` (e.g. a database known to be larger). */
+  fileCap?(path: string): number | undefined;
+  /**
+   * Which regular files that `wants` declined are to be streamed through `extract` instead (by path and
+   * permission bits). Called once per such entry; must be cheap.
+   */
+  wantsStream?(path: string, mode: number): boolean;
+  /**
+   * Reduces a streamed file to a small summary as its body streams past (never the whole body in memory). The
+   * summary is kept under the path like a wanted file's content (subject to whiteouts and `maxTotalBytes`);
+   * null keeps nothing. May stop reading early. Rejects only with the errors of iterating `body`.
+   */
+  extract?(path: string, mode: number, body: AsyncIterable<Buffer>): Promise<Buffer | null>;
   /**
    * Cap on the wanted files held at once, all layers together (default 256 MiB): past it the walk fails with
    * `WantedFilesTooLargeError` rather than grow without bound on an image with a huge number of them.
@@ -110,15 +126,23 @@ export async function collectWantedFiles(
   layers: AsyncIterable<LayerBlob> | Iterable<LayerBlob>,
   options: LayerWalkOptions,
 ): Promise<Map<string, Buffer>> {
-  const cap = options.maxFileBytes ?? DEFAULT_READ_CAP;
+  const defaultCap = options.maxFileBytes ?? DEFAULT_READ_CAP;
   const maxTotal = options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES;
   const merged = new MergedFiles();
+  let upper = new SizedFiles();
+  const checkTotal = (path: string, layer: number): void => {
+    if (merged.files.bytes + upper.bytes > maxTotal) {
+      throw new WantedFilesTooLargeError(
+        `the wanted files of the layers exceed ${maxTotal} bytes (at layer ${layer}, ${path})`,
+      );
+    }
+  };
   let index = 0;
   for await (const blob of layers) {
     const layer = index++;
     // This layer's own wanted files. Only these are kept: an entry that is not a wanted file (a symlink, a
     // too-large file) hides lower content by removing it from `merged` at once, so no other path is stored.
-    const upper = new SizedFiles();
+    upper = new SizedFiles();
     for await (const entry of readTar(decompressLayer(blob))) {
       const [dir, base] = parentAndBase(entry.path);
       // Why whiteouts are applied to `merged` only: per the OCI layer spec a whiteout deletes from the layers
@@ -145,22 +169,34 @@ export async function collectWantedFiles(
       }
       // Anything else at a path replaces what lower layers had there, a whole directory included.
       merged.removeTree(entry.path);
-      if (entry.type === 'file' && options.wants(entry.path)) {
+      const fileLike = entry.type === 'file' || entry.type === 'hardlink';
+      const wanted = fileLike && options.wants(entry.path);
+      const streamed =
+        fileLike &&
+        !wanted &&
+        options.extract !== undefined &&
+        options.wantsStream?.(entry.path, entry.mode) === true;
+      if (entry.type === 'file' && streamed) {
+        const summary = await options.extract!(entry.path, entry.mode, entry.stream());
+        if (summary) {
+          upper.set(entry.path, summary);
+          checkTotal(entry.path, layer);
+        } else upper.delete(entry.path);
+        options.onEntry?.({ layer, path: entry.path, size: entry.size, action: 'streamed' });
+      } else if (entry.type === 'file' && wanted) {
+        const cap = options.fileCap?.(entry.path) ?? defaultCap;
         if (entry.size > cap) {
           upper.delete(entry.path);
           options.onEntry?.({ layer, path: entry.path, size: entry.size, action: 'too-large' });
         } else {
           const content = await entry.read(cap);
           upper.set(entry.path, options.shrink ? options.shrink(entry.path, content) : content);
-          if (merged.files.bytes + upper.bytes > maxTotal) {
-            throw new WantedFilesTooLargeError(
-              `the wanted files of the layers exceed ${maxTotal} bytes (at layer ${layer}, ${entry.path})`,
-            );
-          }
+          checkTotal(entry.path, layer);
           options.onEntry?.({ layer, path: entry.path, size: entry.size, action: 'read' });
         }
-      } else if (entry.type === 'hardlink' && options.wants(entry.path)) {
-        // A hardlink names its target by path; the content is known only when the target was wanted too.
+      } else if (entry.type === 'hardlink' && (wanted || streamed)) {
+        // A hardlink names its target by path; the content (or summary) is known only when the target was
+        // wanted (or streamed) too.
         const target = upper.get(entry.linkname) ?? merged.files.get(entry.linkname);
         if (target) upper.set(entry.path, target);
         else upper.delete(entry.path);

@@ -33,7 +33,18 @@ export interface TarEntry {
    * stream ends inside the body.
    */
   read(maxBytes?: number): Promise<Buffer>;
+  /**
+   * The body as it streams past, in chunks of at most 64 KiB, without holding it: for files too large to
+   * buffer. Only valid before the iteration moves on, and at most once (and not after `read`). Chunks may be
+   * views of the reader's buffers: copy what must outlive the next chunk. The consumer may stop early; what it
+   * did not read is skipped when the iteration moves on. The iteration throws `TruncatedLayerError` when the
+   * stream ends inside the body.
+   */
+  stream(): AsyncIterable<Buffer>;
 }
+
+/** Largest chunk `TarEntry.stream()` yields. */
+const STREAM_CHUNK = 64 * 1024;
 
 /**
  * Normalises an archive path to the form entries are keyed by: `./usr//lib/` -> `usr/lib`, `/etc/x` -> `etc/x`;
@@ -258,6 +269,8 @@ export async function* readTar(input: AsyncIterable<Chunk>): AsyncGenerator<TarE
       // A sparse file's body is a map plus data fragments, not the file's bytes: not readable as content.
       const type = paxSparse ? 'other' : entryType(flag, rawPath);
       let consumed = false;
+      // Body bytes not yet read by a `stream()` consumer; skipped when the iteration moves on.
+      let remaining = size;
       const entry: TarEntry = {
         path: normaliseTarPath(rawPath),
         type,
@@ -272,16 +285,32 @@ export async function* readTar(input: AsyncIterable<Chunk>): AsyncGenerator<TarE
             );
           }
           consumed = true;
+          remaining = 0;
           const body = await source.readUpTo(size);
           if (body.length < size)
             throw new TruncatedLayerError(`tar stream ends inside the body of ${rawPath}`);
           return body;
         },
+        stream: () => {
+          if (consumed) throw new LayerError(`tar entry ${rawPath}: body already read or skipped`);
+          consumed = true;
+          return (async function* () {
+            while (remaining > 0) {
+              const chunk = await source.readSome(Math.min(remaining, STREAM_CHUNK));
+              if (chunk.length === 0)
+                throw new TruncatedLayerError(`tar stream ends inside the body of ${rawPath}`);
+              remaining -= chunk.length;
+              yield chunk;
+            }
+          })();
+        },
       };
       yield entry;
-      if (!consumed) {
+      if (!consumed || remaining > 0) {
         consumed = true;
-        if ((await source.skip(size)) < size) {
+        const rest = remaining;
+        remaining = 0;
+        if ((await source.skip(rest)) < rest) {
           throw new TruncatedLayerError(`tar stream ends inside the body of ${rawPath}`);
         }
       }

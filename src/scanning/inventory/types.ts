@@ -1,7 +1,19 @@
 /** The shapes an inventory is made of, shared by the collectors and `inventory()`. */
 
 /** The package ecosystems the collectors report (names as the OSV schema spells them). */
-export type Ecosystem = 'Debian' | 'Ubuntu' | 'Alpine' | 'npm' | 'PyPI' | 'Go' | 'Maven';
+export type Ecosystem =
+  | 'Debian'
+  | 'Ubuntu'
+  | 'Alpine'
+  | 'npm'
+  | 'PyPI'
+  | 'Go'
+  | 'Maven'
+  | 'Red Hat'
+  | 'Rocky Linux'
+  | 'AlmaLinux'
+  | 'openSUSE'
+  | 'SUSE';
 
 /** One installed package found in an image. */
 export interface Package {
@@ -42,8 +54,27 @@ export interface Collector {
    */
   shrink?(path: string, content: Buffer): Buffer;
   /**
-   * The packages found in `files` (every wanted file of the final filesystem, by path; the map may hold other
-   * collectors' files too). `os` is the detected operating system, null when unknown. Never throws on
+   * Optional: a larger size cap for a wanted path whose files are known to outgrow the default one (an rpm
+   * database); undefined keeps the default. Keep it bounded: the file is held in memory whole.
+   */
+  maxFileBytes?(path: string): number | undefined;
+  /**
+   * Optional: true for the regular files (by normalised path and permission bits) this collector reads as a
+   * stream through `extract` rather than whole: files too large to buffer, such as executables and archives.
+   * Only asked about files no collector `wants`; the first collector that says yes gets the file. Must be
+   * cheap: called per entry.
+   */
+  wantsStream?(path: string, mode: number): boolean;
+  /**
+   * Reduces a streamed file to the small summary `collect` needs, reading `body` (chunks that are only valid
+   * until the next one is pulled) at most once and holding a bounded amount of it; may stop early. The summary
+   * is put in `collect`'s map under the path; null when the file holds nothing for this collector. Rejects
+   * only with the errors of iterating `body` (a truncated layer); malformed content gives null.
+   */
+  extract?(path: string, mode: number, body: AsyncIterable<Buffer>): Promise<Buffer | null>;
+  /**
+   * The packages found in `files` (every wanted file of the final filesystem, by path, and the summaries of
+   * the streamed ones; the map holds other collectors' files too, so summaries should be recognisable). `os` is the detected operating system, null when unknown. Never throws on
    * malformed content: what cannot be parsed is left out.
    */
   collect(files: ReadonlyMap<string, Buffer>, os: OsInfo | null): Package[];

@@ -3,12 +3,25 @@ import { compareDpkg, parseDpkgVersion } from './dpkg.ts';
 import { VersionError } from './errors.ts';
 import { compareMaven, isMavenVersion } from './maven.ts';
 import { comparePep440, parsePep440 } from './pep440.ts';
+import { compareRpm, isRpmVersion } from './rpm.ts';
 import { compareSemVer, parseSemVer } from './semver.ts';
 
 export { VersionError } from './errors.ts';
 
 /** OSV ecosystem names (https://ossf.github.io/osv-schema/#affectedpackage-field) whose version order is known here. */
-export type Ecosystem = 'Debian' | 'Ubuntu' | 'Alpine' | 'npm' | 'PyPI' | 'Go' | 'Maven';
+export type Ecosystem =
+  | 'Debian'
+  | 'Ubuntu'
+  | 'Alpine'
+  | 'npm'
+  | 'PyPI'
+  | 'Go'
+  | 'Maven'
+  | 'Red Hat'
+  | 'Rocky Linux'
+  | 'AlmaLinux'
+  | 'openSUSE'
+  | 'SUSE';
 
 const COMPARATORS: Record<Ecosystem, (a: string, b: string) => number> = {
   Debian: compareDpkg,
@@ -18,6 +31,11 @@ const COMPARATORS: Record<Ecosystem, (a: string, b: string) => number> = {
   Go: compareSemVer,
   PyPI: comparePep440,
   Maven: compareMaven,
+  'Red Hat': compareRpm,
+  'Rocky Linux': compareRpm,
+  AlmaLinux: compareRpm,
+  openSUSE: compareRpm,
+  SUSE: compareRpm,
 };
 
 /**
@@ -52,6 +70,12 @@ export function isValidVersion(ecosystem: Ecosystem, v: string): boolean {
         return true;
       case 'Maven':
         return isMavenVersion(v);
+      case 'Red Hat':
+      case 'Rocky Linux':
+      case 'AlmaLinux':
+      case 'openSUSE':
+      case 'SUSE':
+        return isRpmVersion(v);
       default:
         return false;
     }
