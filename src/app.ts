@@ -168,7 +168,18 @@ export function createApp(config: Config, services: Services, options: AppOption
       clientFor: (upstream) => services.proxy.clients.get(upstream),
     },
     signatures: { service: services.signatures, metadata: services.metadata },
-    vulnDb: { store: services.vulnDb, spoolDir: path.join(config.data, 'vulndb-spool') },
+    vulnDb: {
+      store: services.vulnDb,
+      spoolDir: path.join(config.data, 'vulndb-spool'),
+      onImported: (revision, changed) => services.scanning.databaseChanged(revision, changed),
+    },
+    scanning: {
+      service: services.scanning,
+      store: services.scanStore,
+      metadata: services.metadata,
+      secrets: services.proxy.secrets,
+      sbom: services.sbom,
+    },
   });
 
   if (options.backgroundJobs !== false && config.jobs.enabled) {
@@ -180,6 +191,7 @@ export function createApp(config: Config, services: Services, options: AppOption
       services.gc.register(config.gc.schedule);
       if (config.replication.enabled) services.replication.register();
       services.signatures.register(jobs);
+      services.scanning.register(jobs);
       if (config.retention.enabled) {
         scheduleRetention(jobs, services.retention, config.retention.schedule, app.log);
       }

@@ -45,6 +45,13 @@ import type { StorageDriver } from './storage/driver.ts';
 import { FilesystemDriver } from './storage/drivers/filesystem.ts';
 import { createTracing } from './tracing/setup.ts';
 import type { Tracing } from './tracing/tracing.ts';
+import { SERVICE_SUBJECT_PREFIX } from './auth/token/token-service.ts';
+import type { ScanStore } from './metadata/scan-store.ts';
+import { HarborScanning } from './scanning/external.ts';
+import { attachSboms, type SbomSettings } from './scanning/sbom/documents.ts';
+import { ScanService } from './scanning/service.ts';
+import { findVulnerabilities } from './scanning/vulndb/match.ts';
+import { VERSION } from './version.ts';
 
 export interface Services {
   readonly storage: StorageDriver;
@@ -85,6 +92,11 @@ export interface Services {
   readonly signatures: SignatureService;
   /** The offline vulnerability database (imported OSV advisories) the built-in scanner matches against. */
   readonly vulnDb: VulnDbStore;
+  /** Vulnerability scans: reports, policies, the pull check (`app.ts` registers its jobs). */
+  readonly scanning: ScanService;
+  readonly scanStore: ScanStore;
+  /** What SBOMs say about their maker. */
+  readonly sbom: SbomSettings;
   /** Stops the job runner, closes the metadata store and the storage driver, then flushes and stops tracing. */
   close(): Promise<void>;
 }
@@ -201,14 +213,20 @@ async function buildServices(
   });
   const pullEvents = new PullEventRecorder(metadata, { wanted: () => webhookStore.wantsPulls(), logger });
   // Built below, once the registry is: the relay only calls it once started.
-  const late: { replication?: ReplicationService } = {};
+  const late: { replication?: ReplicationService; scanning?: ScanService } = {};
+  const scanningSubscriber = {
+    name: 'scanning',
+    handle: async (events: Parameters<ScanService['subscriber']['handle']>[0]) => {
+      if (config.jobs.enabled) await late.scanning?.subscriber.handle(events);
+    },
+  };
   const replicationSubscriber = {
     name: 'replication',
     handle: async (events: Parameters<ReplicationService['handleEvents']>[0]) => {
       if (config.replication.enabled && config.jobs.enabled) await late.replication?.handleEvents(events);
     },
   };
-  const relay = new EventRelay(metadata, [webhooks.subscriber, replicationSubscriber], {
+  const relay = new EventRelay(metadata, [webhooks.subscriber, replicationSubscriber, scanningSubscriber], {
     gate: load,
     pollIntervalMs: config.jobs.pollInterval,
     retentionMs: config.jobs.retention,
@@ -259,6 +277,39 @@ async function buildServices(
     jobs,
     logger,
   });
+  const vulnDb = observeMethods(metadata.vulnDbStore(), 'database', config.metadata.driver, observers);
+  const scanStore = observeMethods(metadata.scanStore(), 'database', config.metadata.driver, observers);
+  const sbomSettings: SbomSettings = {
+    toolVersion: VERSION,
+    namespaceBase: `${(config.publicUrl ?? 'https://berth.invalid').replace(/\/+$/, '')}/sbom/spdx`,
+  };
+  const scanning = new ScanService({
+    store: scanStore,
+    metadata,
+    storage,
+    matcher: {
+      revision: () => vulnDb.revision(),
+      match: (os, packages) => findVulnerabilities(vulnDb, os, packages),
+    },
+    external: new HarborScanning({
+      secrets,
+      registryUrl: () => config.publicUrl ?? `http://${reachableAddress(config.listen)}`,
+      pullToken: async (scanner, repository) => {
+        if (config.auth.mode === 'none' || auth.tokens === null) return null;
+        const issued = await auth.tokens.issue(
+          { kind: 'external', name: `${SERVICE_SUBJECT_PREFIX}scanner/${scanner}`, isAdmin: false },
+          [{ type: 'repository', name: repository, actions: ['pull'] }],
+        );
+        return issued.token;
+      },
+    }),
+    afterScan: async (manifest, report) => {
+      await attachSboms(registry, manifest, report, manifest.createdAt, sbomSettings);
+    },
+    jobs,
+    logger,
+    version: VERSION,
+  });
   const registry = new Registry(
     {
       storage,
@@ -267,6 +318,7 @@ async function buildServices(
       immutableTags,
       pullStats,
       signatures,
+      pullPolicies: [signatures, scanning],
       options: {
         deletes: config.registry.deletes,
         maxManifestSize: config.registry.maxManifestSize,
@@ -319,10 +371,14 @@ async function buildServices(
     secrets,
   });
   late.replication = replication;
+  late.scanning = scanning;
   return {
     replication,
     signatures,
-    vulnDb: observeMethods(metadata.vulnDbStore(), 'database', config.metadata.driver, observers),
+    vulnDb,
+    scanning,
+    scanStore,
+    sbom: sbomSettings,
     storage,
     metadata,
     registry,
@@ -429,4 +485,14 @@ function createMetadata(config: Config, log: AuthLog): KyselyMetadataStore {
 export function sqliteFile(config: Config): string | null {
   if (config.metadata.driver !== 'sqlite') return null;
   return config.metadata.sqlite.path ?? path.join(config.data, 'berth.db');
+}
+
+/** An address for `HOST:PORT` other processes on this machine can reach: a wildcard host becomes loopback. */
+function reachableAddress(listen: string): string {
+  const colon = listen.lastIndexOf(':');
+  const host = listen.slice(0, colon);
+  const port = listen.slice(colon + 1);
+  const loopback =
+    host === '' || host === '0.0.0.0' ? '127.0.0.1' : host === '::' || host === '[::]' ? '[::1]' : host;
+  return `${loopback}:${port}`;
 }

@@ -11,15 +11,14 @@ import type { AuditLog } from '../auth/audit.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { StoredVerdict } from '../metadata/signature-store.ts';
 import type { Digest } from '../oci/digest.ts';
-import { RegistryError } from '../oci/errors.ts';
-import { isValidRepositoryName, parseReference, type Reference } from '../oci/reference.ts';
 import { namespaceOf } from '../metadata/usage-accounting.ts';
 import type { SignatureService } from '../signing/service.ts';
 import { NO_TRUST, parseSignatureTrust, SignatureTrustError, type SignatureTrust } from '../signing/trust.ts';
 import type { SignatureFormat, SignatureTool } from '../signing/verdict.ts';
 import type { Actor, AdminService } from './admin-service.ts';
 import { recordAction } from './audit-action.ts';
-import { invalid, notFound } from './errors.ts';
+import { invalid } from './errors.ts';
+import { resolveManifest } from './manifest-reference.ts';
 import { checkNamespaceName } from './validation.ts';
 
 /** A namespace's trust configuration as the API and the CLI show it. */
@@ -185,16 +184,14 @@ export class SignatureAdmin {
    * anyone who may pull the repository. Not-found when the reference resolves to nothing.
    */
   async verdicts(actor: Actor, repository: string, reference: string): Promise<SignatureVerdictsView> {
-    if (!isValidRepositoryName(repository)) {
-      throw invalid(`${JSON.stringify(repository.slice(0, 300))} is not a repository name`, 'repository');
-    }
-    const ref = referenceOf(reference);
-    await this.admin.requireRepositoryAction(actor, repository, 'pull', 'reading the signatures of');
-    const record =
-      ref.kind === 'tag'
-        ? await this.metadata.getManifestByTag(repository, ref.tag)
-        : await this.metadata.getManifest(repository, ref.digest);
-    if (record === null) throw notFound(`manifest ${reference} is not known in ${repository}`);
+    const record = await resolveManifest(
+      this.admin,
+      this.metadata,
+      actor,
+      repository,
+      reference,
+      'reading the signatures of',
+    );
     const { trust } = await this.signatures.trustOf(namespaceOf(repository));
     const verdicts = (await this.signatures.verdictsFor(repository, record.digest)).map(verdictView);
     return {
@@ -218,17 +215,5 @@ export class SignatureAdmin {
     const count = await this.signatures.recomputeNamespace(ns);
     await recordAction(this.audit, actor, 'signatures.recompute', ns, { signatures: count });
     return { namespace: ns, signatures: count };
-  }
-}
-
-/** A tag or a digest; anything else is `invalid` naming `reference`. */
-function referenceOf(reference: string): Reference {
-  try {
-    return parseReference(reference, true);
-  } catch (e) {
-    if (e instanceof RegistryError) {
-      throw invalid(`${JSON.stringify(reference.slice(0, 300))} is neither a tag nor a digest`, 'reference');
-    }
-    throw e;
   }
 }

@@ -6,7 +6,7 @@
  * system).
  */
 import type { AuditLog } from '../auth/audit.ts';
-import type { EcosystemCount, ImportRecord, VulnDbStore } from '../metadata/vulndb-store.ts';
+import type { EcosystemCount, ImportRecord, PackageKey, VulnDbStore } from '../metadata/vulndb-store.ts';
 import {
   importPath,
   ImportPathError,
@@ -49,6 +49,8 @@ export class VulnDbAdmin {
     private readonly admin: AdminService,
     private readonly audit: AuditLog | null,
     private readonly store: VulnDbStore,
+    /** Told what each import changed, after it committed (scanning rematches the affected reports). */
+    private readonly onImported?: (revision: number, changed: readonly PackageKey[]) => Promise<void>,
   ) {}
 
   /** The revision, the counts per ecosystem and the last import of each source. */
@@ -127,5 +129,6 @@ export class VulnDbAdmin {
       revision: summary.revision,
       changedPackages: summary.changed.length,
     });
+    if (summary.changed.length > 0) await this.onImported?.(summary.revision, summary.changed);
   }
 }

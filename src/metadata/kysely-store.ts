@@ -27,6 +27,7 @@ import { KyselySignatureStore } from './kysely-signature-store.ts';
 import { KyselyUpstreamStore } from './kysely-upstream-store.ts';
 import { KyselyUsageStore } from './kysely-usage-store.ts';
 import { KyselyVulnDbStore } from './kysely-vulndb-store.ts';
+import { KyselyScanStore } from './kysely-scan-store.ts';
 import { isOneOf, selectFromList } from './list-parameter.ts';
 import { BerthMigrationProvider, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from './migrations/index.ts';
 import * as usage from './usage-accounting.ts';
@@ -246,6 +247,11 @@ export class KyselyMetadataStore implements MetadataStore {
   /** The VulnDbStore (the offline vulnerability database, migration 0015) over this store's database. */
   vulnDbStore(): KyselyVulnDbStore {
     return new KyselyVulnDbStore(this.db, this.dialect);
+  }
+
+  /** The ScanStore (scan reports, scanning policies, external scanners) over this store's database. */
+  scanStore(): KyselyScanStore {
+    return new KyselyScanStore(this.db, this.dialect);
   }
 
   /** The UpstreamStore (pull-through cache upstreams and tag checks) over this store's database. */

@@ -3,6 +3,7 @@ import type { MetadataStore } from '../metadata/store.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { StorageDriver } from '../storage/driver.ts';
 import type { SignatureService } from '../signing/service.ts';
+import type { PullPolicy } from './pull-policy.ts';
 import type { TagImmutability } from './tag-immutability.ts';
 
 /** What the registry services are built from (see `container.ts`). */
@@ -21,6 +22,11 @@ export interface RegistryDeps {
    * pulls of images checked against it; absent: no signature checks.
    */
   readonly signatures?: SignatureService;
+  /**
+   * Checks applied to every pull of a manifest, in order (see `pull-policy.ts`): the signature policy, the
+   * vulnerability policy. Absent: none.
+   */
+  readonly pullPolicies?: readonly PullPolicy[];
 }
 
 /** Counts pulls in memory, for a later batched write. */

@@ -18,6 +18,12 @@ import { namespaceOf } from '../metadata/usage-accounting.ts';
 import type { NewVerdict, SignatureStore, StoredVerdict, TrustRecord } from '../metadata/signature-store.ts';
 import type { Digest } from '../oci/digest.ts';
 import { RegistryError } from '../oci/errors.ts';
+import {
+  PullRefusedError,
+  pullWarning,
+  type PullDecision,
+  type PullPolicy,
+} from '../registry/pull-policy.ts';
 import { blobKey } from '../storage/paths.ts';
 import type { StorageDriver } from '../storage/driver.ts';
 import { classifyManifest, indexChildren, type ArtifactClass } from './artifacts.ts';
@@ -57,13 +63,12 @@ export interface SignatureVerifiers {
 }
 
 /** 412 for a pull of an image without a verified signature, in a namespace that enforces signatures. */
-export class SignatureRequiredError extends RegistryError {
+export class SignatureRequiredError extends PullRefusedError {
   constructor(repository: string, digest: Digest) {
-    super('DENIED', `image ${repository}@${digest} is not signed by a trusted signer`, {
-      status: 412,
-      detail: { repository, digest },
+    super(`image ${repository}@${digest} is not signed by a trusted signer`, 'unsigned image', {
+      repository,
+      digest,
     });
-    this.name = 'SignatureRequiredError';
   }
 }
 
@@ -74,13 +79,6 @@ export class SignatureRejectedError extends RegistryError {
     this.name = 'SignatureRejectedError';
   }
 }
-
-/** What a pull check decided. */
-export type PullDecision =
-  /** Nothing to check (mode off, not an image, a signature itself, a bypassing principal) or signed. */
-  | { readonly outcome: 'pass'; readonly reason: 'off' | 'not-image' | 'artifact' | 'bypass' | 'signed' }
-  /** Unsigned, under `warn`: serve it with this Warning header. */
-  | { readonly outcome: 'warn'; readonly warning: string; readonly message: string };
 
 /** The namespace's configuration and its revision. */
 export interface NamespaceTrust {
@@ -120,7 +118,7 @@ interface LayerShape {
   readonly annotations?: unknown;
 }
 
-export class SignatureService {
+export class SignatureService implements PullPolicy {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly cacheTtlMs: number;
@@ -323,9 +321,8 @@ export class SignatureService {
     if (cls.kind !== 'image') return { outcome: 'pass', reason: 'not-image' };
     if (await bypass()) return { outcome: 'pass', reason: 'bypass' };
     if (await this.signedImage(manifest, cls.isIndex)) return { outcome: 'pass', reason: 'signed' };
-    const message = `image ${manifest.repository}@${manifest.digest} is not signed by a trusted signer`;
     if (trust.mode === 'enforce') throw new SignatureRequiredError(manifest.repository, manifest.digest);
-    return { outcome: 'warn', message, warning: `199 berth "${message}"` };
+    return pullWarning(`image ${manifest.repository}@${manifest.digest} is not signed by a trusted signer`);
   }
 
   /**

@@ -29,6 +29,11 @@ function pkg(
   source: { name?: string; version?: string } = {},
 ): Package {
   const type = {
+    'Red Hat': 'rpm',
+    'Rocky Linux': 'rpm',
+    AlmaLinux: 'rpm',
+    openSUSE: 'rpm',
+    SUSE: 'rpm',
     Debian: 'deb',
     Ubuntu: 'deb',
     Alpine: 'apk',

@@ -40,6 +40,13 @@ export interface VerifiedToken {
   readonly access: AccessEntry[];
 }
 
+/**
+ * Subjects of tokens Berth issues to its own services (an external scanner pulling the one image it scans). No
+ * account name contains `:`, so such a subject is never a user's; its token's grants alone decide, as for an
+ * external issuer's token, and only this registry's key can sign one.
+ */
+export const SERVICE_SUBJECT_PREFIX = 'service:';
+
 /** A token that is malformed, expired, not for this service, or signed by an unknown key. */
 export class InvalidTokenError extends Error {
   constructor(message: string) {
@@ -120,7 +127,7 @@ export class TokenService {
     const principal: Principal =
       sub === ''
         ? { kind: 'anonymous', name: 'anonymous', isAdmin: false }
-        : external
+        : external || (sub.startsWith(SERVICE_SUBJECT_PREFIX) && sub.length > SERVICE_SUBJECT_PREFIX.length)
           ? { kind: 'external', name: sub, isAdmin: false }
           : { kind: subjectKind(sub), name: sub, isAdmin: false };
     return { principal, access };

@@ -1,6 +1,6 @@
 /**
  * The administration commands: `berth users|robots|teams|namespaces|members|rules|keys|audit|webhooks|jobs|repos|
- * usage|quota|gc|immutable-tags|retention|upstreams|replication|replicate|signatures|vulndb`.
+ * usage|quota|gc|immutable-tags|retention|upstreams|replication|replicate|signatures|vulndb|scan|scanning`.
  * They work on the database directly (as the system), so they need no running server and no credentials, only
  * access to the data directory or database of the configuration (`--config`, `--data`, as `berth serve`).
  */
@@ -18,6 +18,7 @@ import { registerSystemCommands } from './system.ts';
 import { registerUsageCommands } from './usage.ts';
 import { registerUpstreamCommands } from './upstreams.ts';
 import { registerVulnDbCommands } from './vulndb.ts';
+import { registerScanningCommands } from './scanning.ts';
 import { registerWebhookCommands } from './webhooks.ts';
 
 export function registerAdminCommands(program: Command): void {
@@ -35,4 +36,5 @@ export function registerAdminCommands(program: Command): void {
   registerReplicationCommands(program);
   registerSignatureCommands(program);
   registerVulnDbCommands(program);
+  registerScanningCommands(program);
 }

@@ -8,7 +8,9 @@ import { VulnDbAdmin, type VulnDbImportView } from '../../admin/vulndb-admin.ts'
 import { common, fields, run, table, toJson, type CommonFlags, type Context } from './common.ts';
 
 function vulnDbAdmin(ctx: Context): VulnDbAdmin {
-  return new VulnDbAdmin(ctx.admin, ctx.services.auth.audit, ctx.services.vulnDb);
+  return new VulnDbAdmin(ctx.admin, ctx.services.auth.audit, ctx.services.vulnDb, (revision, changed) =>
+    ctx.services.scanning.databaseChanged(revision, changed),
+  );
 }
 
 function describeImport(target: string, view: VulnDbImportView): string {

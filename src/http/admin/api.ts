@@ -1,6 +1,6 @@
 /**
  * The admin API: JSON under `/api/v1` for users, robots, teams, namespaces, members, rules, signing keys, the
- * audit log, webhooks, the job queue, retention, upstreams, image signatures and the vulnerability database,
+ * audit log, webhooks, the job queue, retention, upstreams, image signatures, the vulnerability database and scanning,
  * documented by `docs/api/openapi.yaml` (served as `/api/v1/openapi.json`). The use cases and who may perform
  * them live in `admin/admin-service.ts` (webhooks: `admin/webhook-service.ts`, jobs: `admin/job-admin.ts`, the
  * others in `admin/*-admin.ts`); this layer authenticates, parses and maps errors.
@@ -53,8 +53,14 @@ import type { SignatureService } from '../../signing/service.ts';
 import { registerSignatureRoutes } from './signatures.ts';
 import { registerUpstreamRoutes } from './upstreams.ts';
 import { VulnDbAdmin } from '../../admin/vulndb-admin.ts';
-import type { VulnDbStore } from '../../metadata/vulndb-store.ts';
+import type { PackageKey, VulnDbStore } from '../../metadata/vulndb-store.ts';
 import { registerVulnDbRoutes } from './vulndb.ts';
+import { registerScanningRoutes } from './scanning.ts';
+import { ScanAdmin } from '../../admin/scan-admin.ts';
+import type { ScanStore } from '../../metadata/scan-store.ts';
+import type { SecretBox } from '../../remote/secret-box.ts';
+import type { ScanService } from '../../scanning/service.ts';
+import type { SbomSettings } from '../../scanning/sbom/documents.ts';
 
 export const ADMIN_API_PREFIX = '/api/v1';
 
@@ -89,7 +95,24 @@ export interface AdminApiOptions {
    */
   readonly signatures?: { readonly service: SignatureService; readonly metadata: MetadataStore };
   /** The vulnerability database and where uploaded archives are spooled; without it, no `/vulndb` routes. */
-  readonly vulnDb?: { readonly store: VulnDbStore; readonly spoolDir: string };
+  readonly vulnDb?: {
+    readonly store: VulnDbStore;
+    readonly spoolDir: string;
+    /** Told what an import changed (scanning rematches the affected reports). */
+    readonly onImported?: (revision: number, changed: readonly PackageKey[]) => Promise<void>;
+  };
+  /**
+   * Vulnerability scanning (`Services.scanning`, its store, the metadata store resolving references, the secret
+   * box sealing scanner credentials, the SBOM settings); without them, no `/scan`, `/sbom`, `/scanning` and
+   * `/scanners` routes.
+   */
+  readonly scanning?: {
+    readonly service: ScanService;
+    readonly store: ScanStore;
+    readonly metadata: MetadataStore;
+    readonly secrets: SecretBox | null;
+    readonly sbom: SbomSettings;
+  };
 }
 
 export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
@@ -193,9 +216,20 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
         );
       }
       if (options.vulnDb) {
-        registerVulnDbRoutes(api, new VulnDbAdmin(admin, options.auth.audit, options.vulnDb.store), {
-          spoolDir: options.vulnDb.spoolDir,
-        });
+        registerVulnDbRoutes(
+          api,
+          new VulnDbAdmin(admin, options.auth.audit, options.vulnDb.store, options.vulnDb.onImported),
+          {
+            spoolDir: options.vulnDb.spoolDir,
+          },
+        );
+      }
+      if (options.scanning) {
+        const { service, store, metadata, secrets, sbom } = options.scanning;
+        registerScanningRoutes(
+          api,
+          new ScanAdmin(admin, options.auth.audit, service, store, metadata, secrets, sbom),
+        );
       }
     },
     { prefix: ADMIN_API_PREFIX },

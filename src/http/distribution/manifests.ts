@@ -11,7 +11,7 @@ import type { Handler, MethodTable } from './context.ts';
 import type { AccessControl, Caller } from '../auth/access-control.ts';
 import type { ManifestRecord } from '../../metadata/store.ts';
 import type { Registry } from '../../registry/registry.ts';
-import { SignatureRequiredError } from '../../signing/service.ts';
+import { PullRefusedError } from '../../registry/pull-policy.ts';
 
 /**
  * True when the client's Accept list admits `mediaType`. No Accept header, a wildcard (`*\/*`, `application/*`)
@@ -44,14 +44,14 @@ const fetchManifest: Handler = async ({ request, reply, params, registry, caller
   if (!accepts(request, manifest.mediaType)) {
     throw new ManifestUnknownError(`manifest is a ${manifest.mediaType}, which the Accept header excludes`);
   }
-  const signatureWarning = await checkSignature(registry, access, request, caller, manifest, reference);
+  const policyWarnings = await checkPullPolicies(registry, access, request, caller, manifest, reference);
   reply.headers({
     'Content-Type': manifest.mediaType,
     'Docker-Content-Digest': manifest.digest,
     ETag: `"${manifest.digest}"`,
     'Content-Length': String(manifest.size),
   });
-  const warnings = [manifest.warning, signatureWarning].filter((w): w is string => w !== undefined);
+  const warnings = [manifest.warning, ...policyWarnings].filter((w): w is string => w !== undefined);
   if (warnings.length > 0) reply.header('Warning', warnings);
   if (matchesEtag(request, manifest.digest)) {
     reply.removeHeader('Content-Length');
@@ -63,40 +63,46 @@ const fetchManifest: Handler = async ({ request, reply, params, registry, caller
 };
 
 /**
- * Applies the namespace's signature policy to a pull of `manifest` (see `SignatureService.checkPull`): principals
- * that may push to the repository pass (a signer must read what it signs). Returns the Warning header of `warn`
- * mode; a refusal under `enforce` is audited and thrown (412).
+ * Applies the namespace's pull policies (signatures, vulnerabilities; see `registry/pull-policy.ts`) to a pull of
+ * `manifest`: principals that may push to the repository pass (a signer or scanner must read what it checks).
+ * Returns the Warning headers of warn decisions; a refusal is audited and thrown (412).
  */
-async function checkSignature(
+async function checkPullPolicies(
   registry: Registry,
   access: AccessControl,
   request: FastifyRequest,
   caller: Caller,
   manifest: ManifestRecord,
   reference: Reference,
-): Promise<string | undefined> {
-  const signatures = registry.deps.signatures;
-  if (signatures === undefined) return undefined;
-  const bypass = async () => access.enabled && (await access.can(caller, manifest.repository, 'push'));
-  try {
-    const decision = await signatures.checkPull(manifest, bypass);
-    return decision.outcome === 'warn' ? decision.warning : undefined;
-  } catch (e) {
-    if (e instanceof SignatureRequiredError) {
-      await access.deps.audit.record({
-        actor: caller.principal,
-        action: 'pull',
-        target: `${manifest.repository}@${manifest.digest}`,
-        sourceAddr: request.ip,
-        success: false,
-        detail: {
-          reason: 'unsigned image',
-          reference: reference.kind === 'tag' ? reference.tag : reference.digest,
-        },
-      });
+): Promise<string[]> {
+  const policies = registry.deps.pullPolicies ?? [];
+  if (policies.length === 0) return [];
+  let canPush: Promise<boolean> | undefined;
+  const bypass = () =>
+    (canPush ??= access.enabled ? access.can(caller, manifest.repository, 'push') : Promise.resolve(false));
+  const warnings: string[] = [];
+  for (const policy of policies) {
+    try {
+      const decision = await policy.checkPull(manifest, bypass);
+      if (decision.outcome === 'warn') warnings.push(decision.warning);
+    } catch (e) {
+      if (e instanceof PullRefusedError) {
+        await access.deps.audit.record({
+          actor: caller.principal,
+          action: 'pull',
+          target: `${manifest.repository}@${manifest.digest}`,
+          sourceAddr: request.ip,
+          success: false,
+          detail: {
+            reason: e.reason,
+            reference: reference.kind === 'tag' ? reference.tag : reference.digest,
+          },
+        });
+      }
+      throw e;
     }
-    throw e;
   }
+  return warnings;
 }
 
 export const manifestRoutes: MethodTable = {

@@ -22,6 +22,7 @@ import { usageAndQuotasMigration } from './0011-usage-and-quotas.ts';
 import { pullThroughCacheMigration } from './0012-pull-through-cache.ts';
 import { replicationMigration } from './0013-replication.ts';
 import { vulnDbMigration } from './0015-vulndb.ts';
+import { scansMigration } from './0016-scans.ts';
 
 /** Table recording which migrations ran (name and ISO timestamp). */
 export const MIGRATION_TABLE = 'berth_migrations';
@@ -47,6 +48,7 @@ export function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
     '0013-replication': replicationMigration(dialect),
     '0014-signatures': signaturesMigration(dialect),
     '0015-vulndb': vulnDbMigration(dialect),
+    '0016-scans': scansMigration(dialect),
   };
 }
 
