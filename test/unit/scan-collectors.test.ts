@@ -17,8 +17,10 @@ import {
   goPackages,
   parseBuildInfo,
   parseModinfo,
+  scanGoBinary,
   stdlibVersion,
 } from '../../src/scanning/inventory/collectors/go-binary.ts';
+import { scanJavaArchive } from '../../src/scanning/inventory/collectors/java.ts';
 import { parsePackageLock, parseYarnLock } from '../../src/scanning/inventory/collectors/npm.ts';
 import { parseRpmHeader, readRpmdbHeaders, RPMTAG } from '../../src/scanning/inventory/collectors/rpm.ts';
 import { inventory, type Inventory } from '../../src/scanning/inventory/inventory.ts';
@@ -652,5 +654,69 @@ describe('TarEntry.stream', () => {
       }
     }
     assert.deepEqual(seen, ['after the big one']);
+  });
+});
+
+describe('malformed archives and executables', () => {
+  /** A fixed linear congruential generator, so a failure is reproducible. */
+  function generator(seed: number): (n: number) => number {
+    return (n) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+  }
+  async function* chunked(bytes: Buffer, size: number): AsyncGenerator<Buffer> {
+    for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+  }
+  /** Rejects when `promise` takes longer than `ms`: a reader stuck on a broken stream must not hang. */
+  async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    });
+    try {
+      return await Promise.race([promise, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  it('damaged jars give what can be read, never an error or a hang', async (t) => {
+    if (!(await hasTool('jar', ['--version']))) {
+      t.skip(skipOrFail('the jar tool (a JDK) is not installed here') || undefined);
+      return;
+    }
+    const root = join(work, 'damaged');
+    await mkdir(join(root, 'META-INF/maven/g/a'), { recursive: true });
+    await writeFile(join(root, 'META-INF/maven/g/a/pom.properties'), 'groupId=g\nartifactId=a\nversion=1\n');
+    await writeFile(join(root, 'data.txt'), 'some text to deflate\n'.repeat(5000));
+    await run('jar', ['cf', join(work, 'damaged.jar'), '-C', root, '.']);
+    const jar = await readFile(join(work, 'damaged.jar'));
+    assert.deepEqual(await scanJavaArchive(chunked(jar, 4096)), [
+      { groupId: 'g', artifactId: 'a', version: '1' },
+    ]);
+    const random = generator(7);
+    for (let round = 0; round < 150; round++) {
+      const damaged = Buffer.from(jar);
+      for (let flips = 1 + random(12); flips > 0; flips--) damaged[random(damaged.length)] = random(256);
+      const found = await within(scanJavaArchive(chunked(damaged, 1 + random(9000))), 5000, `round ${round}`);
+      assert.ok(Array.isArray(found));
+    }
+  });
+
+  it('executables full of false build information headers are read to the end without error', async () => {
+    const random = generator(11);
+    const header = buildInfoBlob('go1.21.0', 'mod\tx.example/m\tv1.0.0\t\n').subarray(0, 32);
+    for (let round = 0; round < 100; round++) {
+      const file = Buffer.alloc(100_000);
+      file.write('\x7fELF', 0, 'latin1');
+      for (let n = 0; n < 20; n++) {
+        const at = random(file.length / 16) * 16;
+        header.copy(file, at);
+        for (let i = 32; i < 40 && at + i < file.length; i++) file[at + i] = random(256);
+      }
+      const info = await within(scanGoBinary(chunked(file, 1 + random(5000))), 5000, `round ${round}`);
+      assert.ok(info === null || typeof info.goVersion === 'string');
+    }
   });
 });

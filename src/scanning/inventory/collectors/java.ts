@@ -73,12 +73,23 @@ async function* inflated(source: ByteSource, compressedSize: number | null): Asy
   inflater.on('data', (chunk: Buffer) => out.push(chunk));
   inflater.on('error', (err: Error) => (failure = err));
   inflater.on('end', () => (ended = true));
+  // A write's callback may never come once the inflater failed: a step also ends at its error.
+  const settle = (start: (done: () => void) => void): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const done = (): void => {
+        inflater.off('error', done);
+        resolve();
+      };
+      inflater.once('error', done);
+      if (failure) done();
+      else start(done);
+    });
   let fed = 0;
   let remaining = compressedSize ?? Infinity;
   try {
     for (;;) {
       if (remaining === 0) {
-        await new Promise<void>((resolve) => inflater.end(resolve));
+        await settle((done) => inflater.end(done));
         if (failure) throw new ZipStop('corrupt deflate data');
         yield* out.splice(0);
         return;
@@ -87,7 +98,7 @@ async function* inflated(source: ByteSource, compressedSize: number | null): Asy
       if (chunk.length === 0) throw new ZipStop('archive ends inside a deflated entry');
       fed += chunk.length;
       remaining -= chunk.length;
-      await new Promise<void>((resolve) => inflater.write(chunk, () => resolve()));
+      await settle((done) => inflater.write(chunk, () => done()));
       if (failure) throw new ZipStop('corrupt deflate data');
       yield* out.splice(0);
       // zlib stops taking input at the end of the deflate stream: what it did not take belongs to what follows.
