@@ -1,7 +1,7 @@
 /**
  * Run as a script (`node --import tsx large-layer-child.ts <none|gzip> <GiB>`): generates a tar layer of that
  * many GiB on the fly, never on disk and never whole in memory (large unwanted files, a large executable with
- * its Go build information at its very end, the wanted files at the end of the layer), optionally gzip-compressed as it is generated, runs
+ * its Go build information at its very end, a large war, the wanted files at the end of the layer), optionally gzip-compressed as it is generated, runs
  * `inventory()` over it and prints one JSON line: the packages found, the bytes generated, the peak RSS.
  */
 import { Readable } from 'node:stream';
@@ -43,8 +43,8 @@ function goBuildInfo(goVersion: string, modinfo: string): Buffer {
   return Buffer.concat([blob, Buffer.alloc((16 - (blob.length % 16)) % 16)]);
 }
 
-function* file(name: string, size: number, mode = 0o644, tail?: Buffer): Generator<Buffer> {
-  yield ustarHeader(name, size, '0', mode);
+/** `size` bytes of the pattern, in fresh chunks (as a stream delivers them), the last ones replaced by `tail`. */
+function* body(size: number, tail?: Buffer): Generator<Buffer> {
   for (let offset = 0; offset < size; offset += CHUNK) {
     const length = Math.min(CHUNK, size - offset);
     const chunk = Buffer.allocUnsafe(length);
@@ -54,6 +54,57 @@ function* file(name: string, size: number, mode = 0o644, tail?: Buffer): Generat
     if (tail && offset + length === size) tail.copy(chunk, length - tail.length);
     yield chunk;
   }
+}
+
+function* file(name: string, size: number, mode = 0o644, tail?: Buffer): Generator<Buffer> {
+  yield ustarHeader(name, size, '0', mode);
+  yield* body(size, tail);
+  const padding = (512 - (size % 512)) % 512;
+  if (padding > 0) yield Buffer.alloc(padding);
+}
+
+/** A zip local file header (CRC left 0: the reader does not check it). */
+function localHeader(name: string, method: number, flags: number, compressed: number, size: number): Buffer {
+  const header = Buffer.alloc(30);
+  header.writeUInt32LE(0x04034b50, 0);
+  header.writeUInt16LE(20, 4);
+  header.writeUInt16LE(flags, 6);
+  header.writeUInt16LE(method, 8);
+  header.writeUInt32LE(compressed, 18);
+  header.writeUInt32LE(size, 22);
+  header.writeUInt16LE(Buffer.byteLength(name), 26);
+  return Buffer.concat([header, Buffer.from(name)]);
+}
+
+/**
+ * A web archive of `size` bytes, generated as it streams: a large stored entry, then a nested jar (stored)
+ * with its pom.properties, then the war's own pom.properties deflated with a data descriptor.
+ */
+function* war(name: string, size: number): Generator<Buffer> {
+  const pom = (group: string, artifact: string, version: string): Buffer =>
+    Buffer.from(`groupId=${group}\nartifactId=${artifact}\nversion=${version}\n`);
+  const innerPom = pom('org.acme', 'inner', '0.9.0');
+  const innerName = 'META-INF/maven/org.acme/inner/pom.properties';
+  const nested = Buffer.concat([localHeader(innerName, 0, 0, innerPom.length, innerPom.length), innerPom]);
+  const ownPom = pom('org.acme', 'webapp', '3.1.0');
+  const deflated = zlib.deflateRawSync(ownPom);
+  const descriptor = Buffer.alloc(16);
+  descriptor.writeUInt32LE(0x08074b50, 0);
+  descriptor.writeUInt32LE(deflated.length, 8);
+  descriptor.writeUInt32LE(ownPom.length, 12);
+  const tail = Buffer.concat([
+    localHeader('WEB-INF/lib/inner.jar', 0, 0, nested.length, nested.length),
+    nested,
+    localHeader('META-INF/maven/org.acme/webapp/pom.properties', 8, 8, 0, 0),
+    deflated,
+    descriptor,
+  ]);
+  const bigName = 'WEB-INF/data/big.bin';
+  const big = size - tail.length - 30 - bigName.length;
+  yield ustarHeader(name, size, '0');
+  yield localHeader(bigName, 0, 0, big, big);
+  yield* body(big);
+  yield tail;
   const padding = (512 - (size % 512)) % 512;
   if (padding > 0) yield Buffer.alloc(padding);
 }
@@ -75,7 +126,9 @@ function* layer(): Generator<Buffer> {
     0o755,
     goBuildInfo('go1.22.3', 'path\texample.com/huge\nmod\texample.com/huge\tv0.3.1\t\n'),
   );
-  let left = total - executable;
+  // Then a web archive of 128 MiB, streamed through its entries.
+  yield* war('srv/app/app.war', 128 * MiB);
+  let left = total - executable - 128 * MiB;
   for (let i = 0; left > 0; i++) {
     const size = Math.min(128 * MiB, left);
     yield* file(`srv/data/blob-${i}.bin`, size);

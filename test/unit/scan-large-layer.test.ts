@@ -1,6 +1,7 @@
 /**
  * Memory bound of `inventory()`: a 1 GiB layer (uncompressed, and gzip-compressed) generated on the fly in a
- * child process, whose peak resident set size must stay far below the layer's size.
+ * child process, with a 256 MiB executable and a 128 MiB war that the collectors stream, whose peak resident
+ * set size must stay far below the layer's size.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -40,6 +41,9 @@ describe('inventory of a 1 GiB layer', () => {
         // Found only by streaming the 256 MiB executable to its last bytes.
         'Go:example.com/huge@v0.3.1',
         'Go:stdlib@1.22.3',
+        // From the 128 MiB war: its nested jar, and its own pom.properties after its large entry.
+        'Maven:org.acme:inner@0.9.0',
+        'Maven:org.acme:webapp@3.1.0',
         'npm:left-pad@1.3.0',
       ]);
       const rss = report.maxRssKiB * 1024;

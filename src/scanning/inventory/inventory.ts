@@ -10,6 +10,7 @@ import { detectOs, wantsOsRelease } from './collectors/os-release.ts';
 import { pythonCollector } from './collectors/python.ts';
 import { rpmCollector } from './collectors/rpm.ts';
 import { collectWantedFiles, type LayerBlob, type LayerEntryEvent } from './layers.ts';
+import { DEFAULT_READ_CAP } from './tar-reader.ts';
 import type { Collector, OsInfo, Package } from './types.ts';
 
 /**
@@ -100,10 +101,11 @@ export async function inventory(
       return only?.shrink ? only.shrink(path, content) : content;
     },
     fileCap: (path) => {
-      let cap: number | undefined;
+      // A collector's own cap can only raise the general one.
+      let cap = options.maxFileBytes ?? DEFAULT_READ_CAP;
       for (const collector of collectors) {
         const own = collector.wants(path) ? collector.maxFileBytes?.(path) : undefined;
-        if (own !== undefined && (cap === undefined || own > cap)) cap = own;
+        if (own !== undefined && own > cap) cap = own;
       }
       return cap;
     },

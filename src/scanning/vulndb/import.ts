@@ -8,7 +8,7 @@
  * batches ({@link DEFAULT_BATCH_SIZE} records, or fewer when large), each batch one transaction: an interrupted
  * import leaves every committed batch and nothing half-written. A record that is not valid OSV is counted and
  * passed over, never aborting the import. Memory stays bounded: one batch, and one archive entry or file, at a
- * time.
+ * time. The source's import state (`VulnDbStore.recordImport`) is written when the import completes.
  */
 import type { Dirent } from 'node:fs';
 import { open, readdir, readFile, stat } from 'node:fs/promises';

@@ -73,12 +73,23 @@ async function* inflated(source: ByteSource, compressedSize: number | null): Asy
   inflater.on('data', (chunk: Buffer) => out.push(chunk));
   inflater.on('error', (err: Error) => (failure = err));
   inflater.on('end', () => (ended = true));
+  // A write's callback may never come once the inflater failed: a step also ends at its error.
+  const settle = (start: (done: () => void) => void): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const done = (): void => {
+        inflater.off('error', done);
+        resolve();
+      };
+      inflater.once('error', done);
+      if (failure) done();
+      else start(done);
+    });
   let fed = 0;
   let remaining = compressedSize ?? Infinity;
   try {
     for (;;) {
       if (remaining === 0) {
-        await new Promise<void>((resolve) => inflater.end(resolve));
+        await settle((done) => inflater.end(done));
         if (failure) throw new ZipStop('corrupt deflate data');
         yield* out.splice(0);
         return;
@@ -87,7 +98,7 @@ async function* inflated(source: ByteSource, compressedSize: number | null): Asy
       if (chunk.length === 0) throw new ZipStop('archive ends inside a deflated entry');
       fed += chunk.length;
       remaining -= chunk.length;
-      await new Promise<void>((resolve) => inflater.write(chunk, () => resolve()));
+      await settle((done) => inflater.write(chunk, () => done()));
       if (failure) throw new ZipStop('corrupt deflate data');
       yield* out.splice(0);
       // zlib stops taking input at the end of the deflate stream: what it did not take belongs to what follows.
@@ -103,6 +114,40 @@ async function* inflated(source: ByteSource, compressedSize: number | null): Asy
   }
 }
 
+const DESCRIPTOR_SIGNATURE = Buffer.from([0x50, 0x4b, 0x07, 0x08]);
+
+/**
+ * Streams a stored entry whose size only follows its data (zip writing to a pipe does this): the data ends at
+ * the first data descriptor signature whose compressed-size field equals the bytes before it, which is put back
+ * into `source` for the reader. Best effort: stored data can contain such a sequence by chance.
+ */
+async function* storedUntilDescriptor(source: ByteSource): AsyncGenerator<Buffer> {
+  let count = 0; // data bytes yielded so far
+  let pending: Buffer = Buffer.alloc(0); // bytes read but not yet yielded
+  for (;;) {
+    let at = pending.indexOf(DESCRIPTOR_SIGNATURE);
+    while (at !== -1 && at + 16 <= pending.length) {
+      // Signature, CRC-32, then the compressed size.
+      if (pending.readUInt32LE(at + 8) === count + at) {
+        if (at > 0) yield pending.subarray(0, at);
+        source.unread(pending.subarray(at));
+        return;
+      }
+      at = pending.indexOf(DESCRIPTOR_SIGNATURE, at + 1);
+    }
+    // Keep what could still begin a descriptor: an incomplete candidate, or the last 15 bytes.
+    const keep = at !== -1 ? pending.length - at : Math.min(15, pending.length);
+    if (pending.length > keep) {
+      const out = pending.subarray(0, pending.length - keep);
+      count += out.length;
+      yield out;
+    }
+    const chunk = await source.readSome(64 * 1024);
+    if (chunk.length === 0) throw new ZipStop('archive ends inside a stored entry');
+    pending = Buffer.concat([pending.subarray(pending.length - keep), chunk]);
+  }
+}
+
 /** One entry of a zip stream. */
 interface ZipEntry {
   readonly name: string;
@@ -112,8 +157,8 @@ interface ZipEntry {
 
 /**
  * Iterates the entries of a zip archive in stream order, through the local file headers, up to the central
- * directory. Throws `ZipStop` where it cannot go on (an unknown method with a data descriptor, a stored entry
- * with a data descriptor, a corrupt deflate stream, the archive cut short); errors of the input pass through.
+ * directory. Throws `ZipStop` where it cannot go on (an unknown method with a data descriptor, a corrupt
+ * deflate stream, the archive cut short); errors of the input pass through.
  */
 async function* zipEntries(source: ByteSource): AsyncGenerator<ZipEntry> {
   for (;;) {
@@ -150,9 +195,11 @@ async function* zipEntries(source: ByteSource): AsyncGenerator<ZipEntry> {
       else body = (async function* () {})(); // unknown method: its bytes are skipped below
     } else if (method === DEFLATED) {
       body = inflated(source, null);
+    } else if (method === STORED) {
+      body = storedUntilDescriptor(source);
     } else {
-      // A stored (or other) entry whose size only follows its data cannot be delimited reliably.
-      throw new ZipStop('entry with a data descriptor that is not deflated');
+      // Another method whose size only follows its data: nothing delimits it.
+      throw new ZipStop('entry of an unknown method with a data descriptor');
     }
     // The consumer gets a view that cannot end the body early (leaving a loop calls `return`): what it leaves
     // is read here after it, since the end of a deflate stream is what delimits a descriptor entry. A failure
