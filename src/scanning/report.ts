@@ -39,13 +39,13 @@ export interface FindingPackage {
 export interface Finding {
   /** The advisory id (`CVE-2023-4911`, `GHSA-…`, `DSA-5514-1`). */
   readonly id: string;
-  /** The advisory's other ids; allowlists match the id or any alias. */
+  /** The advisory's other ids (aliases, and the upstream records it derives from); allowlists match any. */
   readonly aliases: readonly string[];
   readonly package: FindingPackage;
   /** The first version that fixes it, or null when no fix is known (an unfixed vulnerability). */
   readonly fixedVersion: string | null;
   readonly severity: FindingSeverity;
-  /** The CVSS base score the severity comes from, null when it comes from a rating word or none. */
+  /** The CVSS base score (the one the severity comes from, or the one a scanner reported), null when none. */
   readonly score: number | null;
   /** One line about the vulnerability, null when the advisory has none. */
   readonly summary: string | null;

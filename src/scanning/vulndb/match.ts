@@ -103,7 +103,9 @@ function findingOf(advisory: Advisory, pkg: Package, fixed: string | null): Find
   const { severity, score, source } = advisorySeverity(advisory);
   return {
     id: advisory.id,
-    aliases: advisory.aliases,
+    // The ids of the upstream records a distribution record derives from (`DEBIAN-CVE-…` from `CVE-…`) name the
+    // same vulnerability for allowlists and deduplication.
+    aliases: [...new Set([...advisory.aliases, ...advisory.upstream])].filter((id) => id !== advisory.id),
     package: { ecosystem: pkg.ecosystem, name: pkg.name, version: pkg.version, purl: pkg.purl },
     fixedVersion: fixed,
     severity: source === 'none' ? 'unknown' : severity,
