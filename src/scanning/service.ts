@@ -273,16 +273,24 @@ export class ScanService implements PullPolicy {
     await this.deps.jobs?.enqueue(REMATCH_QUEUE, { revision, keys }, { dedupeKey: `rematch:${revision}` });
   }
 
-  /** Registers the scan and rematch job handlers on `runner`. */
+  /**
+   * Registers the scan and rematch job handlers on `runner`. Scans read whole images and match them: one at a
+   * time per instance, so scanning never takes more than a core from serving.
+   */
   register(runner: {
     register<P>(
       queue: string,
       handler: (payload: P, context: { signal: AbortSignal }) => Promise<void>,
+      options?: { maxAttempts?: number; concurrency?: number },
     ): void;
   }): void {
-    runner.register<{ repository: string; digest: Digest }>(SCAN_QUEUE, async (payload, context) => {
-      await this.scanNow(payload.repository, payload.digest, context.signal);
-    });
+    runner.register<{ repository: string; digest: Digest }>(
+      SCAN_QUEUE,
+      async (payload, context) => {
+        await this.scanNow(payload.repository, payload.digest, context.signal);
+      },
+      { maxAttempts: 3, concurrency: 1 },
+    );
     runner.register<{ revision: number; keys: PackageKey[] | null }>(
       REMATCH_QUEUE,
       async (payload, context) => {
@@ -290,6 +298,7 @@ export class ScanService implements PullPolicy {
         const orphans = await this.deps.store.deleteOrphans();
         this.logger.info({ revision: payload.revision, reports: count, orphans }, 'scan reports rematched');
       },
+      { concurrency: 1 },
     );
   }
 
