@@ -283,7 +283,7 @@ async function buildServices(
     toolVersion: VERSION,
     namespaceBase: `${(config.publicUrl ?? 'https://berth.invalid').replace(/\/+$/, '')}/sbom/spdx`,
   };
-  const scanning = new ScanService({
+  const scanning: ScanService = new ScanService({
     store: scanStore,
     metadata,
     storage,
@@ -303,6 +303,8 @@ async function buildServices(
         return issued.token;
       },
     }),
+    openLayer: async (repository, digest, size): Promise<Readable> =>
+      (await registry.blobs.open(repository, digest, size)).body,
     afterScan: async (manifest, report) => {
       await attachSboms(registry, manifest, report, manifest.createdAt, sbomSettings);
     },
@@ -450,6 +452,7 @@ async function createStorage(config: Config, logger: Logger = silentLogger): Pro
  * The metadata store, opened and answering (not yet migrated). A database that cannot be opened or reached is a
  * StartupError naming the key that points at it.
  */
+import type { Readable } from 'node:stream';
 async function openMetadata(config: Config, log: AuthLog): Promise<KyselyMetadataStore> {
   let store: KyselyMetadataStore | undefined;
   try {

@@ -81,6 +81,11 @@ export interface ScanServiceDeps {
   /** Where scans are enqueued (absent: only `scanNow` scans). */
   readonly jobs?: JobQueue;
   readonly afterScan?: AfterScan;
+  /**
+   * Opens a layer blob of `repository` (default: read from storage). The registry's blob service reads through
+   * the pull-through cache, which fetches what a cached namespace does not hold yet.
+   */
+  readonly openLayer?: (repository: string, digest: Digest, size: number) => Promise<Readable>;
   readonly logger?: Logger;
   /** The clock. Default `Date.now`. */
   readonly now?: () => number;
@@ -141,6 +146,7 @@ function isFilesystemLayer(mediaType: string): boolean {
 interface LayerDescriptor {
   readonly mediaType: string;
   readonly digest: Digest;
+  readonly size?: number;
 }
 
 function layersOf(payload: Buffer): LayerDescriptor[] {
@@ -382,12 +388,15 @@ export class ScanService implements PullPolicy {
     const layers = layersOf(manifest.payload).filter((layer) => isFilesystemLayer(layer.mediaType));
     if (layers.length === 0) throw new Unscannable('the image has no filesystem layer', 'unsupported');
     const storage = this.deps.storage;
+    const open =
+      this.deps.openLayer ?? ((_repository: string, digest: Digest) => storage.read(blobKey(digest)));
+    const repository = manifest.repository;
     async function* blobs(): AsyncGenerator<Readable> {
       for (const layer of layers) {
         signal?.throwIfAborted();
         let body: Readable;
         try {
-          body = await storage.read(blobKey(layer.digest));
+          body = await open(repository, layer.digest, typeof layer.size === 'number' ? layer.size : 0);
         } catch (e) {
           throw new Unscannable(`layer ${layer.digest} cannot be read: ${(e as Error).message}`, 'failed');
         }
