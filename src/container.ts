@@ -1,5 +1,6 @@
 /** The one place that builds drivers and stores from configuration. */
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { AdminError } from './admin/errors.ts';
 import { checkPassword, checkUsername } from './admin/validation.ts';
 import { bootstrapAdmin } from './auth/bootstrap.ts';
@@ -452,7 +453,6 @@ async function createStorage(config: Config, logger: Logger = silentLogger): Pro
  * The metadata store, opened and answering (not yet migrated). A database that cannot be opened or reached is a
  * StartupError naming the key that points at it.
  */
-import type { Readable } from 'node:stream';
 async function openMetadata(config: Config, log: AuthLog): Promise<KyselyMetadataStore> {
   let store: KyselyMetadataStore | undefined;
   try {
