@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { zstdDecompressor } from '../../src/scanning/inventory/decompress.ts';
@@ -24,7 +25,7 @@ import { buildLayer, paxBody, padded, ustarHeader, type LayerSpec } from '../hel
 
 const run = promisify(execFile);
 
-const NODE_MODULES = '/work/main/node_modules';
+const NODE_MODULES = fileURLToPath(new URL('../../node_modules', import.meta.url));
 const NPM_PACKAGES = ['commander', 'fastify', 'jose', 'lru-cache', '@opentelemetry/api', '@sigstore/core'];
 const DIST_PACKAGES = '/usr/lib/python3/dist-packages';
 /** Python distributions of this machine: [metadata file relative to dist-packages, PEP 503 name, version]. */
