@@ -365,18 +365,20 @@ describe('Go executables', () => {
     assert.equal(actions['usr/local/bin/script'], 'streamed');
   });
 
-  it('a whiteout in an upper layer removes the executable and its packages', async () => {
+  it('a whiteout in an upper layer removes the executable and its packages; hard links keep theirs', async () => {
     const app = fakeElf(100_000, 50_000 - (50_000 % 16), buildInfoBlob('go1.20', MODINFO));
     const inv = await inventoryOf([
       [
         ['usr/bin/a', { data: app, mode: 0o755 }],
         ['usr/bin/b', { data: app, mode: 0o755 }],
+        ['usr/bin/b-link', { hardlink: 'usr/bin/b' }],
       ],
       [['usr/bin/.wh.a', '']],
     ]);
     const go = ofEcosystem(inv, 'Go');
     assert.ok(go.length > 0);
-    assert.ok(go.every((pkg) => pkg.locations.join() === 'usr/bin/b'));
+    // A hard link to a streamed executable has its packages too.
+    assert.ok(go.every((pkg) => pkg.locations.join() === 'usr/bin/b,usr/bin/b-link'));
     assert.ok(go.some((pkg) => pkg.name === 'stdlib' && pkg.version === '1.20.0'));
   });
 
