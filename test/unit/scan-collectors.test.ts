@@ -405,6 +405,18 @@ describe('Go executables', () => {
     assert.equal(`go${stdlib[0]!.version.replace(/\.0$/, '')}`, [...runs][0]!.replace(/\.0$/, ''));
   });
 
+  it('finds build information whatever the chunking of the stream, a magic split across chunks included', async () => {
+    const app = fakeElf(20_000, 8_192, buildInfoBlob('go1.21.5', MODINFO));
+    for (const size of [1, 5, 13, 14, 15, 100, 8_190, 65_536]) {
+      const chunks = async function* (): AsyncGenerator<Buffer> {
+        for (let i = 0; i < app.length; i += size) yield app.subarray(i, i + size);
+      };
+      const info = await scanGoBinary(chunks());
+      assert.equal(info?.goVersion, 'go1.21.5', `chunks of ${size}`);
+      assert.equal(info?.modinfo, MODINFO);
+    }
+  });
+
   it('parses build information, module lines and toolchain versions; refuses what is not build information', () => {
     const blob = buildInfoBlob('go1.21.5', MODINFO);
     const parsed = parseBuildInfo(blob);
