@@ -365,18 +365,20 @@ describe('Go executables', () => {
     assert.equal(actions['usr/local/bin/script'], 'streamed');
   });
 
-  it('a whiteout in an upper layer removes the executable and its packages', async () => {
+  it('a whiteout in an upper layer removes the executable and its packages; hard links keep theirs', async () => {
     const app = fakeElf(100_000, 50_000 - (50_000 % 16), buildInfoBlob('go1.20', MODINFO));
     const inv = await inventoryOf([
       [
         ['usr/bin/a', { data: app, mode: 0o755 }],
         ['usr/bin/b', { data: app, mode: 0o755 }],
+        ['usr/bin/b-link', { hardlink: 'usr/bin/b' }],
       ],
       [['usr/bin/.wh.a', '']],
     ]);
     const go = ofEcosystem(inv, 'Go');
     assert.ok(go.length > 0);
-    assert.ok(go.every((pkg) => pkg.locations.join() === 'usr/bin/b'));
+    // A hard link to a streamed executable has its packages too.
+    assert.ok(go.every((pkg) => pkg.locations.join() === 'usr/bin/b,usr/bin/b-link'));
     assert.ok(go.some((pkg) => pkg.name === 'stdlib' && pkg.version === '1.20.0'));
   });
 
@@ -401,6 +403,18 @@ describe('Go executables', () => {
     const stdlib = ofEcosystem(inv, 'Go').filter((pkg) => pkg.name === 'stdlib');
     assert.equal(stdlib.length, 1);
     assert.equal(`go${stdlib[0]!.version.replace(/\.0$/, '')}`, [...runs][0]!.replace(/\.0$/, ''));
+  });
+
+  it('finds build information whatever the chunking of the stream, a magic split across chunks included', async () => {
+    const app = fakeElf(20_000, 8_192, buildInfoBlob('go1.21.5', MODINFO));
+    for (const size of [1, 5, 13, 14, 15, 100, 8_190, 65_536]) {
+      const chunks = async function* (): AsyncGenerator<Buffer> {
+        for (let i = 0; i < app.length; i += size) yield app.subarray(i, i + size);
+      };
+      const info = await scanGoBinary(chunks());
+      assert.equal(info?.goVersion, 'go1.21.5', `chunks of ${size}`);
+      assert.equal(info?.modinfo, MODINFO);
+    }
   });
 
   it('parses build information, module lines and toolchain versions; refuses what is not build information', () => {

@@ -65,90 +65,91 @@ export function parseBuildInfo(bytes: Buffer): { complete: boolean; info: GoBuil
 }
 
 /**
+ * Finds aligned build information in a file fed to it chunk by chunk: scans each chunk (and the seam with the
+ * one before) for the magic at a 16-byte aligned file offset, then captures from there until the header and
+ * both strings are in. A false hit (the magic followed by something else) is dropped and the captured bytes
+ * after it scanned again. Holds at most `MAX_CAPTURE` bytes plus a chunk.
+ */
+class BuildInfoScanner {
+  /** File offset of the next byte to be scanned. */
+  private offset = 0;
+  /** The last bytes scanned (fewer than the magic), for a magic across two chunks. */
+  private tail = Buffer.alloc(0);
+  /** The bytes from an aligned magic on, while it is being captured. */
+  private capture: Buffer | null = null;
+
+  /** Feeds the next bytes of the file; the build information once found, else null. */
+  feed(chunk: Buffer): GoBuildInfo | null {
+    let pending: Buffer | null = chunk;
+    while (pending) {
+      const data: Buffer = pending;
+      pending = null;
+      if (this.capture) {
+        this.capture = Buffer.concat([this.capture, data]);
+        this.offset += data.length;
+      } else {
+        const overlap = BUILDINFO_MAGIC.length - 1;
+        const before = this.offset;
+        const previous = this.tail;
+        const seam = Buffer.concat([previous, data.subarray(0, overlap)]);
+        const found = alignedMagic(seam, before - previous.length) ?? alignedMagic(data, before);
+        // The chunk itself is not copied on this path, the hot one: executables are scanned whole.
+        this.tail = Buffer.from(
+          data.length >= overlap
+            ? data.subarray(data.length - overlap)
+            : Buffer.concat([previous, data]).subarray(Math.max(0, previous.length + data.length - overlap)),
+        );
+        this.offset += data.length;
+        if (found === null) continue;
+        this.capture =
+          found >= before
+            ? Buffer.from(data.subarray(found - before))
+            : Buffer.concat([previous.subarray(found - (before - previous.length)), data]);
+      }
+      const parsed = parseBuildInfo(this.capture);
+      if (parsed.info) return parsed.info;
+      if (!parsed.complete && this.capture.length <= MAX_CAPTURE + HEADER_SIZE + 32) continue;
+      // Not build information: scan what follows the false magic as fresh bytes.
+      const rest = this.capture.subarray(1);
+      this.capture = null;
+      this.tail = Buffer.alloc(0);
+      this.offset -= rest.length;
+      pending = rest;
+    }
+    return null;
+  }
+
+  /** At the end of the file: what a capture in progress holds, if anything. */
+  finish(): GoBuildInfo | null {
+    return this.capture ? parseBuildInfo(this.capture).info : null;
+  }
+}
+
+/** The file offset of the first 16-byte aligned magic in `bytes` (at file offset `base`), or null. */
+function alignedMagic(bytes: Buffer, base: number): number | null {
+  for (let at = bytes.indexOf(BUILDINFO_MAGIC); at !== -1; at = bytes.indexOf(BUILDINFO_MAGIC, at + 1)) {
+    if ((base + at) % 16 === 0) return base + at;
+  }
+  return null;
+}
+
+/**
  * Reads a streamed file and returns its Go build information, or null when it is not an ELF file or carries
- * none (readable). Holds at most the chunk being scanned plus `MAX_CAPTURE` bytes. Rejects only with the errors
- * of iterating `body`.
+ * none (readable). Stops reading at the build information, or at once when the file is not ELF. Rejects only
+ * with the errors of iterating `body`.
  */
 export async function scanGoBinary(body: AsyncIterable<Buffer>): Promise<GoBuildInfo | null> {
-  let offset = 0; // file offset of the current chunk
   let head = Buffer.alloc(0); // the first bytes, until the ELF magic is checked
-  let tail = Buffer.alloc(0); // the last bytes of the previous chunk, for a magic across two chunks
-  let capture: Buffer[] | null = null;
-  let captured = 0;
-  const overlap = BUILDINFO_MAGIC.length - 1;
-
+  const scanner = new BuildInfoScanner();
   for await (const chunk of body) {
     if (head.length < ELF_MAGIC.length) {
       head = Buffer.concat([head, chunk.subarray(0, ELF_MAGIC.length - head.length)]);
       if (head.length >= ELF_MAGIC.length && !head.equals(ELF_MAGIC)) return null;
     }
-    let start = -1;
-    if (capture) {
-      capture.push(Buffer.from(chunk));
-      captured += chunk.length;
-    } else {
-      // A magic that straddles the boundary, then one inside the chunk; only 16-byte aligned offsets count.
-      const joined = Buffer.concat([tail, chunk.subarray(0, overlap)]);
-      const base = offset - tail.length;
-      for (
-        let at = joined.indexOf(BUILDINFO_MAGIC);
-        at !== -1;
-        at = joined.indexOf(BUILDINFO_MAGIC, at + 1)
-      ) {
-        if ((base + at) % 16 === 0) {
-          capture = [Buffer.from(joined.subarray(at)), Buffer.from(chunk.subarray(overlap))];
-          captured = capture[0]!.length + capture[1]!.length;
-          break;
-        }
-      }
-      if (!capture) {
-        for (
-          let at = chunk.indexOf(BUILDINFO_MAGIC);
-          at !== -1;
-          at = chunk.indexOf(BUILDINFO_MAGIC, at + 1)
-        ) {
-          if ((offset + at) % 16 === 0) {
-            start = at;
-            break;
-          }
-        }
-        if (start !== -1) {
-          capture = [Buffer.from(chunk.subarray(start))];
-          captured = capture[0]!.length;
-        }
-      }
-      tail = Buffer.from(chunk.subarray(Math.max(0, chunk.length - overlap)));
-    }
-    offset += chunk.length;
-    if (capture) {
-      const bytes = Buffer.concat(capture);
-      capture = [bytes];
-      const parsed = parseBuildInfo(bytes);
-      if (parsed.info) return parsed.info;
-      if (parsed.complete || captured > MAX_CAPTURE + HEADER_SIZE) {
-        // Not build information after all: go on scanning after this occurrence.
-        // (Rare: the magic followed by garbage; the rest of the capture is rescanned from its second byte.)
-        const rest = bytes.subarray(1);
-        const restOffset = offset - rest.length;
-        capture = null;
-        const again = scanBuffered(rest, restOffset);
-        if (again) return again;
-        tail = Buffer.from(bytes.subarray(Math.max(0, bytes.length - overlap)));
-      }
-    }
+    const info = scanner.feed(chunk);
+    if (info) return info;
   }
-  if (capture) return parseBuildInfo(Buffer.concat(capture)).info;
-  return null;
-}
-
-/** Scans a buffer (at file offset `base`) for aligned build information, for the rescan after a false hit. */
-function scanBuffered(bytes: Buffer, base: number): GoBuildInfo | null {
-  for (let at = bytes.indexOf(BUILDINFO_MAGIC); at !== -1; at = bytes.indexOf(BUILDINFO_MAGIC, at + 1)) {
-    if ((base + at) % 16 !== 0) continue;
-    const parsed = parseBuildInfo(bytes.subarray(at));
-    if (parsed.info) return parsed.info;
-  }
-  return null;
+  return head.equals(ELF_MAGIC) ? scanner.finish() : null;
 }
 
 /** One module of the module information: path and version (after any `=>` replacement). */
