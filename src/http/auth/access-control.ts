@@ -167,6 +167,19 @@ export class AccessControl {
     return (await this.liveActions(caller, repository)).has(action);
   }
 
+  /**
+   * True when `caller`'s principal may perform `action` on `repository` by its live rights, whatever the scope of
+   * the token it presents (clients ask for `pull` scope to pull, also when their principal may push). An
+   * external issuer's principal has no live rights: its token's grant decides. Always true without access control.
+   */
+  async principalCan(caller: Caller, repository: string, action: Action): Promise<boolean> {
+    if (!this.enabled) return true;
+    if (caller.principal.kind === 'external') {
+      return caller.tokenAccess !== null && tokenActions(caller.tokenAccess, repository).has(action);
+    }
+    return (await this.liveActions(caller, repository)).has(action);
+  }
+
   /** Which repositories `caller` may see in listings (catalog, search). */
   async pullFilter(caller: Caller): Promise<(repository: string) => boolean> {
     if (!this.enabled) return () => true;

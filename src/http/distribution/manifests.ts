@@ -78,8 +78,12 @@ async function checkPullPolicies(
   const policies = registry.deps.pullPolicies ?? [];
   if (policies.length === 0) return [];
   let canPush: Promise<boolean> | undefined;
+  // Whether the principal may push by its rights, not by the token's scope: a client pulling asks for a pull
+  // token even when its principal may push.
   const bypass = () =>
-    (canPush ??= access.enabled ? access.can(caller, manifest.repository, 'push') : Promise.resolve(false));
+    (canPush ??= access.enabled
+      ? access.principalCan(caller, manifest.repository, 'push')
+      : Promise.resolve(false));
   const warnings: string[] = [];
   for (const policy of policies) {
     try {
