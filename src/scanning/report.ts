@@ -65,7 +65,7 @@ export function summarize(findings: readonly Finding[]): SeverityCounts {
 
 /** Who produced a report. */
 export interface ScannerInfo {
-  /** `berth` for the built-in scanner, else the external scanner's registered name. */
+  /** `berth` for the built-in scanner, else the name the external scanner gives itself (the stored scan names the registered scanner). */
   readonly name: string;
   readonly vendor: string;
   readonly version: string;
