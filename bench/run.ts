@@ -41,6 +41,7 @@ import { mirrorWorkload } from './workloads/mirror.ts';
 import { webhooksOverheadWorkload } from './workloads/webhooks-overhead.ts';
 import { pullWorkload } from './workloads/pull.ts';
 import { pushWorkload } from './workloads/push.ts';
+import { scanWorkload } from './workloads/scan.ts';
 import { smallPullsWorkload } from './workloads/small-pulls.ts';
 import { tagsWorkload } from './workloads/tags.ts';
 
@@ -64,8 +65,11 @@ const GROUPS: readonly (readonly string[])[] = [
   ['manifests', 'small-pulls', 'tags'],
   ['catalog'],
 ];
-/** Families that start their own Berth instances only (no Distribution to compare with). */
-const SOLO_FAMILIES = ['metrics', 'webhooks'];
+/**
+ * Families with no Distribution to compare with: they start their own Berth instances only (metrics, webhooks)
+ * or no registry at all (scan: the scanner's functions in a process of their own).
+ */
+const SOLO_FAMILIES = ['metrics', 'webhooks', 'scan'];
 /** Families that start no registry server: they generate content on disk and run each collector offline. */
 const OFFLINE_FAMILIES = ['gc'];
 const ALL_FAMILIES = [...GROUPS.flat(), 'big-push', 'mirror', ...OFFLINE_FAMILIES, ...SOLO_FAMILIES];
@@ -75,7 +79,8 @@ const USAGE = `usage: npm run bench [-- [--quick] [--reps N] [--only FAMILY,...]
   --quick        256 MiB instead of 1 GiB, 5 s of load instead of 20 s, 1,000 tags and 500 repositories,
                  a 1 GiB memory-watched push instead of 5 GiB, garbage collection of 2,000 manifests
                  instead of 100,000, a 64 MiB image for the pull-through cache instead of 1 GiB,
-                 1 repetition (under 2 minutes)
+                 a 256 MiB layer for the scanner instead of 1 GiB and 5 scans of the Debian image
+                 instead of 20, 1 repetition (under 2 minutes)
   --reps N       repetitions per workload and registry (default 3; 1 with --quick)
   --only LIST    run only these workload families: ${ALL_FAMILIES.join(', ')}
 `;
@@ -135,6 +140,7 @@ const QUICK_NOTES = [
   '500 repositories instead of 100,000, catalog pages of n=100 instead of n=1000 (the 20 ms catalog-page target is meant for 1000 of 100,000), 5 page samples instead of 10;',
   '3 bursts of parallel small pulls instead of 5;',
   'pull-through cache: a 64 MiB image (4 x 16 MiB) instead of 1 GiB (4 x 256 MiB), 50 concurrent pulls of a 16 MiB layer instead of 256 MiB;',
+  'scanning: the generated layer is 256 MiB instead of 1 GiB (the 200 MiB RSS target is meant for 1 GiB), 5 timed scans of the Debian image instead of 20;',
   'garbage collection of 2,000 manifests / 20,000 blobs instead of 100,000 / 1,000,000 (the 60 s and 300 MiB targets are meant for the full size), and 500 / 5,000 instead of 10,000 / 100,000 for the comparison with Distribution;',
   'one repetition per workload and registry instead of 3, so the "medians" are single runs.',
 ];
@@ -347,6 +353,14 @@ async function main(): Promise<number> {
         await gcWorkload(ctx);
       } catch (err) {
         failed('gc', err);
+      }
+    }
+    if (selected.includes('scan')) {
+      log('== scan');
+      try {
+        await scanWorkload(ctx);
+      } catch (err) {
+        failed('scan', err);
       }
     }
     if (selected.includes('metrics')) {

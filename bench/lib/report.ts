@@ -25,7 +25,7 @@ export interface RunMeta {
   quickNotes: string[];
 }
 
-const FAMILY_ORDER = ['push', 'pull', 'manifests', 'tags', 'catalog', 'gc', 'cpu', 'memory'];
+const FAMILY_ORDER = ['push', 'pull', 'manifests', 'tags', 'catalog', 'gc', 'scan', 'cpu', 'memory'];
 
 export function orderRows(rows: readonly RowResult[]): RowResult[] {
   return [...rows].sort((a, b) => FAMILY_ORDER.indexOf(a.family) - FAMILY_ORDER.indexOf(b.family));
