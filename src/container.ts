@@ -312,6 +312,12 @@ async function buildServices(
     jobs,
     logger,
     version: VERSION,
+    ...(metrics
+      ? {
+          onScanned: (scanner: string, outcome: string, seconds: number) =>
+            metrics.scan(scanner, outcome, seconds),
+        }
+      : {}),
   });
   const registry = new Registry(
     {

@@ -3,6 +3,7 @@
  * flight, pushes and pulls, refusals. `/metrics` itself is not counted (scrapes would drown the registry's
  * traffic in small numbers).
  */
+import { refusalOf } from '../registry/pull-policy.ts';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { matchedRoute } from '../http/distribution/dispatch.ts';
@@ -71,6 +72,8 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: BerthMetrics)
     } else {
       const activity = activityOf(matchedRoute(request), method, status);
       if (activity !== undefined) metrics.registryActivity(activity);
+      const refusal = status === 412 ? refusalOf.get(request) : undefined;
+      if (refusal !== undefined) metrics.pullRefused(refusal);
     }
     done();
   });

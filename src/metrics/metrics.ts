@@ -62,6 +62,9 @@ export class BerthMetrics {
   private readonly activity: Record<RegistryActivity, CounterSeries>;
   private readonly authFailures: Counter<'reason'>;
   private readonly webhookDeliveries: Counter<'outcome'>;
+  private readonly scans: Counter<'scanner' | 'outcome'>;
+  private readonly scanSeconds: Counter<'scanner'>;
+  private readonly pullsRefused: Counter<'reason'>;
   private readonly proxyRequests: Counter<'upstream' | 'kind' | 'result'>;
   private readonly proxyUpstreamBytes: Counter<'upstream'>;
   /** Series by `method route status`, so that a request costs one Map lookup. */
@@ -175,6 +178,24 @@ export class BerthMetrics {
         for (const row of await depth()) this.set({ queue: row.queue, state: row.state }, row.count);
       },
     });
+    this.scans = new Counter({
+      name: 'berth_scans_total',
+      help: 'Image scans, by scanner (berth or an external scanner) and outcome (done, failed, unsupported).',
+      labelNames: ['scanner', 'outcome'],
+      registers,
+    });
+    this.scanSeconds = new Counter({
+      name: 'berth_scan_seconds_total',
+      help: 'Time spent scanning images, by scanner.',
+      labelNames: ['scanner'],
+      registers,
+    });
+    this.pullsRefused = new Counter({
+      name: 'berth_pulls_refused_total',
+      help: "Manifest pulls a namespace's policy refused (412), by reason.",
+      labelNames: ['reason'],
+      registers,
+    });
     this.webhookDeliveries = new Counter({
       name: 'berth_webhook_deliveries_total',
       help: 'Webhook delivery attempts, by outcome.',
@@ -234,6 +255,17 @@ export class BerthMetrics {
   /** Counts one webhook delivery attempt with its outcome (e.g. `success`, `failure`, `gave_up`). */
   webhookDelivery(outcome: string): void {
     this.webhookDeliveries.inc({ outcome });
+  }
+
+  /** Counts one scan of an image with its outcome and duration. */
+  scan(scanner: string, outcome: string, seconds: number): void {
+    this.scans.inc({ scanner, outcome });
+    this.scanSeconds.inc({ scanner }, seconds);
+  }
+
+  /** Counts one pull a pull policy refused (`reason`: `unsigned image`, `vulnerable image`, ...). */
+  pullRefused(reason: string): void {
+    this.pullsRefused.inc({ reason });
   }
 
   /** Counts one pull-through cache lookup. */

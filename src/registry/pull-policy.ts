@@ -35,6 +35,9 @@ export interface PullPolicy {
   checkPull(manifest: ManifestRecord, bypass: () => Promise<boolean>): Promise<PullDecision>;
 }
 
+/** The reason of the refusal a request (a Fastify request object) met, for the metrics hook that counts it. */
+export const refusalOf = new WeakMap<object, string>();
+
 /** The Warning header value of a warn decision about `message`. */
 export function pullWarning(message: string): { outcome: 'warn'; warning: string; message: string } {
   return { outcome: 'warn', message, warning: `199 berth "${message.replace(/["\\]/g, "'")}"` };

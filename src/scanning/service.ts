@@ -11,6 +11,7 @@
  * Scans are jobs (at least once, on any instance): scanning the same digest twice stores the same report, and a
  * report is keyed by digest, so two instances racing on one image write the same row.
  */
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { DomainEvent } from '../events/event.ts';
 import type { EventSubscriber } from '../events/relay.ts';
@@ -87,6 +88,8 @@ export interface ScanServiceDeps {
    */
   readonly openLayer?: (repository: string, digest: Digest, size: number) => Promise<Readable>;
   readonly logger?: Logger;
+  /** Observes each scan's outcome (`done`, `failed`, `unsupported`) and duration (metrics). */
+  readonly onScanned?: (scanner: string, outcome: string, seconds: number) => void;
   /** The clock. Default `Date.now`. */
   readonly now?: () => number;
   /** How long a namespace's policy and the database revision are cached (ms). Default 2 s. */
@@ -320,6 +323,8 @@ export class ScanService implements PullPolicy {
     if (manifest === null) return null;
     const policy = await this.policyOf(namespaceOf(repository));
     const now = (): Date => new Date(this.now());
+    const started = performance.now();
+    let outcome = 'done';
     try {
       await this.deps.store.markPending(digest, 'scanning', policy.scanner, now());
       if (policy.scanner !== BUILTIN_SCANNER) {
@@ -333,6 +338,7 @@ export class ScanService implements PullPolicy {
         }
       }
     } catch (e) {
+      outcome = e instanceof Unscannable ? e.status : 'failed';
       if (e instanceof Unscannable) {
         await this.deps.store.markEnded(digest, e.status, e.message, now());
       } else if (e instanceof PermanentJobError) {
@@ -342,6 +348,8 @@ export class ScanService implements PullPolicy {
         await this.deps.store.markEnded(digest, 'failed', e instanceof Error ? e.message : String(e), now());
         throw e;
       }
+    } finally {
+      this.deps.onScanned?.(policy.scanner, outcome, (performance.now() - started) / 1000);
     }
     return this.deps.store.getScan(digest);
   }

@@ -676,5 +676,21 @@ describe(
     eachClient('5. an image with SBOM referrers pulls as before', async (client) => {
       await mustPull(client, 'sbom/app:v1', 'dev');
     });
+
+    it('6. /metrics counts the scans by scanner and outcome, and the refused pulls by reason', async () => {
+      const res = await fetch(`${url}/metrics`);
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      const value = (series: string): number => {
+        const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+        return line === undefined ? 0 : Number(line.slice(series.length + 1));
+      };
+      assert.ok(value('berth_scans_total{scanner="berth",outcome="done"}') >= 2, 'built-in scans');
+      assert.ok(value('berth_scans_total{scanner="ext",outcome="done"}') >= 1, 'external scans');
+      assert.ok(value('berth_scans_total{scanner="berth",outcome="unsupported"}') >= 1, 'SBOM referrers');
+      assert.ok(value('berth_scan_seconds_total{scanner="berth"}') > 0);
+      // Each client's refused pull, and the HTTP refusals, counted once per 412 response.
+      assert.ok(value('berth_pulls_refused_total{reason="vulnerable image"}') >= 6, 'refused pulls');
+    });
   },
 );

@@ -11,7 +11,7 @@ import type { Handler, MethodTable } from './context.ts';
 import type { AccessControl, Caller } from '../auth/access-control.ts';
 import type { ManifestRecord } from '../../metadata/store.ts';
 import type { Registry } from '../../registry/registry.ts';
-import { PullRefusedError } from '../../registry/pull-policy.ts';
+import { PullRefusedError, refusalOf } from '../../registry/pull-policy.ts';
 
 /**
  * True when the client's Accept list admits `mediaType`. No Accept header, a wildcard (`*\/*`, `application/*`)
@@ -91,6 +91,7 @@ async function checkPullPolicies(
       if (decision.outcome === 'warn') warnings.push(decision.warning);
     } catch (e) {
       if (e instanceof PullRefusedError) {
+        refusalOf.set(request, e.reason);
         await access.deps.audit.record({
           actor: caller.principal,
           action: 'pull',
