@@ -1,19 +1,8 @@
 /** The shapes an inventory is made of, shared by the collectors and `inventory()`. */
+import type { Ecosystem } from '../versions/index.ts';
 
-/** The package ecosystems the collectors report (names as the OSV schema spells them). */
-export type Ecosystem =
-  | 'Debian'
-  | 'Ubuntu'
-  | 'Alpine'
-  | 'npm'
-  | 'PyPI'
-  | 'Go'
-  | 'Maven'
-  | 'Red Hat'
-  | 'Rocky Linux'
-  | 'AlmaLinux'
-  | 'openSUSE'
-  | 'SUSE';
+/** The package ecosystems the collectors report: those whose version order is known (names as OSV spells them). */
+export type { Ecosystem };
 
 /** One installed package found in an image. */
 export interface Package {
