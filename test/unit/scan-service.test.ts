@@ -472,6 +472,67 @@ for (const kind of await testDatabases()) {
       assert.ok(ids(stored?.report).includes(HIGH_ID));
     });
 
+    it('keeps an external scanner’s report as it is when the namespace goes back to the built-in scanner', async () => {
+      // The external scanner as the service sees it (its Harbor adapter is tested in harbor-scanner.test.ts):
+      // findings only, no inventory, as Harbor's reports are.
+      const externalReport: ScanReport = {
+        scanner: { name: 'trivy', vendor: 'Aqua Security', version: '0.50.0' },
+        os: null,
+        packages: [],
+        findings: [
+          {
+            id: 'CVE-2023-4911',
+            aliases: [],
+            package: { ecosystem: 'debian', name: 'libc6', version: '2.36-9+deb12u1', purl: null },
+            fixedVersion: '2.36-9+deb12u3',
+            severity: 'critical',
+            score: null,
+            summary: null,
+            links: [],
+          },
+        ],
+      };
+      const service = new ScanService({
+        store: db.store.scanStore(),
+        metadata: db.store,
+        storage,
+        matcher: {
+          revision: () => vulnDb.revision(),
+          match: (os, packages) => findVulnerabilities(vulnDb, os, packages),
+        },
+        external: { scan: () => Promise.resolve(externalReport) },
+        now: () => clock,
+      });
+      await db.store.scanStore().putScanner({
+        name: 'trivy',
+        url: 'http://trivy.invalid',
+        authorization: null,
+        createdAt: new Date(clock),
+      });
+      const image = await pushImage('team/ext', 'v1', [semverLayer]);
+      await service.setPolicy('team', { mode: 'enforce', scanner: 'trivy' }, null);
+      const external = await service.scanNow('team/ext', image.digest);
+      assert.equal(external?.scanner, 'trivy');
+      assert.deepEqual(ids(external?.report), ['CVE-2023-4911']);
+      await assert.rejects(service.checkPull(image, never), VulnerableImageError);
+
+      // Back to the built-in scanner, whose scan fails (the layer is gone): the external report still stands.
+      await service.setPolicy('team', { mode: 'enforce' }, null);
+      await storage.delete(blobKey(semverLayer.digest));
+      const failed = await service.scanNow('team/ext', image.digest);
+      assert.equal(failed?.status, 'failed');
+      const read = await service.scanOf(image.digest);
+      assert.equal(read?.status, 'failed');
+      assert.deepEqual(read?.report, externalReport, 'not matched again against the built-in database');
+      await assert.rejects(service.checkPull(image, never), (e: unknown) => {
+        assert.ok(e instanceof VulnerableImageError);
+        assert.match(e.message, /CVE-2023-4911/);
+        return true;
+      });
+      assert.equal(await service.rematch(null), 0);
+      assert.deepEqual((await service.scanOf(image.digest))?.report, externalReport);
+    });
+
     describe('the pull check', () => {
       let image: ManifestRecord;
       beforeEach(async () => {
