@@ -258,6 +258,12 @@ for (const dialect of dialects) {
 
       const audit = await reg.services.auth.store.queryAudit({ action: 'scanning.scan', limit: 10 });
       assert.ok(audit.items.some((a) => a.target === `team/app@${digest}`));
+
+      // Without wait: a job is enqueued, the report as it stands is returned.
+      const queued = await api('POST', `/repositories/team%2Fapp/scan?reference=${digest}`, DEV);
+      assert.equal(queued.statusCode, 202, queued.body);
+      assert.equal(json<ScanView>(queued).status, 'done');
+      assert.deepEqual(json<ScanView>(queued).vulnerabilities, view.vulnerabilities);
     });
 
     it('filters the report by severity, fixability, package and id', async () => {
@@ -397,6 +403,12 @@ for (const dialect of dialects) {
         const [error] = json<{ errors: { detail?: { field?: string } }[] }>(res).errors;
         assert.equal(error?.detail?.field, field, res.body);
       }
+
+      const warn = await api('PUT', '/namespaces/team/scanning/policy', OWNER, { mode: 'warn' });
+      assert.equal(warn.statusCode, 200, warn.body);
+      const warned = await reg.inject({ method: 'GET', url: '/v2/team/app/manifests/v1', headers: READER });
+      assert.equal(warned.statusCode, 200);
+      assert.match(String(warned.headers.warning), /^199 berth ".*DEBIAN-CVE-2023-45853/);
 
       const set = await api('PUT', '/namespaces/team/scanning/policy', OWNER, {
         mode: 'enforce',
