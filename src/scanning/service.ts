@@ -520,7 +520,9 @@ export class ScanService implements PullPolicy {
       message =
         stored?.status === 'unsupported'
           ? `${image} cannot be scanned (${stored.error ?? 'unsupported'}) and the policy requires a scan`
-          : `${image} has not been scanned yet and the policy requires a scan`;
+          : stored?.status === 'failed'
+            ? `${image} could not be scanned (${stored.error ?? 'failed'}) and the policy requires a scan`
+            : `${image} has not been scanned yet and the policy requires a scan`;
     } else {
       const blocking = blockingFindings(stored.report.findings, policy, new Date(this.now()));
       if (blocking.length === 0) return { outcome: 'pass', reason: 'clean' };

@@ -645,6 +645,16 @@ for (const kind of await testDatabases()) {
         await setPolicy({ mode: 'warn', requireScan: true });
         const warned = await scanning.checkPull(unscanned, never);
         assert.equal(warned.outcome, 'warn');
+
+        // Its scan failed: the refusal says why rather than "not scanned yet".
+        await storage.delete(blobKey(minimistLayer.digest));
+        assert.equal((await scanning.scanNow('team/app', unscanned.digest))?.status, 'failed');
+        await setPolicy({ mode: 'enforce', requireScan: true });
+        await assert.rejects(scanning.checkPull(unscanned, never), (e: unknown) => {
+          assert.ok(e instanceof VulnerableImageError);
+          assert.match(e.message, /could not be scanned \(layer sha256:[0-9a-f]{64} cannot be read/);
+          return true;
+        });
       });
 
       it('lets what is not an image pass whatever the policy', async () => {
