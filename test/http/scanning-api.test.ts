@@ -28,7 +28,16 @@ import {
   type Response,
   type TestRegistry,
 } from '../helpers/app.ts';
-import { addNamespace, addUser, basic, pushBlobAs, putManifestAs, type Headers } from '../helpers/auth.ts';
+import {
+  addNamespace,
+  addUser,
+  basic,
+  pushBlobAs,
+  pushImageAs,
+  putManifestAs,
+  type Headers,
+} from '../helpers/auth.ts';
+import { startHarborScanner, type RecordedScanRequest } from '../helpers/harbor-scanner.ts';
 import { conforms } from '../helpers/openapi.ts';
 import { POSTGRES_URL, postgresSkipReason } from '../helpers/postgres.ts';
 import { buildLayer } from '../helpers/tar.ts';
@@ -62,6 +71,7 @@ interface ScanView {
   digest: string;
   status: string;
   scanner: { name: string } | null;
+  error: string | null;
   databaseRevision: number | null;
   os: { id: string; versionId: string | null } | null;
   summary: Record<string, number>;
@@ -496,6 +506,84 @@ for (const dialect of dialects) {
       assert.equal(removed.statusCode, 204, removed.body);
       assertError(await api('DELETE', '/scanners/trivy', ADMIN), 404, 'NAME_UNKNOWN');
       assert.deepEqual(json(await api('GET', '/scanners', ADMIN)), { scanners: [] });
+    });
+    it('scans with an external scanner, whose report stands when a built-in rescan fails', async () => {
+      const adapter = await startHarborScanner({
+        // A report shaped as the Trivy adapter writes it (one finding).
+        report: (request: RecordedScanRequest) => ({
+          generated_at: '2026-12-08T01:00:00.123456789Z',
+          artifact: { ...request.body.artifact },
+          scanner: { name: 'Trivy', vendor: 'Aqua Security', version: 'v0.58.1' },
+          severity: 'High',
+          vulnerabilities: [
+            {
+              id: 'CVE-2023-4911',
+              package: 'libc6',
+              version: '2.36-9+deb12u1',
+              fix_version: '2.36-9+deb12u3',
+              severity: 'High',
+              links: ['https://avd.aquasec.com/nvd/cve-2023-4911'],
+            },
+          ],
+        }),
+      });
+      try {
+        const put = await api('PUT', '/scanners/adapter', ADMIN, { url: adapter.url });
+        assert.equal(put.statusCode, 200, put.body);
+        const policy = await api('PUT', '/namespaces/team/scanning/policy', OWNER, {
+          mode: 'enforce',
+          severity: 'high',
+          scanner: 'adapter',
+        });
+        assert.equal(policy.statusCode, 200, policy.body);
+        // An image whose one layer is random bytes: the built-in scanner cannot read it, the adapter reports.
+        const image = await pushImageAs(reg, DEV, 'team/ext', 'v1');
+
+        const scanned = await api('POST', '/repositories/team%2Fext/scan?reference=v1&wait=true', DEV);
+        assert.equal(scanned.statusCode, 200, scanned.body);
+        const view = json<ScanView>(scanned);
+        assert.equal(view.status, 'done');
+        assert.equal(view.scanner?.name, 'Trivy');
+        assert.deepEqual(
+          view.vulnerabilities.map((f) => [f.id, f.package.name, f.fixedVersion, f.severity, f.blocking]),
+          [['CVE-2023-4911', 'libc6', '2.36-9+deb12u3', 'high', true]],
+        );
+        assert.deepEqual(
+          adapter.scanRequests.map((r) => [r.body.artifact.repository, r.body.artifact.digest]),
+          [['team/ext', image.digest]],
+        );
+        // No inventory from an external scanner: no SBOM.
+        assertError(
+          await api('GET', '/repositories/team%2Fext/sbom?reference=v1', READER),
+          404,
+          'NAME_UNKNOWN',
+        );
+        const refused = await reg.inject({
+          method: 'GET',
+          url: '/v2/team/ext/manifests/v1',
+          headers: READER,
+        });
+        assertError(refused, 412, 'DENIED');
+
+        // Back to the built-in scanner, which fails on the layer: the adapter's findings still block.
+        await api('PUT', '/namespaces/team/scanning/policy', OWNER, { mode: 'enforce', severity: 'high' });
+        const rescan = await api('POST', '/repositories/team%2Fext/scan?reference=v1&wait=true', DEV);
+        assert.equal(rescan.statusCode, 200, rescan.body);
+        const failed = json<ScanView>(rescan);
+        assert.equal(failed.status, 'failed');
+        assert.ok(failed.error !== null && failed.error.length > 0);
+        assert.deepEqual(
+          failed.vulnerabilities.map((f) => f.id),
+          ['CVE-2023-4911'],
+        );
+        const still = await reg.inject({ method: 'GET', url: '/v2/team/ext/manifests/v1', headers: READER });
+        assertError(still, 412, 'DENIED');
+        assert.match(json<{ errors: { message: string }[] }>(still).errors[0]!.message, /CVE-2023-4911/);
+      } finally {
+        await api('DELETE', '/namespaces/team/scanning/policy', OWNER);
+        await api('DELETE', '/scanners/adapter', ADMIN);
+        await adapter.close();
+      }
     });
   });
 }
