@@ -585,5 +585,48 @@ for (const dialect of dialects) {
         await adapter.close();
       }
     });
+    it('keeps serving the built-in SBOM while a rescan by an external scanner fails', async () => {
+      const adapter = await startHarborScanner({ report: () => ({ vulnerabilities: [] }) });
+      adapter.failures.scan = 'error-500';
+      try {
+        const config = Buffer.from(JSON.stringify({ architecture: 'arm64', os: 'linux' }));
+        await pushBlobAs(reg, DEV, 'team/sbom', config);
+        for (const blob of [debianLayer, npmLayer]) await pushBlobAs(reg, DEV, 'team/sbom', blob);
+        const bytes = manifestBytes(
+          imageManifest({
+            config: descriptorOf(config, OCI_CONFIG),
+            layers: [descriptorOf(debianLayer, OCI_LAYER), descriptorOf(npmLayer, OCI_LAYER)],
+          }),
+        );
+        assert.equal((await putManifestAs(reg, DEV, 'team/sbom', 'v1', bytes)).statusCode, 201);
+        const scanned = await api('POST', '/repositories/team%2Fsbom/scan?reference=v1&wait=true', DEV);
+        assert.equal(json<ScanView>(scanned).status, 'done');
+
+        await api('PUT', '/scanners/failing', ADMIN, { url: adapter.url });
+        await api('PUT', '/namespaces/team/scanning/policy', OWNER, { scanner: 'failing' });
+        const rescan = await reg.inject({
+          method: 'POST',
+          url: `${PREFIX}/repositories/team%2Fsbom/scan?reference=v1&wait=true`,
+          headers: DEV,
+        });
+        assert.ok(rescan.statusCode >= 500, `${rescan.statusCode} ${rescan.body}`);
+        assert.ok(adapter.requests.some((r) => r.method === 'POST' && r.path.endsWith('/scan')));
+
+        const view = json<ScanView>(await api('GET', '/repositories/team%2Fsbom/scan?reference=v1', READER));
+        assert.equal(view.status, 'failed');
+        assert.equal(view.scanner?.name, 'berth');
+        assert.ok(view.vulnerabilities.some((f) => f.id === MINIMIST_ID));
+        const sbom = await raw('/repositories/team%2Fsbom/sbom?reference=v1', READER);
+        assert.equal(sbom.statusCode, 200, sbom.body);
+        assert.ok(
+          json<{ packages: { name: string }[] }>(sbom).packages.some((p) => p.name === 'minimist'),
+          'the inventory of the built-in scan',
+        );
+      } finally {
+        await api('DELETE', '/namespaces/team/scanning/policy', OWNER);
+        await api('DELETE', '/scanners/failing', ADMIN);
+        await adapter.close();
+      }
+    });
   });
 }
