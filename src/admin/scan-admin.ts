@@ -287,7 +287,8 @@ export class ScanAdmin {
   ): Promise<object> {
     const record = await this.resolve(actor, repository, reference, 'reading the SBOM of');
     const stored = await this.scanning.scanOf(record.digest);
-    if (stored?.report == null || stored.scanner !== BUILTIN_SCANNER) {
+    // The report's own scanner: the row's names the scanner of a pending or failed rescan.
+    if (stored?.report == null || stored.report.scanner.name !== BUILTIN_SCANNER) {
       throw notFound(
         `${repository}@${record.digest} has no inventory yet: scan it with the built-in scanner first`,
       );

@@ -168,6 +168,15 @@ function layersOf(payload: Buffer): LayerDescriptor[] {
   }
 }
 
+/**
+ * True when the stored report was produced by the built-in scanner: only those hold an inventory to rematch. The
+ * row's `scanner` is not enough: it names the scanner of a pending (or failed) rescan, while the report kept
+ * meanwhile may be an external scanner's, whose findings come without packages.
+ */
+function hasBuiltinReport(stored: StoredScan | null): stored is StoredScan & { report: ScanReport } {
+  return stored?.report != null && stored.report.scanner.name === BUILTIN_SCANNER;
+}
+
 /** A scan that cannot produce a report, and why (stored as the digest's error). */
 class Unscannable extends Error {
   constructor(
@@ -371,7 +380,7 @@ export class ScanService implements PullPolicy {
         const childClass = classifyManifest(record.payload, record.mediaType);
         if (childClass.kind !== 'image' || childClass.isIndex) continue; // attestations, nested indexes
         const stored = await this.deps.store.getScan(child);
-        if (stored?.status === 'done' && stored.report !== null && stored.scanner === BUILTIN_SCANNER) {
+        if (stored?.status === 'done' && hasBuiltinReport(stored)) {
           reports.push(await this.rematchIfStale(stored, revision));
         } else {
           reports.push(await this.scanImage(record, revision, signal));
@@ -468,7 +477,7 @@ export class ScanService implements PullPolicy {
       for (const digest of page) {
         signal?.throwIfAborted();
         const stored = await this.deps.store.getScan(digest);
-        if (stored?.report == null || stored.scanner !== BUILTIN_SCANNER) continue;
+        if (!hasBuiltinReport(stored)) continue;
         await this.rematchIfStale(stored, revision);
         count++;
       }
@@ -504,7 +513,7 @@ export class ScanService implements PullPolicy {
    */
   async scanOf(digest: Digest): Promise<StoredScan | null> {
     const stored = await this.deps.store.getScan(digest);
-    if (stored === null || stored.report === null || stored.scanner !== BUILTIN_SCANNER) return stored;
+    if (!hasBuiltinReport(stored)) return stored;
     const revision = await this.currentRevision();
     if (stored.dbRevision >= revision) return stored;
     await this.rematchIfStale(stored, revision);
@@ -537,7 +546,9 @@ export class ScanService implements PullPolicy {
       message =
         stored?.status === 'unsupported'
           ? `${image} cannot be scanned (${stored.error ?? 'unsupported'}) and the policy requires a scan`
-          : `${image} has not been scanned yet and the policy requires a scan`;
+          : stored?.status === 'failed'
+            ? `${image} could not be scanned (${stored.error ?? 'failed'}) and the policy requires a scan`
+            : `${image} has not been scanned yet and the policy requires a scan`;
     } else {
       const blocking = blockingFindings(stored.report.findings, policy, new Date(this.now()));
       if (blocking.length === 0) return { outcome: 'pass', reason: 'clean' };
