@@ -137,7 +137,7 @@ before(async () => {
   );
   // minimist's published package.json, its version set to 1.2.5 (vulnerable to GHSA-xvch-5gv4-984h).
   const minimist = JSON.parse(
-    await readFile('/work/main/node_modules/minimist/package.json', 'utf8'),
+    await readFile(new URL('../../node_modules/minimist/package.json', import.meta.url), 'utf8'),
   ) as object;
   npmLayer = await readFile(
     await buildLayer(

@@ -69,10 +69,9 @@ let minimistLayer: Blob;
 let semverLayer: Blob;
 
 async function npmManifest(name: string, version: string): Promise<string> {
-  const json = JSON.parse(await readFile(`/work/main/node_modules/${name}/package.json`, 'utf8')) as Record<
-    string,
-    unknown
-  >;
+  const json = JSON.parse(
+    await readFile(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8'),
+  ) as Record<string, unknown>;
   return JSON.stringify({ ...json, version }, null, 2);
 }
 

@@ -37,7 +37,9 @@ interface ScanJson {
 
 /** A published package.json from the project's own dependencies, its version set to `version`. */
 async function npmManifest(name: string, version: string): Promise<string> {
-  const json = JSON.parse(await readFile(`/work/main/node_modules/${name}/package.json`, 'utf8')) as object;
+  const json = JSON.parse(
+    await readFile(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8'),
+  ) as object;
   return JSON.stringify({ ...json, version });
 }
 
