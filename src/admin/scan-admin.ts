@@ -12,7 +12,7 @@ import type { ManifestRecord, MetadataStore } from '../metadata/store.ts';
 import { namespaceOf } from '../metadata/usage-accounting.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { SecretBox } from '../remote/secret-box.ts';
-import type { OsInfo } from '../scanning/inventory/types.ts';
+import type { OsInfo, Package } from '../scanning/inventory/types.ts';
 import { sbomOf, type SbomFormat, type SbomSettings } from '../scanning/sbom/documents.ts';
 import {
   allowlisted,
@@ -65,6 +65,8 @@ export interface FindingFilter {
   readonly package?: string;
   /** Only this vulnerability (id or alias, case-insensitively). */
   readonly id?: string;
+  /** Include the installed packages in the view. */
+  readonly packages?: boolean;
 }
 
 /** The scan of one manifest. */
@@ -90,6 +92,8 @@ export interface ScanView {
     readonly allowlisted: number;
   };
   readonly packageCount: number;
+  /** The installed packages, when asked for. */
+  readonly packages?: readonly Package[];
   /** The findings the filter kept, most severe first. */
   readonly vulnerabilities: readonly FindingView[];
 }
@@ -271,6 +275,7 @@ export class ScanAdmin {
         allowlisted: new Set(views.filter((f) => f.allowlisted !== null).map((f) => f.id)).size,
       },
       packageCount: stored?.report?.packages.length ?? 0,
+      ...(filter.packages === true ? { packages: stored?.report?.packages ?? [] } : {}),
       vulnerabilities: kept,
     };
   }

@@ -77,6 +77,7 @@ interface ScanView {
   summary: Record<string, number>;
   policy: { mode: string; severity: string; blocking: number; allowlisted: number };
   packageCount: number;
+  packages?: { ecosystem: string; name: string; version: string; sourceName?: string; purl: string }[];
   vulnerabilities: FindingView[];
 }
 interface PolicyView {
@@ -304,6 +305,21 @@ for (const dialect of dialects) {
       assert.deepEqual(json<ScanView>(await report('&package=no-such-package')).vulnerabilities, []);
       assertError(await report('&severity=severe'), 400, 'UNSUPPORTED');
       assertError(await report('&format=xml'), 400, 'UNSUPPORTED');
+    });
+
+    it('lists the installed packages with packages=true, and only then', async () => {
+      const plain = json<ScanView>(await report());
+      assert.equal(plain.packages, undefined);
+      const withPackages = json<ScanView>(await report('&packages=true'));
+      const packages = withPackages.packages ?? [];
+      assert.equal(packages.length, plain.packageCount);
+      const zlib = packages.find((p) => p.name === 'zlib1g');
+      assert.equal(zlib?.sourceName, 'zlib');
+      assert.ok(zlib?.purl.startsWith('pkg:deb/debian/zlib1g@'), zlib?.purl);
+      assert.ok(
+        packages.some((p) => p.ecosystem === 'npm' && p.name === 'minimist' && p.version === '1.2.5'),
+      );
+      assertError(await report('&packages=yes'), 400, 'UNSUPPORTED');
     });
 
     it('answers CSV for format=csv and for Accept: text/csv, quoting fields', async () => {

@@ -39,11 +39,13 @@ function filterQuery(request: FastifyRequest): FindingFilter {
   const fixable = boolQuery(request, 'fixable');
   const pkg = stringQuery(request, 'package');
   const id = stringQuery(request, 'id');
+  const packages = boolQuery(request, 'packages');
   return {
     ...(severity !== undefined ? { severity: severity as FindingSeverity } : {}),
     ...(fixable !== undefined ? { fixable } : {}),
     ...(pkg !== undefined ? { package: pkg } : {}),
     ...(id !== undefined ? { id } : {}),
+    ...(packages !== undefined ? { packages } : {}),
   };
 }
 
