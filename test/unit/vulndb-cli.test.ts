@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createTestRegistry, type TestRegistry } from '../helpers/app.ts';
 import { runBerth, succeeded } from '../helpers/cli.ts';
+import { OSV_FIXTURE_NAMES, OSV_FIXTURE_PACKAGES } from '../helpers/osv-fixtures.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/osv/', import.meta.url));
 
@@ -28,7 +29,10 @@ describe('berth vulndb', () => {
     const out = succeeded(await runBerth(reg.dataDir, ['vulndb', 'import', osv]), 'import');
     assert.match(
       out,
-      /^Imported .*osv \(directory, source osv\): 5 added, 0 updated, 0 unchanged, 0 invalid; revision 1; 5 package\(s\) changed\.$/m,
+      new RegExp(
+        `^Imported .*osv \\(directory, source osv\\): ${OSV_FIXTURE_NAMES.length} added, 0 updated, 0 unchanged, 0 invalid; revision 1; ${OSV_FIXTURE_PACKAGES.length} package\\(s\\) changed\\.$`,
+        'm',
+      ),
     );
     const again = JSON.parse(
       succeeded(
@@ -38,7 +42,7 @@ describe('berth vulndb', () => {
     );
     assert.deepEqual(
       [again.kind, again.source, again.added, again.unchanged, again.revision, again.changed],
-      ['directory', 'mirror', 0, 5, 1, []],
+      ['directory', 'mirror', 0, OSV_FIXTURE_NAMES.length, 1, []],
     );
     const audit = await reg.services.auth.store.queryAudit({ action: 'vulndb.import', limit: 10 });
     assert.deepEqual(audit.items.map((a) => `${a.actorKind} ${a.target}`).reverse(), [
@@ -61,7 +65,7 @@ describe('berth vulndb', () => {
     assert.match(text, /^revision:\s+1$/m);
     assert.match(text, /^ECOSYSTEM\s+ADVISORIES\s+WITHDRAWN$/m);
     assert.match(text, /^npm\s+2\s+0$/m);
-    assert.match(text, /^osv\s+\S+Z\s+5\s+0\s+0\s+0\s+1$/m);
+    assert.match(text, new RegExp(`^osv\\s+\\S+Z\\s+${OSV_FIXTURE_NAMES.length}\\s+0\\s+0\\s+0\\s+1$`, 'm'));
     const view = JSON.parse(succeeded(await runBerth(reg.dataDir, ['vulndb', 'status', '--json']), 'json'));
     assert.equal(view.revision, 1);
     assert.deepEqual(
