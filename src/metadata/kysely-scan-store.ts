@@ -13,7 +13,7 @@ import type {
   ScanStore,
   StoredScan,
 } from './scan-store.ts';
-import type { ScanPoliciesTable, ScanReportsTable, ScanTables } from './scan-tables.ts';
+import type { ScannersTable, ScanPoliciesTable, ScanReportsTable, ScanTables } from './scan-tables.ts';
 import type { Database, SqlDialect } from './schema.ts';
 
 type Db = Database & ScanTables;
@@ -43,6 +43,15 @@ function policyOf(row: Selectable<ScanPoliciesTable>): ScanPolicyRecord {
     document: JSON.parse(row.document) as unknown,
     updatedBy: row.updated_by,
     updatedAt: new Date(Number(row.updated_at)),
+  };
+}
+
+function scannerOf(row: Selectable<ScannersTable>): ScannerRecord {
+  return {
+    name: row.name,
+    url: row.url,
+    authorization: row.authorization,
+    createdAt: new Date(Number(row.created_at)),
   };
 }
 
@@ -230,16 +239,12 @@ export class KyselyScanStore implements ScanStore {
 
   async listScanners(): Promise<ScannerRecord[]> {
     const rows = await this.db.selectFrom('scanners').selectAll().orderBy('name').execute();
-    return rows.map((row) => ({
-      name: row.name,
-      url: row.url,
-      authorization: row.authorization,
-      createdAt: new Date(Number(row.created_at)),
-    }));
+    return rows.map(scannerOf);
   }
 
   async getScanner(name: string): Promise<ScannerRecord | null> {
-    return (await this.listScanners()).find((scanner) => scanner.name === name) ?? null;
+    const row = await this.db.selectFrom('scanners').selectAll().where('name', '=', name).executeTakeFirst();
+    return row === undefined ? null : scannerOf(row);
   }
 
   async putScanner(record: ScannerRecord): Promise<void> {

@@ -7,6 +7,7 @@
  *
  * Version order is the ecosystem's and comes from the caller as a {@link CompareVersions} function.
  */
+import { normalPackageName } from './vulndb/package-key.ts';
 import type { Advisory, Affected, AffectedRange, RangeEvent } from './osv.ts';
 
 /** Orders two versions of one ecosystem: negative when a < b, 0 when equal, positive when a > b. */
@@ -125,11 +126,6 @@ function normalRelease(release: string): string {
     .replace(/:lts$/, '');
 }
 
-// PyPI names compare in their PEP 503 normal form; other ecosystems' names are exact.
-function normalName(ecosystem: string, name: string): string {
-  return ecosystem === 'PyPI' ? name.toLowerCase().replace(/[-_.]+/g, '-') : name;
-}
-
 /**
  * Matches `advisory` against `pkg`: among the `affected` entries whose package has `pkg`'s base ecosystem and
  * name and whose release suffix is absent or equal to `pkg.release`, the first that {@link isAffected} says
@@ -143,10 +139,11 @@ export function matchAdvisory(
 ): AdvisoryMatch | null {
   if (advisory.withdrawn !== null) return null;
   const compare = compareFor(pkg.ecosystem) ?? null;
-  const name = normalName(pkg.ecosystem, pkg.name);
+  // PyPI names compare in their PEP 503 normal form; other ecosystems' names are exact.
+  const name = normalPackageName(pkg.ecosystem, pkg.name);
   for (const affected of advisory.affected) {
     const p = affected.package;
-    if (p === null || p.base !== pkg.ecosystem || normalName(p.base, p.name) !== name) continue;
+    if (p === null || p.base !== pkg.ecosystem || normalPackageName(p.base, p.name) !== name) continue;
     if (p.release !== null) {
       if (pkg.release === undefined || normalRelease(p.release) !== normalRelease(pkg.release)) continue;
     }

@@ -33,6 +33,7 @@ import { blobKey } from '../storage/paths.ts';
 import { dedupePackages, inventory } from './inventory/inventory.ts';
 import { LayerError } from './inventory/errors.ts';
 import type { OsInfo, Package } from './inventory/types.ts';
+import { packageKey } from './vulndb/package-key.ts';
 import {
   BUILTIN_SCANNER,
   blockingFindings,
@@ -112,12 +113,7 @@ export function packageKeys(packages: readonly Package[]): PackageKey[] {
   const out: PackageKey[] = [];
   for (const pkg of packages) {
     const names = new Set([pkg.name, pkg.sourceName ?? pkg.name]);
-    for (const name of names) {
-      out.push({
-        ecosystem: pkg.ecosystem,
-        name: pkg.ecosystem === 'PyPI' ? name.toLowerCase().replace(/[-_.]+/g, '-') : name,
-      });
-    }
+    for (const name of names) out.push(packageKey(pkg.ecosystem, name));
   }
   return out;
 }
