@@ -53,6 +53,7 @@ import { attachSboms, type SbomSettings } from './scanning/sbom/documents.ts';
 import { ScanService } from './scanning/service.ts';
 import { findVulnerabilities } from './scanning/vulndb/match.ts';
 import { VERSION } from './version.ts';
+import { reachableAddress } from './config/listen.ts';
 
 export interface Services {
   readonly storage: StorageDriver;
@@ -494,14 +495,4 @@ function createMetadata(config: Config, log: AuthLog): KyselyMetadataStore {
 export function sqliteFile(config: Config): string | null {
   if (config.metadata.driver !== 'sqlite') return null;
   return config.metadata.sqlite.path ?? path.join(config.data, 'berth.db');
-}
-
-/** An address for `HOST:PORT` other processes on this machine can reach: a wildcard host becomes loopback. */
-function reachableAddress(listen: string): string {
-  const colon = listen.lastIndexOf(':');
-  const host = listen.slice(0, colon);
-  const port = listen.slice(colon + 1);
-  const loopback =
-    host === '' || host === '0.0.0.0' ? '127.0.0.1' : host === '::' || host === '[::]' ? '[::1]' : host;
-  return `${loopback}:${port}`;
 }

@@ -5,6 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { Server as TlsServer } from 'node:tls';
 import { createApp } from '../app.ts';
+import { parseListen } from '../config/listen.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { describeFailure, StartupError } from '../config/startup-error.ts';
@@ -25,12 +26,7 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(host);
 }
 
-/** Splits `HOST:PORT` (`[v6]:PORT` for IPv6). */
-export function parseListen(listen: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':');
-  const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
-  return { host, port: Number(listen.slice(i + 1)) };
-}
+export { parseListen };
 
 export async function serve(flags: ServeFlags): Promise<void> {
   const config = loadConfig({

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { configLeaves } from '../../src/config/leaves.ts';
 import { ConfigError, loadConfig, NON_CONFIG_VARIABLES } from '../../src/config/load.ts';
 import { parseListen } from '../../src/cli/serve.ts';
+import { reachableAddress } from '../../src/config/listen.ts';
 import { PROJECT_ROOT } from '../helpers/server.ts';
 
 /** Runs `berth serve` on a free port with `env` added to the environment, to its exit (a start that fails). */
@@ -191,6 +192,14 @@ describe('configuration', () => {
     assert.deepEqual(parseListen('0.0.0.0:5000'), { host: '0.0.0.0', port: 5000 });
     assert.deepEqual(parseListen('[::1]:5001'), { host: '::1', port: 5001 });
     assert.deepEqual(parseListen(':5002'), { host: '0.0.0.0', port: 5002 });
+  });
+
+  it('turns a wildcard listen address into a loopback one other local processes can reach', () => {
+    assert.equal(reachableAddress('0.0.0.0:5000'), '127.0.0.1:5000');
+    assert.equal(reachableAddress(':5000'), '127.0.0.1:5000');
+    assert.equal(reachableAddress('[::]:5001'), '[::1]:5001');
+    assert.equal(reachableAddress('[::1]:5001'), '[::1]:5001');
+    assert.equal(reachableAddress('10.0.0.7:5002'), '10.0.0.7:5002');
   });
 
   it('makes `berth serve` exit 2 with a message naming the key', () => {
